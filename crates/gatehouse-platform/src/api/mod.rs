@@ -1,0 +1,129 @@
+//! HTTP surface of the platform: the public API (`/api/v1`), the gateway internal API
+//! (`/api/internal/v1`), docs and operations endpoints.
+
+mod artifacts;
+mod body;
+mod identity;
+mod internal;
+mod openapi;
+mod ops;
+mod resources;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+
+use gatehouse_core::ArtifactKind;
+
+use crate::state::AppState;
+
+pub use body::{JsonBody, Params};
+
+/// Installs the Prometheus recorder so that metrics are recorded from the start.
+pub fn ops_prometheus() {
+    ops::prometheus();
+}
+
+/// The whole router of a platform process.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.body_limit;
+    let mut public = Router::new()
+        .route("/auth/login", post(identity::login))
+        .route(
+            "/organizations",
+            post(identity::create_org).get(identity::list_orgs),
+        )
+        .route(
+            "/projects",
+            post(resources::create_project).get(resources::list_projects),
+        )
+        .route(
+            "/projects/{id}",
+            get(resources::get_project)
+                .put(resources::update_project)
+                .delete(resources::delete_project),
+        )
+        .route(
+            "/gateways",
+            post(resources::create_gateway).get(resources::list_gateways),
+        )
+        .route(
+            "/gateways/{id}",
+            get(resources::get_gateway)
+                .put(resources::update_gateway)
+                .delete(resources::delete_gateway),
+        )
+        .route(
+            "/gateways/{id}/tokens",
+            post(resources::create_token).get(resources::list_tokens),
+        )
+        .route(
+            "/gateways/{id}/tokens/{token_id}",
+            axum::routing::delete(resources::revoke_token),
+        );
+    // The four kinds share one set of handlers; the route tells them which kind they serve.
+    for kind in ArtifactKind::ALL {
+        let c = kind.collection();
+        let k = Extension(kind);
+        public = public
+            .route(
+                &format!("/{c}"),
+                post(artifacts::create)
+                    .get(artifacts::list)
+                    .layer(k.clone()),
+            )
+            .route(
+                &format!("/{c}/{{id}}"),
+                get(artifacts::get)
+                    .put(artifacts::update)
+                    .delete(artifacts::delete)
+                    .layer(k.clone()),
+            )
+            .route(
+                &format!("/{c}/{{id}}/deployments"),
+                post(artifacts::deploy)
+                    .get(artifacts::list_deployments)
+                    .layer(k.clone()),
+            )
+            .route(
+                &format!("/{c}/{{id}}/deployments/{{deployment_id}}"),
+                get(artifacts::get_deployment)
+                    .delete(artifacts::delete_deployment)
+                    .layer(k.clone()),
+            )
+            .route(
+                &format!("/{c}/{{id}}/deployments/{{deployment_id}}/undeploy"),
+                post(artifacts::undeploy).layer(k.clone()),
+            )
+            .route(
+                &format!("/{c}/{{id}}/deployments/{{deployment_id}}/restore"),
+                post(artifacts::restore).layer(k),
+            );
+    }
+    public = public.route("/openapi.json", get(openapi::public_spec));
+
+    let mut internal = Router::new()
+        .route("/deployments", get(internal::desired_state))
+        .route("/deployments/fetch-batch", post(internal::fetch_batch))
+        .route("/deployment-acks", post(internal::ack))
+        .route("/artifacts/exists", post(internal::exists))
+        .route("/events", get(internal::events))
+        .route("/openapi.json", get(openapi::internal_spec));
+    for kind in ArtifactKind::ALL {
+        internal = internal.route(
+            &format!("/{}/{{artifact_id}}", kind.internal_collection()),
+            get(internal::current_content).layer(Extension(kind)),
+        );
+    }
+
+    Router::new()
+        .nest("/api/v1", public)
+        .nest("/api/internal/v1", internal)
+        .route("/health", get(ops::health))
+        .route("/metrics", get(ops::metrics))
+        .merge(openapi::docs())
+        .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn(ops::record_metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

@@ -1,0 +1,157 @@
+//! Who is calling: login tokens for people and tools, registration tokens for gateways.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::crypto::sha256_hex;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::now_ms;
+
+const ISSUER: &str = "gatehouse";
+
+/// Signs and verifies login tokens (HS256).
+pub struct JwtKeys {
+    enc: EncodingKey,
+    dec: DecodingKey,
+    validation: Validation,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    org: String,
+    adm: bool,
+    iat: i64,
+    exp: i64,
+    iss: String,
+}
+
+impl JwtKeys {
+    /// Keys over a shared secret.
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 5;
+        Self {
+            enc: EncodingKey::from_secret(secret),
+            dec: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// Issues a token for `caller`, valid for `ttl_secs`; returns it with its expiry (ms).
+    pub fn issue(&self, caller: &Caller, ttl_secs: i64) -> anyhow::Result<(String, i64)> {
+        let now = now_ms() / 1000;
+        let claims = Claims {
+            sub: caller.user_id.clone(),
+            org: caller.org_id.clone(),
+            adm: caller.platform_admin,
+            iat: now,
+            exp: now + ttl_secs,
+            iss: ISSUER.to_owned(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc)?;
+        Ok((token, (now + ttl_secs) * 1000))
+    }
+
+    fn verify(&self, token: &str) -> Option<Caller> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.dec, &self.validation).ok()?;
+        Some(Caller {
+            user_id: data.claims.sub,
+            org_id: data.claims.org,
+            platform_admin: data.claims.adm,
+        })
+    }
+}
+
+/// A person or tool authenticated by a login token; every query is scoped to `org_id`.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: String,
+    pub org_id: String,
+    pub platform_admin: bool,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
+            })?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
+            })?;
+        state
+            .jwt
+            .verify(token.trim())
+            .ok_or_else(|| ApiError::Unauthorized("invalid or expired token".into()))
+    }
+}
+
+/// A gateway authenticated by its registration token (`api-key` header).
+#[derive(Debug, Clone)]
+pub struct GatewayCaller {
+    pub gateway_id: String,
+    pub gateway_handle: String,
+    pub org_id: String,
+    pub token_id: String,
+}
+
+impl FromRequestParts<AppState> for GatewayCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get("api-key")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthorized("API key is required: provide the 'api-key' header".into())
+            })?;
+        authenticate_gateway(state, key)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("invalid or revoked gateway token".into()))
+    }
+}
+
+/// Resolves a gateway registration token to its gateway, if the token is active.
+pub async fn authenticate_gateway(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<GatewayCaller>, ApiError> {
+    let row = sqlx::query(
+        "SELECT g.uuid, g.handle, g.org_id, t.uuid FROM gateway_tokens t JOIN gateways g ON g.uuid = t.gateway_id \
+         WHERE t.token_hash = $1 AND t.status = 'active'",
+    )
+    .bind(sha256_hex(token))
+    .fetch_optional(state.db.pool())
+    .await?;
+    Ok(match row {
+        Some(r) => Some(GatewayCaller {
+            gateway_id: r.try_get(0)?,
+            gateway_handle: r.try_get(1)?,
+            org_id: r.try_get(2)?,
+            token_id: r.try_get(3)?,
+        }),
+        None => None,
+    })
+}

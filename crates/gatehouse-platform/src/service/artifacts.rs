@@ -1,0 +1,414 @@
+//! The four artifact kinds, handled by one set of operations: the kinds differ in their spec,
+//! which `gatehouse_core::spec` validates, not in how they are stored, listed or deleted.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sqlx::AnyConnection;
+use sqlx::Row;
+
+use gatehouse_core::protocol::{artifact_event_type, ArtifactChange, DeletePayload};
+use gatehouse_core::spec::ArtifactSpec;
+use gatehouse_core::{ArtifactKind, FieldError};
+
+use crate::auth::Caller;
+use crate::changelog::{self, NewEvent, Target};
+use crate::crypto::Sealer;
+use crate::error::{ApiError, ApiResult};
+use crate::service::{new_handle, new_uuid, projects, List, Page};
+use crate::state::AppState;
+use crate::store::{format_ms, is_unique_violation, now_ms};
+
+/// `?projectId=` filter of artifact lists.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactFilter {
+    /// Only artifacts of this project.
+    pub project_id: Option<String>,
+}
+
+/// An artifact row as stored (spec JSON with credentials sealed).
+#[derive(Debug, Clone)]
+pub struct ArtifactRow {
+    pub uuid: String,
+    pub kind: ArtifactKind,
+    pub handle: String,
+    pub project: Option<String>,
+    pub spec: Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const SELECT: &str =
+    "SELECT a.uuid, a.kind, a.handle, p.handle, a.spec, a.created_at, a.updated_at \
+                      FROM artifacts a LEFT JOIN projects p ON p.uuid = a.project_id";
+
+fn from_row(row: &sqlx::any::AnyRow) -> ApiResult<ArtifactRow> {
+    let kind: String = row.try_get(1)?;
+    let spec: String = row.try_get(4)?;
+    Ok(ArtifactRow {
+        uuid: row.try_get(0)?,
+        kind: kind
+            .parse()
+            .map_err(|e: String| ApiError::Internal(anyhow::anyhow!(e)))?,
+        handle: row.try_get(2)?,
+        project: row.try_get(3)?,
+        spec: serde_json::from_str(&spec).map_err(|e| ApiError::Internal(e.into()))?,
+        created_at: row.try_get(5)?,
+        updated_at: row.try_get(6)?,
+    })
+}
+
+/// Loads an artifact of `kind` by handle within `org_id`; 404 when it is not there.
+pub async fn load(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    kind: ArtifactKind,
+    handle: &str,
+) -> ApiResult<ArtifactRow> {
+    let row = sqlx::query(&format!(
+        "{SELECT} WHERE a.org_id = $1 AND a.kind = $2 AND a.handle = $3"
+    ))
+    .bind(org_id)
+    .bind(kind.as_str())
+    .bind(handle)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| ApiError::not_found(kind.label(), handle))?;
+    from_row(&row)
+}
+
+/// The public view of an artifact: its spec fields (credentials removed) plus identity.
+pub fn view(row: &ArtifactRow) -> Value {
+    let mut out = Map::new();
+    out.insert("id".into(), Value::String(row.handle.clone()));
+    out.insert("uuid".into(), Value::String(row.uuid.clone()));
+    out.insert("kind".into(), Value::String(row.kind.as_str().into()));
+    if let Some(p) = &row.project {
+        out.insert("projectId".into(), Value::String(p.clone()));
+    }
+    let mut spec = row.spec.clone();
+    redact_credentials(row.kind, &mut spec);
+    if let Value::Object(fields) = spec {
+        out.extend(fields);
+    }
+    out.insert("createdAt".into(), Value::String(format_ms(row.created_at)));
+    out.insert("updatedAt".into(), Value::String(format_ms(row.updated_at)));
+    Value::Object(out)
+}
+
+fn credential_path(kind: ArtifactKind) -> Option<&'static str> {
+    matches!(kind, ArtifactKind::LlmProvider).then_some("/upstream/auth")
+}
+
+/// Removes credential values from a spec; the public API never returns them.
+pub fn redact_credentials(kind: ArtifactKind, spec: &mut Value) {
+    if let Some(auth) = credential_path(kind)
+        .and_then(|p| spec.pointer_mut(p))
+        .and_then(Value::as_object_mut)
+    {
+        if auth.remove("value").is_some() {
+            auth.insert("valueSet".into(), Value::Bool(true));
+        }
+    }
+}
+
+/// Replaces sealed credential values in a spec with their plaintext, for the gateway.
+pub fn open_credentials(
+    sealer: &Sealer,
+    kind: ArtifactKind,
+    spec: &mut Value,
+) -> anyhow::Result<()> {
+    if let Some(value) = credential_path(kind)
+        .and_then(|p| spec.pointer_mut(p))
+        .and_then(|a| a.get_mut("value"))
+    {
+        if let Some(sealed) = value.as_str() {
+            *value = Value::String(sealer.open(sealed)?);
+        }
+    }
+    Ok(())
+}
+
+/// A create or replace body split into its identity fields and its validated spec.
+struct Body {
+    id: Option<String>,
+    project_id: Option<String>,
+    spec: ArtifactSpec,
+}
+
+fn parse_body(kind: ArtifactKind, body: Value) -> ApiResult<Body> {
+    let Value::Object(mut fields) = body else {
+        return Err(ApiError::Invalid("the body must be a JSON object".into()));
+    };
+    let take_str = |fields: &mut Map<String, Value>, key: &str| -> ApiResult<Option<String>> {
+        match fields.remove(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(FieldError::new(key, "must be a string").into()),
+        }
+    };
+    let id = take_str(&mut fields, "id")?;
+    let project_id = take_str(&mut fields, "projectId")?;
+    // Read-only fields a client may echo back from a GET.
+    for key in ["uuid", "kind", "createdAt", "updatedAt"] {
+        fields.remove(key);
+    }
+    if let Some(auth) = fields
+        .get_mut("upstream")
+        .and_then(|u| u.get_mut("auth"))
+        .and_then(Value::as_object_mut)
+    {
+        auth.remove("valueSet");
+    }
+    let spec = ArtifactSpec::parse(kind, Value::Object(fields))?;
+    Ok(Body {
+        id,
+        project_id,
+        spec,
+    })
+}
+
+/// Checks references of a spec and returns `(project uuid, provider uuid)`.
+async fn resolve_refs(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    kind: ArtifactKind,
+    body: &Body,
+) -> ApiResult<(Option<String>, Option<String>)> {
+    let project = match (&body.project_id, kind.has_project()) {
+        (Some(p), true) => Some(projects::resolve(conn, org_id, "projectId", p).await?),
+        (None, true) => return Err(FieldError::new("projectId", "is required").into()),
+        (Some(_), false) => {
+            return Err(FieldError::new(
+                "projectId",
+                "LLM providers belong to the organization, not to a project",
+            )
+            .into())
+        }
+        (None, false) => None,
+    };
+    let provider = match body.spec.provider() {
+        Some(handle) => {
+            let uuid: Option<String> = sqlx::query_scalar(
+                "SELECT uuid FROM artifacts WHERE org_id = $1 AND kind = 'LlmProvider' AND handle = $2",
+            )
+            .bind(org_id)
+            .bind(handle.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            Some(uuid.ok_or_else(|| {
+                FieldError::new(
+                    "provider.id",
+                    format!("LLM provider '{handle}' does not exist"),
+                )
+            })?)
+        }
+        None => None,
+    };
+    Ok((project, provider))
+}
+
+/// The spec as stored: credentials sealed.
+fn stored_spec(
+    state: &AppState,
+    mut spec: ArtifactSpec,
+    previous: Option<&Value>,
+) -> ApiResult<String> {
+    if let Some(cred) = spec.credential_mut() {
+        match cred.take() {
+            Some(plain) => *cred = Some(state.sealer.seal(&plain)),
+            // A replace without the credential keeps the stored one.
+            None => {
+                *cred = previous
+                    .and_then(|p| p.pointer("/upstream/auth/value"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }
+        }
+    }
+    Ok(spec.to_value().to_string())
+}
+
+/// Creates an artifact of `kind`.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    kind: ArtifactKind,
+    body: Value,
+) -> ApiResult<Value> {
+    let body = parse_body(kind, body)?;
+    let handle = new_handle(body.id.as_deref(), body.spec.display_name())?;
+    let mut tx = state.db.write().await?;
+    let (project, provider) = resolve_refs(tx.conn(), &caller.org_id, kind, &body).await?;
+    let now = now_ms();
+    let display = body.spec.display_name().to_owned();
+    let spec = stored_spec(state, body.spec, None)?;
+    let res = sqlx::query(
+        "INSERT INTO artifacts (uuid, org_id, kind, handle, display_name, project_id, provider_id, spec, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(new_uuid())
+    .bind(&caller.org_id)
+    .bind(kind.as_str())
+    .bind(handle.as_str())
+    .bind(display)
+    .bind(project)
+    .bind(provider)
+    .bind(spec)
+    .bind(now)
+    .execute(tx.conn())
+    .await;
+    match res {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::Conflict(format!(
+                "{} '{handle}' already exists",
+                kind.label()
+            )))
+        }
+        Err(e) => return Err(e.into()),
+        Ok(_) => {}
+    }
+    let row = load(tx.conn(), &caller.org_id, kind, handle.as_str()).await?;
+    tx.commit().await?;
+    Ok(view(&row))
+}
+
+/// Reads an artifact.
+pub async fn get(
+    state: &AppState,
+    caller: &Caller,
+    kind: ArtifactKind,
+    handle: &str,
+) -> ApiResult<Value> {
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(view(&load(&mut conn, &caller.org_id, kind, handle).await?))
+}
+
+/// Lists artifacts of `kind`, optionally of one project.
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    kind: ArtifactKind,
+    page: Page,
+    filter: ArtifactFilter,
+) -> ApiResult<List<Value>> {
+    let bounds = page.bounds()?;
+    let project_clause = if filter.project_id.is_some() {
+        " AND p.handle = $3"
+    } else {
+        ""
+    };
+    let count_sql = format!(
+        "SELECT COUNT(*) FROM artifacts a LEFT JOIN projects p ON p.uuid = a.project_id WHERE a.org_id = $1 AND a.kind = $2{project_clause}"
+    );
+    let mut count = sqlx::query_scalar::<_, i64>(&count_sql)
+        .bind(&caller.org_id)
+        .bind(kind.as_str());
+    let list_sql = format!(
+        "{SELECT} WHERE a.org_id = $1 AND a.kind = $2{project_clause} ORDER BY a.handle LIMIT {} OFFSET {}",
+        bounds.0, bounds.1
+    );
+    let mut rows = sqlx::query(&list_sql)
+        .bind(&caller.org_id)
+        .bind(kind.as_str());
+    if let Some(p) = &filter.project_id {
+        count = count.bind(p);
+        rows = rows.bind(p);
+    }
+    let total = count.fetch_one(state.db.pool()).await?;
+    let rows = rows.fetch_all(state.db.pool()).await?;
+    let list = rows
+        .iter()
+        .map(|r| from_row(r).map(|a| view(&a)))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(List::new(list, total, bounds))
+}
+
+/// Replaces an artifact's spec. Gateways see the change only when it is deployed again.
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    kind: ArtifactKind,
+    handle: &str,
+    body: Value,
+) -> ApiResult<Value> {
+    let mut body = parse_body(kind, body)?;
+    if let Some(id) = &body.id {
+        if id != handle {
+            return Err(FieldError::new(
+                "id",
+                format!("is immutable: '{id}' differs from '{handle}'"),
+            )
+            .into());
+        }
+    }
+    let mut tx = state.db.write().await?;
+    let current = load(tx.conn(), &caller.org_id, kind, handle).await?;
+    if body.project_id.is_none() && kind.has_project() {
+        body.project_id = current.project.clone();
+    }
+    let (project, provider) = resolve_refs(tx.conn(), &caller.org_id, kind, &body).await?;
+    let display = body.spec.display_name().to_owned();
+    let spec = stored_spec(state, body.spec, Some(&current.spec))?;
+    sqlx::query(
+        "UPDATE artifacts SET display_name = $1, project_id = $2, provider_id = $3, spec = $4, updated_at = $5 WHERE uuid = $6",
+    )
+    .bind(display)
+    .bind(project)
+    .bind(provider)
+    .bind(spec)
+    .bind(now_ms())
+    .bind(&current.uuid)
+    .execute(tx.conn())
+    .await?;
+    let row = load(tx.conn(), &caller.org_id, kind, handle).await?;
+    tx.commit().await?;
+    Ok(view(&row))
+}
+
+/// Deletes an artifact with its deployments, and tells every gateway of the organization,
+/// whether or not a deployment of it still exists (a gateway may retain it undeployed).
+pub async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    kind: ArtifactKind,
+    handle: &str,
+) -> ApiResult<()> {
+    let mut tx = state.db.write().await?;
+    let row = load(tx.conn(), &caller.org_id, kind, handle).await?;
+    if kind == ArtifactKind::LlmProvider {
+        let users: Vec<String> = sqlx::query_scalar(
+            "SELECT handle FROM artifacts WHERE provider_id = $1 ORDER BY handle LIMIT 20",
+        )
+        .bind(&row.uuid)
+        .fetch_all(tx.conn())
+        .await?;
+        if !users.is_empty() {
+            return Err(ApiError::Conflict(format!(
+                "LLM provider '{handle}' is used by LLM proxies {}; delete them or point them elsewhere first",
+                users.iter().map(|u| format!("'{u}'")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    sqlx::query("DELETE FROM artifacts WHERE uuid = $1")
+        .bind(&row.uuid)
+        .execute(tx.conn())
+        .await?;
+    let payload = DeletePayload {
+        artifact_id: row.uuid.clone(),
+        kind,
+        handle: row.handle.clone(),
+    };
+    let event = NewEvent {
+        event_type: artifact_event_type(kind, ArtifactChange::Deleted),
+        target: Target::AllGateways,
+        payload: serde_json::to_value(payload).map_err(|e| ApiError::Internal(e.into()))?,
+    };
+    let rev = changelog::append(tx.conn(), &caller.org_id, &[event]).await?;
+    tx.commit().await?;
+    if let Some(rev) = rev {
+        state.feed.notify(&caller.org_id, rev);
+    }
+    Ok(())
+}

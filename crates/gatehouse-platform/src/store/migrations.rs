@@ -1,0 +1,188 @@
+//! Versioned schema migrations, applied in order at start, each in its own transaction.
+//!
+//! Each migration has a SQLite and a PostgreSQL text; they differ only in column types.
+
+use sqlx::Executor;
+
+use super::{Backend, Db};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// The schema. `{INT}` is the 64-bit integer type of the backend.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial schema",
+    sql: r#"
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE organizations (
+    uuid TEXT PRIMARY KEY,
+    handle TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    created_at {INT} NOT NULL
+);
+CREATE TABLE org_revisions (
+    org_id TEXT PRIMARY KEY REFERENCES organizations(uuid) ON DELETE CASCADE,
+    revision {INT} NOT NULL,
+    compacted_through {INT} NOT NULL DEFAULT 0
+);
+CREATE TABLE users (
+    uuid TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    platform_admin {INT} NOT NULL,
+    created_at {INT} NOT NULL
+);
+CREATE TABLE memberships (
+    user_id TEXT NOT NULL REFERENCES users(uuid) ON DELETE CASCADE,
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, org_id)
+);
+CREATE TABLE projects (
+    uuid TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    handle TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    description TEXT,
+    created_at {INT} NOT NULL,
+    updated_at {INT} NOT NULL,
+    UNIQUE (org_id, handle)
+);
+CREATE TABLE gateways (
+    uuid TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    handle TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    description TEXT,
+    applied_revision {INT} NOT NULL DEFAULT 0,
+    last_seen_at {INT},
+    created_at {INT} NOT NULL,
+    updated_at {INT} NOT NULL,
+    UNIQUE (org_id, handle)
+);
+CREATE TABLE gateway_tokens (
+    uuid TEXT PRIMARY KEY,
+    gateway_id TEXT NOT NULL REFERENCES gateways(uuid) ON DELETE CASCADE,
+    token_hash TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    created_at {INT} NOT NULL,
+    revoked_at {INT}
+);
+CREATE INDEX gateway_tokens_gateway ON gateway_tokens(gateway_id);
+CREATE TABLE artifacts (
+    uuid TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    handle TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    project_id TEXT REFERENCES projects(uuid),
+    provider_id TEXT REFERENCES artifacts(uuid),
+    spec TEXT NOT NULL,
+    created_at {INT} NOT NULL,
+    updated_at {INT} NOT NULL,
+    UNIQUE (org_id, kind, handle)
+);
+CREATE INDEX artifacts_provider ON artifacts(provider_id);
+CREATE INDEX artifacts_project ON artifacts(project_id);
+CREATE TABLE deployments (
+    uuid TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    artifact_id TEXT NOT NULL REFERENCES artifacts(uuid) ON DELETE CASCADE,
+    gateway_id TEXT NOT NULL REFERENCES gateways(uuid) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    base_deployment_id TEXT,
+    content TEXT NOT NULL,
+    created_at {INT} NOT NULL
+);
+CREATE INDEX deployments_artifact_gateway ON deployments(artifact_id, gateway_id, created_at);
+CREATE TABLE deployment_status (
+    artifact_id TEXT NOT NULL REFERENCES artifacts(uuid) ON DELETE CASCADE,
+    gateway_id TEXT NOT NULL REFERENCES gateways(uuid) ON DELETE CASCADE,
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    deployment_id TEXT NOT NULL REFERENCES deployments(uuid) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    desired TEXT NOT NULL,
+    status_reason TEXT,
+    status_message TEXT,
+    performed_at {INT} NOT NULL,
+    context TEXT NOT NULL,
+    updated_at {INT} NOT NULL,
+    PRIMARY KEY (artifact_id, gateway_id)
+);
+CREATE INDEX deployment_status_gateway ON deployment_status(gateway_id);
+CREATE INDEX deployment_status_pending ON deployment_status(status, performed_at);
+CREATE TABLE artifact_gateways (
+    artifact_id TEXT NOT NULL REFERENCES artifacts(uuid) ON DELETE CASCADE,
+    gateway_id TEXT NOT NULL REFERENCES gateways(uuid) ON DELETE CASCADE,
+    PRIMARY KEY (artifact_id, gateway_id)
+);
+CREATE TABLE events (
+    org_id TEXT NOT NULL,
+    revision {INT} NOT NULL,
+    event_type TEXT NOT NULL,
+    target_gateway_id TEXT,
+    correlation_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at {INT} NOT NULL,
+    PRIMARY KEY (org_id, revision)
+);
+CREATE INDEX events_created ON events(created_at);
+"#,
+}];
+
+fn render(sql: &str, backend: Backend) -> String {
+    let int = match backend {
+        Backend::Sqlite => "INTEGER",
+        Backend::Postgres => "BIGINT",
+    };
+    sql.replace("{INT}", int)
+}
+
+/// Applies every migration newer than the database's version.
+pub(super) async fn apply(db: &Db) -> anyhow::Result<()> {
+    let mut tx = db.write().await?;
+    if db.backend() == Backend::Postgres {
+        // Replicas starting together migrate one at a time.
+        tx.conn()
+            .execute("SELECT pg_advisory_xact_lock(7242011)")
+            .await?;
+    }
+    tx.conn()
+        .execute(sqlx::raw_sql(&render(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version {INT} PRIMARY KEY, name TEXT NOT NULL, applied_at {INT} NOT NULL)",
+            db.backend(),
+        )))
+        .await?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(tx.conn())
+        .await?;
+    let current = current.unwrap_or(0);
+    let latest = MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
+    if current > latest {
+        anyhow::bail!(
+            "the database schema is version {current}, newer than this build knows ({latest}); upgrade gatehouse"
+        );
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tracing::info!(version = m.version, name = m.name, "applying migration");
+        tx.conn()
+            .execute(sqlx::raw_sql(&render(m.sql, db.backend())))
+            .await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(super::now_ms())
+        .execute(tx.conn())
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

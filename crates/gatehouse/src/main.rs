@@ -1,0 +1,62 @@
+//! `gatehouse`: one binary for the control plane, gateways and the CLI. This crate only parses
+//! commands and settings and wires the libraries together.
+
+mod settings;
+
+use clap::{Parser, Subcommand};
+
+use settings::{LogFormat, PlatformArgs};
+
+/// Gatehouse: an API platform. A control plane where you define REST APIs, LLM providers,
+/// LLM proxies and MCP proxies, and gateways that serve them.
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about, long_about = None)]
+struct Cli {
+    /// Log format: `text` (human-readable) or `json`.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane: public API, gateway internal API and docs.
+    ///
+    /// Example: gatehouse platform --listen 0.0.0.0:9243 --database postgres://gatehouse@db/gatehouse
+    Platform(PlatformArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Platform(args) => {
+                let config = args.resolve()?;
+                gatehouse_platform::run(config).await
+            }
+        }
+    })
+}
