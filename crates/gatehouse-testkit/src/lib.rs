@@ -1,1 +1,443 @@
+//! Helpers for Gatehouse's tests: a database of its own per test (SQLite file or a fresh
+//! PostgreSQL database), the real `gatehouse` binary spawned on a free port, and a small JSON
+//! client for its APIs.
 
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::Value;
+
+/// The environment variable naming the PostgreSQL server tests may use.
+pub const PG_ENV: &str = "GATEHOUSE_TEST_DATABASE_URL";
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that belongs to one test and is removed after it.
+pub struct TestDatabase {
+    /// The URL to hand to `gatehouse platform --database`.
+    pub url: String,
+    /// Directory holding the SQLite file (and anything else the test writes).
+    pub dir: TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    /// A fresh database of `backend`; `None` when PostgreSQL is asked for but not configured
+    /// (the caller reports the test as skipped).
+    pub async fn new(backend: Backend) -> anyhow::Result<Option<Self>> {
+        let dir = TempDir::new("db")?;
+        match backend {
+            Backend::Sqlite => Ok(Some(Self {
+                url: format!("sqlite://{}", dir.path().join("platform.db").display()),
+                dir,
+                pg: None,
+            })),
+            Backend::Postgres => {
+                let Ok(base) = std::env::var(PG_ENV) else {
+                    return Ok(None);
+                };
+                let name = format!("gh_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = pg_admin(&base).await?;
+                sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .context("creating the test database")?;
+                let url = replace_db_name(&base, &name);
+                Ok(Some(Self {
+                    url,
+                    dir,
+                    pg: Some((base, name)),
+                }))
+            }
+        }
+    }
+}
+
+async fn pg_admin(base: &str) -> anyhow::Result<sqlx::PgConnection> {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(base)
+        .await
+        .with_context(|| format!("connecting to {PG_ENV}"))
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((base, name)) = self.pg.take() {
+            // Drop runs outside any runtime guarantee; use a thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async {
+                        if let Ok(mut conn) = pg_admin(&base).await {
+                            let _ = sqlx::Executor::execute(
+                                &mut conn,
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            )
+                            .await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty directory under the system temp dir.
+    pub fn new(label: &str) -> anyhow::Result<Self> {
+        let p = std::env::temp_dir().join(format!(
+            "gatehouse-{label}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&p)?;
+        Ok(Self(p))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free loopback port (bound, then released for the child to take).
+pub fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
+    l.local_addr().expect("local addr")
+}
+
+/// A spawned `gatehouse` process, killed on drop.
+pub struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Spawns `bin` with `args`, stdout and stderr going to a log file in `dir`.
+    pub fn spawn(
+        bin: &Path,
+        args: &[String],
+        dir: &Path,
+        envs: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let log = dir.join(format!("process-{}.log", uuid::Uuid::new_v4().simple()));
+        let out = std::fs::File::create(&log)?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .env_remove("RUST_LOG")
+            .env("RUST_LOG", "info,sqlx=warn");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {}", bin.display()))?;
+        Ok(Self { child, log })
+    }
+
+    /// What the process printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it has exited (and with which status).
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Kills it (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for a clean exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        #[cfg(unix)]
+        unsafe_free_sigterm(self.child.id());
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(s) = self.try_exit() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+#[cfg(unix)]
+fn unsafe_free_sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A running control plane: the real binary on a free port with its own database.
+pub struct Platform {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub process: Process,
+    pub db: TestDatabase,
+    pub admin_password: String,
+    bin: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Platform {
+    /// Starts `gatehouse platform` on `db` with extra flags, waiting until `/health` is 200.
+    pub async fn start(bin: &Path, db: TestDatabase, extra: &[&str]) -> anyhow::Result<Self> {
+        let addr = free_addr();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let process = spawn_platform(bin, &db, addr, &extra)?;
+        let mut p = Self {
+            base: format!("http://{addr}"),
+            addr,
+            process,
+            db,
+            admin_password: "test-admin-password".into(),
+            bin: bin.to_owned(),
+            extra,
+        };
+        p.wait_healthy().await?;
+        Ok(p)
+    }
+
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let url = format!("{}/health", self.base);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if let Some(status) = self.process.try_exit() {
+                anyhow::bail!("platform exited ({status}):\n{}", self.process.output());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "platform did not become healthy:\n{}",
+                    self.process.output()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Kills the process and starts it again on the same address and database.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill();
+        self.process = spawn_platform(&self.bin, &self.db, self.addr, &self.extra)?;
+        self.wait_healthy().await
+    }
+
+    /// A client logged in as `admin` to organization `org`.
+    pub async fn login(&self, org: &str) -> anyhow::Result<Client> {
+        let anon = Client::anonymous(&self.base);
+        let (status, body) = anon
+            .post("/api/v1/auth/login", &serde_json::json!({"username": "admin", "password": self.admin_password, "organization": org}))
+            .await?;
+        anyhow::ensure!(status == 200, "login failed: {status} {body}");
+        let token = body["token"].as_str().context("login token")?.to_owned();
+        Ok(anon.with_bearer(&token))
+    }
+}
+
+fn spawn_platform(
+    bin: &Path,
+    db: &TestDatabase,
+    addr: SocketAddr,
+    extra: &[String],
+) -> anyhow::Result<Process> {
+    let mut args = vec![
+        "platform".to_string(),
+        "--listen".into(),
+        addr.to_string(),
+        "--database".into(),
+        db.url.clone(),
+        "--admin-password".into(),
+        "test-admin-password".into(),
+    ];
+    args.extend(extra.iter().cloned());
+    Process::spawn(bin, &args, db.dir.path(), &[])
+}
+
+/// A JSON client for the platform's APIs.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+    headers: Vec<(String, String)>,
+}
+
+impl Client {
+    /// A client without credentials.
+    pub fn anonymous(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            headers: vec![],
+        }
+    }
+
+    /// The same client with `Authorization: Bearer token`.
+    pub fn with_bearer(&self, token: &str) -> Self {
+        self.with_header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// The same client with an extra header on every request.
+    pub fn with_header(&self, name: &str, value: &str) -> Self {
+        let mut c = self.clone();
+        c.headers.retain(|(n, _)| n != name);
+        c.headers.push((name.to_owned(), value.to_owned()));
+        c
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
+        let mut req = req;
+        for (n, v) in &self.headers {
+            req = req.header(n, v);
+        }
+        let res = req.send().await?;
+        let status = res.status().as_u16();
+        let text = res.text().await?;
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, body))
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+
+    /// `POST path` with raw bytes as the body.
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Value)> {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        self.send(self.http.delete(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// `GET path` returning the raw text.
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        for (n, v) in &self.headers {
+            req = req.header(n, v);
+        }
+        let res = req.send().await?;
+        Ok((res.status().as_u16(), res.text().await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_are_replaced_in_urls() {
+        assert_eq!(
+            replace_db_name("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            replace_db_name("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(replace_db_name("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+}

@@ -107,7 +107,12 @@ impl Db {
             Some(g) => Some(g.clone().lock_owned().await),
             None => None,
         };
-        let tx = self.pool.begin().await?;
+        // IMMEDIATE takes SQLite's write lock up front: a deferred transaction that read first
+        // could not upgrade after another connection's write (SQLITE_BUSY_SNAPSHOT).
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(WriteTx { tx, _gate: gate })
     }
 
