@@ -14,6 +14,7 @@ both_backends!(
     deploy_checks_provider_and_context,
     isolation_between_organizations,
     platform_restart_keeps_data_and_tokens,
+    every_route_refuses_missing_and_foreign_tokens,
 );
 
 async fn login_and_organizations(backend: Backend) {
@@ -1035,4 +1036,129 @@ async fn docs_openapi_health_and_metrics_are_served() {
     );
     let (s, b) = anon.get("/api/v1/nowhere").await.unwrap();
     assert_eq!((s, b["code"].clone()), (404, Value::from("NOT_FOUND")));
+}
+
+/// Walks every route of the public OpenAPI document: without a token each is a 401; with a
+/// valid token of another organization, each route that addresses a resource is a 404.
+async fn every_route_refuses_missing_and_foreign_tokens(backend: Backend) {
+    let Some(p) = platform(backend, &[]).await else {
+        return;
+    };
+    let admin = p.login("default").await.unwrap();
+    admin
+        .post(
+            "/api/v1/organizations",
+            &json!({"id": "other", "displayName": "Other"}),
+        )
+        .await
+        .unwrap();
+    let other = p.login("other").await.unwrap();
+    gateway(&admin, &p.base, "edge").await;
+    gateway(&other, &p.base, "other-edge").await;
+    let (_, tokens) = admin.get("/api/v1/gateways/edge/tokens").await.unwrap();
+    let token_id = tokens[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        admin
+            .post(
+                "/api/v1/projects",
+                &json!({"id": "proj", "displayName": "P"})
+            )
+            .await
+            .unwrap()
+            .0,
+        201
+    );
+    create(&admin, "llm-providers", "prov", "/prov").await;
+    let mut deployment_of = std::collections::HashMap::new();
+    for c in COLLECTIONS {
+        let id = if c == "llm-providers" {
+            "prov".to_owned()
+        } else {
+            format!("{}-r", event_prefix(c))
+        };
+        if c != "llm-providers" {
+            create(&admin, c, &id, &format!("/{id}")).await;
+        }
+        let d = deploy(&admin, c, &id, "edge").await;
+        deployment_of.insert(c, (id, d["deploymentId"].as_str().unwrap().to_owned()));
+    }
+
+    let (_, spec) = Client::anonymous(&p.base)
+        .get("/api/v1/openapi.json")
+        .await
+        .unwrap();
+    let anon = Client::anonymous(&p.base);
+    let mut checked = 0;
+    for (template, item) in spec["paths"].as_object().unwrap() {
+        if template == "/api/v1/auth/login" {
+            continue;
+        }
+        let collection = template
+            .trim_start_matches("/api/v1/")
+            .split('/')
+            .next()
+            .unwrap();
+        let (id, dep) = match deployment_of.get(collection) {
+            Some((id, dep)) => (id.clone(), dep.clone()),
+            None if collection == "projects" => ("proj".to_owned(), String::new()),
+            None => ("edge".to_owned(), String::new()),
+        };
+        let path = template
+            .replace("{id}", &id)
+            .replace("{deployment_id}", &dep)
+            .replace("{token_id}", &token_id);
+        let body = if template.ends_with("/deployments") {
+            json!({"gatewayId": "edge"})
+        } else if deployment_of.contains_key(collection) {
+            artifact_body(collection, &id, &format!("/{id}"))
+        } else {
+            json!({"displayName": "x"})
+        };
+        for method in item.as_object().unwrap().keys() {
+            let call = |c: Client| {
+                let (path, body, method) = (path.clone(), body.clone(), method.clone());
+                async move {
+                    match method.as_str() {
+                        "get" => c.get(&path).await,
+                        "post" => c.post(&path, &body).await,
+                        "put" => c.put(&path, &body).await,
+                        "delete" => c.delete(&path).await,
+                        m => panic!("unexpected method {m}"),
+                    }
+                    .unwrap()
+                }
+            };
+            let (s, b) = call(anon.clone()).await;
+            assert_eq!(s, 401, "{method} {path} without a token: {b}");
+            if template.contains("{id}") {
+                let (s, b) = call(other.clone()).await;
+                assert_eq!(
+                    s, 404,
+                    "{method} {path} with another organization's token: {b}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} routes checked");
+    // Nothing of `default` was changed by those calls.
+    for c in COLLECTIONS {
+        let (id, dep) = &deployment_of[c];
+        let (s, d) = admin
+            .get(&format!("/api/v1/{c}/{id}/deployments/{dep}"))
+            .await
+            .unwrap();
+        assert_eq!((s, d["status"].as_str()), (200, Some("DEPLOYING")), "{c}");
+    }
+    assert_eq!(
+        admin
+            .get("/api/v1/gateways/edge/tokens")
+            .await
+            .unwrap()
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -68,32 +68,30 @@ pub fn router(state: AppState) -> Router {
         public = public
             .route(
                 &format!("/{c}"),
-                post(artifacts::create)
-                    .get(artifacts::list)
-                    .layer(k.clone()),
+                post(artifacts::create).get(artifacts::list).layer(k),
             )
             .route(
                 &format!("/{c}/{{id}}"),
                 get(artifacts::get)
                     .put(artifacts::update)
                     .delete(artifacts::delete)
-                    .layer(k.clone()),
+                    .layer(k),
             )
             .route(
                 &format!("/{c}/{{id}}/deployments"),
                 post(artifacts::deploy)
                     .get(artifacts::list_deployments)
-                    .layer(k.clone()),
+                    .layer(k),
             )
             .route(
                 &format!("/{c}/{{id}}/deployments/{{deployment_id}}"),
                 get(artifacts::get_deployment)
                     .delete(artifacts::delete_deployment)
-                    .layer(k.clone()),
+                    .layer(k),
             )
             .route(
                 &format!("/{c}/{{id}}/deployments/{{deployment_id}}/undeploy"),
-                post(artifacts::undeploy).layer(k.clone()),
+                post(artifacts::undeploy).layer(k),
             )
             .route(
                 &format!("/{c}/{{id}}/deployments/{{deployment_id}}/restore"),

@@ -1,6 +1,6 @@
 //! Shared setup of the end-to-end tests: the real binary, a database per test, both backends.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use serde_json::{json, Value};
 
