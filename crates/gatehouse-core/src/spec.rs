@@ -28,25 +28,26 @@ fn default_policy_version() -> String {
 }
 
 /// A policy attached to an artifact or an operation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Policy {
     pub name: String,
     #[serde(default = "default_policy_version")]
     pub version: String,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
     pub params: Map<String, Value>,
 }
 
 /// An upstream endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Endpoint {
     pub url: String,
 }
 
 /// Main and optional sandbox upstreams of a REST API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestUpstream {
     pub main: Endpoint,
@@ -55,7 +56,7 @@ pub struct RestUpstream {
 }
 
 /// One operation of a REST API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Operation {
     pub method: String,
@@ -65,7 +66,7 @@ pub struct Operation {
 }
 
 /// `spec` of a `RestApi`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestApiSpec {
     pub display_name: String,
@@ -82,7 +83,7 @@ pub struct RestApiSpec {
 }
 
 /// How the gateway authenticates to an LLM upstream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpstreamAuth {
     #[serde(rename = "type")]
@@ -94,7 +95,7 @@ pub struct UpstreamAuth {
 }
 
 /// The upstream of an LLM provider.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LlmUpstream {
     pub url: String,
@@ -103,7 +104,7 @@ pub struct LlmUpstream {
 }
 
 /// Access control mode of an LLM provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessMode {
     #[default]
@@ -112,7 +113,7 @@ pub enum AccessMode {
 }
 
 /// A path (and optionally methods) excepted from the access mode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessException {
     pub path: String,
@@ -121,7 +122,7 @@ pub struct AccessException {
 }
 
 /// Which provider paths are reachable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessControl {
     #[serde(default)]
@@ -131,7 +132,7 @@ pub struct AccessControl {
 }
 
 /// `spec` of an `LlmProvider`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LlmProviderSpec {
     pub display_name: String,
@@ -149,14 +150,15 @@ pub struct LlmProviderSpec {
 }
 
 /// Reference from an LLM proxy to its provider.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderRef {
+    #[schema(value_type = String)]
     pub id: Handle,
 }
 
 /// `spec` of an `LlmProxy`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LlmProxySpec {
     pub display_name: String,
@@ -171,7 +173,7 @@ pub struct LlmProxySpec {
 }
 
 /// `spec` of an `Mcp` proxy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct McpSpec {
     pub display_name: String,

@@ -994,6 +994,20 @@ async fn docs_openapi_health_and_metrics_are_served() {
         }
     }
     assert!(paths.contains_key("/api/v1/gateways/{id}/tokens"));
+    // Each kind's routes carry that kind's own body schema.
+    let body = &spec["paths"]["/api/v1/llm-providers"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(
+        body["allOf"][0]["$ref"], "#/components/schemas/LlmProviderSpec",
+        "{body}"
+    );
+    let body = &spec["paths"]["/api/v1/mcp-proxies/{id}"]["put"]["requestBody"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(
+        body["allOf"][0]["$ref"], "#/components/schemas/McpSpec",
+        "{body}"
+    );
+    assert!(spec["components"]["schemas"]["RestApiSpec"]["properties"]["context"].is_object());
     assert!(spec["components"]["schemas"]["Deployment"].is_object());
     let (s, ispec) = anon.get("/api/internal/v1/openapi.json").await.unwrap();
     assert_eq!(s, 200);

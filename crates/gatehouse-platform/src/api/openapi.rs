@@ -23,9 +23,103 @@ use crate::state::AppState;
         artifacts::deploy, artifacts::list_deployments, artifacts::get_deployment, artifacts::undeploy, artifacts::restore,
         artifacts::delete_deployment,
     ),
+    components(schemas(
+        gatehouse_core::spec::RestApiSpec, gatehouse_core::spec::LlmProviderSpec,
+        gatehouse_core::spec::LlmProxySpec, gatehouse_core::spec::McpSpec, ArtifactIdentity, ArtifactMeta,
+    )),
     modifiers(&BearerAuth)
 )]
 struct PublicApi;
+
+/// Identity fields of an artifact body, beside its spec fields.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+struct ArtifactIdentity {
+    /// The handle; derived from `displayName` when omitted. Immutable.
+    id: Option<String>,
+    /// Handle of the project (all kinds but LLM providers).
+    project_id: Option<String>,
+}
+
+/// Fields the platform adds to an artifact it returns.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+struct ArtifactMeta {
+    id: String,
+    uuid: String,
+    kind: ArtifactKind,
+    project_id: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn spec_schema(kind: ArtifactKind) -> &'static str {
+    match kind {
+        ArtifactKind::RestApi => "RestApiSpec",
+        ArtifactKind::LlmProvider => "LlmProviderSpec",
+        ArtifactKind::LlmProxy => "LlmProxySpec",
+        ArtifactKind::Mcp => "McpSpec",
+    }
+}
+
+/// `allOf` the kind's spec and `extra`.
+fn kind_schema(
+    kind: ArtifactKind,
+    extra: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::AllOfBuilder;
+    use utoipa::openapi::Ref;
+    AllOfBuilder::new()
+        .item(Ref::from_schema_name(spec_schema(kind)))
+        .item(Ref::from_schema_name(extra))
+        .into()
+}
+
+/// Gives an artifact route of `kind` the kind's own request and response schemas.
+fn type_artifact_operation(op: &mut utoipa::openapi::path::Operation, kind: ArtifactKind) {
+    use utoipa::openapi::request_body::RequestBodyBuilder;
+    use utoipa::openapi::{ContentBuilder, RefOr, Required};
+    let is_artifact_body = op
+        .request_body
+        .as_ref()
+        .and_then(|b| b.content.get("application/json"))
+        .is_some_and(|c| {
+            matches!(
+                c.schema,
+                Some(RefOr::T(utoipa::openapi::schema::Schema::Object(_)))
+            )
+        });
+    if is_artifact_body {
+        op.request_body = Some(
+            RequestBodyBuilder::new()
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(kind_schema(kind, "ArtifactIdentity")))
+                        .build(),
+                )
+                .required(Some(Required::True))
+                .build(),
+        );
+    }
+    for (code, resp) in op.responses.responses.iter_mut() {
+        if code != "200" && code != "201" {
+            continue;
+        }
+        if let RefOr::T(resp) = resp {
+            if let Some(content) = resp.content.get_mut("application/json") {
+                if matches!(
+                    content.schema,
+                    Some(RefOr::T(utoipa::openapi::schema::Schema::Object(_)))
+                ) {
+                    content.schema = Some(kind_schema(kind, "ArtifactMeta"));
+                }
+            }
+        }
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -106,6 +200,9 @@ fn expand_kinds(mut spec: Spec, public_prefix: &str, internal_prefix: &str) -> S
                     .operation_id
                     .as_ref()
                     .map(|id| format!("{id}_{}", kind.event_prefix()));
+                if path.starts_with(&template_public) {
+                    type_artifact_operation(op, kind);
+                }
             }
             spec.paths.paths.insert(new_path, item);
         }
