@@ -323,7 +323,7 @@ pub async fn deploy(
         state.config.max_archived_deployments,
     )
     .await?;
-    let out = load_deployment(tx.conn(), &caller.org_id, &row, &deployment).await?;
+    let out = load_deployment(tx.conn(), &row, &deployment).await?;
     tx.commit().await?;
     notify(state, &caller.org_id, rev);
     Ok(out)
@@ -385,7 +385,7 @@ pub async fn undeploy(
         cur.as_ref(),
     )
     .await?;
-    let out = load_deployment(tx.conn(), &caller.org_id, &row, deployment).await?;
+    let out = load_deployment(tx.conn(), &row, deployment).await?;
     tx.commit().await?;
     notify(state, &caller.org_id, rev);
     Ok(out)
@@ -435,7 +435,7 @@ pub async fn restore(
         cur.as_ref(),
     )
     .await?;
-    let out = load_deployment(tx.conn(), &caller.org_id, &row, deployment).await?;
+    let out = load_deployment(tx.conn(), &row, deployment).await?;
     tx.commit().await?;
     notify(state, &caller.org_id, rev);
     Ok(out)
@@ -481,7 +481,7 @@ pub async fn get(
 ) -> ApiResult<Deployment> {
     let mut conn = state.db.pool().acquire().await?;
     let row = artifacts::load(&mut conn, &caller.org_id, kind, handle).await?;
-    load_deployment(&mut conn, &caller.org_id, &row, deployment).await
+    load_deployment(&mut conn, &row, deployment).await
 }
 
 /// Lists an artifact's deployments, newest first.
@@ -554,7 +554,6 @@ fn deployment_from_row(r: &sqlx::any::AnyRow, artifact: &ArtifactRow) -> ApiResu
 
 async fn load_deployment(
     conn: &mut AnyConnection,
-    _org: &str,
     artifact: &ArtifactRow,
     deployment: &str,
 ) -> ApiResult<Deployment> {

@@ -144,7 +144,8 @@ pub async fn login(
             .await?;
     let Some(row) = row else {
         // Spend the same time as a real check so usernames cannot be probed by timing.
-        let _ = tokio::task::spawn_blocking(|| verify_password("x", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$3u4kIUoTfKNhb0TfNV5bvF6tRtl0Vv9UxjIaVqRm7Ng")).await;
+        let password = req.password;
+        let _ = tokio::task::spawn_blocking(move || verify_password(&password, dummy_hash())).await;
         return Err(bad());
     };
     let user_id: String = row.try_get(0)?;
@@ -187,6 +188,12 @@ pub async fn login(
         expires_at: format_ms(exp),
         organization: org_handle,
     })
+}
+
+/// A real argon2 hash to verify against when the user does not exist.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password("not-a-user").unwrap_or_default())
 }
 
 fn require_admin(caller: &Caller) -> ApiResult<()> {
