@@ -2,6 +2,7 @@
 //! control-plane ⇄ gateway protocol types. Both the platform and the gateway speak these types, so
 //! what one side writes the other reads without translation.
 
+pub mod crypto;
 pub mod document;
 pub mod handle;
 pub mod kind;

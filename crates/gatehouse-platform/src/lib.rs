@@ -8,7 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod changelog;
 pub mod config;
-pub mod crypto;
+pub use gatehouse_core::crypto;
 pub mod error;
 pub mod service;
 pub mod state;

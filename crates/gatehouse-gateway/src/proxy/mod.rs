@@ -1,0 +1,307 @@
+//! The data plane: a hyper server that routes each request through the current route table to
+//! its upstream, streaming bodies both ways.
+
+pub mod metrics;
+pub mod policies;
+pub mod respond;
+pub mod routes;
+pub mod upstream;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, StatusCode, Uri, Version};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use policies::RateLimit;
+use respond::{json, json_error, not_found, GatewayResponse};
+use routes::{Rewrite, RouteTable};
+use upstream::UpstreamClient;
+
+const READY_PATH: &str = "/_gateway-health/ready";
+const HEALTHY_PATH: &str = "/_gateway-health/healthy";
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Headers that describe one hop, never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
+
+/// Timeouts of upstream exchanges.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Until the upstream connection is made (then 503).
+    pub connect: Duration,
+    /// Until the upstream's response headers arrive (then 504). Bodies stream without limit.
+    pub response: Duration,
+}
+
+/// The data plane's shared state.
+pub struct Proxy {
+    table: ArcSwap<RouteTable>,
+    client: UpstreamClient,
+    timeouts: Timeouts,
+    ready: AtomicBool,
+}
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Headers named by `Connection` are hop-by-hop too.
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named.iter().chain(HOP_BY_HOP.iter()) {
+        h.remove(n);
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Proxy {
+    /// A data plane serving `table`.
+    pub fn new(table: RouteTable, timeouts: Timeouts) -> Self {
+        Self {
+            table: ArcSwap::from_pointee(table),
+            client: upstream::client(timeouts.connect),
+            timeouts,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Swaps in a new table; requests in flight finish on the one they started with.
+    pub fn swap(&self, table: RouteTable) {
+        self.table.store(Arc::new(table));
+    }
+
+    /// The current table.
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.table.load_full()
+    }
+
+    /// Marks the gateway as serving its last-known state.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, req: Request<Incoming>, remote: SocketAddr) -> GatewayResponse {
+        let (mut parts, body) = req.into_parts();
+        let uri = std::mem::take(&mut parts.uri);
+        let path = uri.path();
+        if path.starts_with("/_gateway-health/") {
+            return match path {
+                READY_PATH if self.ready.load(Ordering::Relaxed) => json(StatusCode::OK, r#"{"status":"ready"}"#.into()),
+                READY_PATH => json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"starting"}"#.into()),
+                HEALTHY_PATH => json(StatusCode::OK, r#"{"status":"healthy"}"#.into()),
+                _ => not_found(),
+            };
+        }
+        let started = Instant::now();
+        // Hold the entry, not the table: a swap during the upstream call frees the old table
+        // once no request uses it.
+        let (entry, rest_range) = {
+            let table = self.table.load();
+            let Some((entry, rest)) = table.find(path) else {
+                return not_found();
+            };
+            (entry.clone(), path.len() - rest.len()..path.len())
+        };
+        let rest = &path[rest_range];
+        let original_host = match parts.headers.get(header::HOST) {
+            Some(h) => Some(h.clone()),
+            None => uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+        };
+        let sandbox = original_host.as_ref().is_some_and(|h| h.as_bytes().starts_with(b"sandbox-"));
+        let upstream = if sandbox { entry.sandbox.clone() } else { entry.main.clone() };
+        let Some(upstream) = upstream else {
+            return not_found();
+        };
+        if let Some(cors) = &entry.cors {
+            if let Some(r) = cors.preflight(&parts.method, &parts.headers) {
+                return r;
+            }
+        }
+        if let Some(why) = &entry.unavailable {
+            let r = json_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", why);
+            entry.metrics.record(503, started.elapsed());
+            return r;
+        }
+        if let Some(access) = &entry.access {
+            if !access.allows(&parts.method, rest) {
+                let r = json_error(StatusCode::FORBIDDEN, "Forbidden", "this path is not allowed by the provider's access control");
+                entry.metrics.record(403, started.elapsed());
+                return r;
+            }
+        }
+        let Some(op) = entry.find_op(&parts.method, rest) else {
+            return not_found();
+        };
+        let chain = &op.chain;
+        let origin = parts.headers.get(header::ORIGIN).cloned();
+        let mut key_id = None;
+        if let Some(auth) = &chain.auth {
+            match auth.check(&mut parts.headers, &entry.keys, now_ms()) {
+                Ok(id) => key_id = Some(id),
+                Err(r) => {
+                    entry.metrics.record(r.status().as_u16(), started.elapsed());
+                    return r;
+                }
+            }
+        }
+        let mut decisions = Vec::new();
+        for rl in &chain.rate_limits {
+            let d = rl.check(key_id.as_ref(), Instant::now());
+            if !d.allowed {
+                let r = rl.refuse(&d);
+                entry.metrics.record(429, started.elapsed());
+                return r;
+            }
+            decisions.push(d);
+        }
+
+        // The upstream request.
+        let mut pq = String::with_capacity(upstream.base_path.len() + rest.len() + 64);
+        pq.push_str(&upstream.base_path);
+        if op.rewrite == Rewrite::StripContext {
+            pq.push_str(rest);
+        }
+        if pq.is_empty() {
+            pq.push('/');
+        }
+        if let Some(q) = uri.query() {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        let upstream_uri = match Uri::builder()
+            .scheme(upstream.scheme.clone())
+            .authority(upstream.authority.clone())
+            .path_and_query(pq)
+            .build()
+        {
+            Ok(u) => u,
+            Err(_) => return json_error(StatusCode::BAD_REQUEST, "Bad Request", "the request path cannot be forwarded"),
+        };
+        parts.uri = upstream_uri;
+        parts.version = Version::HTTP_11;
+        let headers = &mut parts.headers;
+        strip_hop_by_hop(headers);
+        let client_ip = remote.ip().to_string();
+        let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {client_ip}"),
+            None => client_ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        if let Some(h) = original_host {
+            headers.insert(X_FORWARDED_HOST.clone(), h);
+        }
+        headers.insert(header::HOST, upstream.host.clone());
+        if let Some(sh) = &chain.set_headers {
+            sh.request.apply(headers);
+        }
+        if let Some((name, value)) = &entry.credential {
+            headers.insert(name.clone(), value.clone());
+        }
+
+        let req = Request::from_parts(parts, body);
+        let res = tokio::time::timeout(self.timeouts.response, self.client.request(req)).await;
+        let mut res = match res {
+            Ok(Ok(r)) => r.map(Either::Left),
+            Ok(Err(e)) => {
+                entry.metrics.upstream_error();
+                let (status, msg) = if e.is_connect() {
+                    (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable")
+                } else {
+                    (StatusCode::BAD_GATEWAY, "upstream connection failed")
+                };
+                tracing::debug!(artifact = %entry.handle, error = %e, "upstream exchange failed");
+                entry.metrics.record(status.as_u16(), started.elapsed());
+                return json_error(status, status.canonical_reason().unwrap_or("Error"), msg);
+            }
+            Err(_) => {
+                entry.metrics.upstream_error();
+                entry.metrics.record(504, started.elapsed());
+                return json_error(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout", "upstream timed out");
+            }
+        };
+        let h = res.headers_mut();
+        strip_hop_by_hop(h);
+        if let Some(sh) = &chain.set_headers {
+            sh.response.apply(h);
+        }
+        if let Some(cors) = &chain.cors {
+            cors.apply(origin.as_ref(), h);
+        }
+        for d in &decisions {
+            RateLimit::headers(d, h);
+        }
+        entry.metrics.record(res.status().as_u16(), started.elapsed());
+        res
+    }
+}
+
+/// Serves the data plane on `listener` until `shutdown` turns true, then lets connections
+/// finish their requests in flight.
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = proxy.clone();
+        let service = service_fn(move |req| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(req, remote).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after 10 s; closing them");
+    }
+}

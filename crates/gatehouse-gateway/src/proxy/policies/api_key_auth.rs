@@ -1,0 +1,110 @@
+//! `api-key-auth`: a request must carry an active, unexpired key of the artifact it calls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, StatusCode};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::proxy::respond::{json_error, GatewayResponse};
+
+/// The header clients put their key in unless configured otherwise.
+pub const DEFAULT_HEADER: &str = "api-key";
+
+/// One key of an artifact, as the data plane checks it.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    pub id: Arc<str>,
+    pub active: bool,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// An artifact's keys by the SHA-256 of the key.
+pub type KeySet = HashMap<[u8; 32], KeyEntry>;
+
+/// Hash of a presented or stored key.
+pub fn key_digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// The compiled policy.
+#[derive(Debug, Clone)]
+pub struct ApiKeyAuth {
+    header: HeaderName,
+}
+
+impl ApiKeyAuth {
+    /// From `params.header` (default `API-Key`).
+    pub fn from_params(params: &Map<String, Value>) -> Self {
+        let header = params
+            .get("header")
+            .and_then(Value::as_str)
+            .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+            .unwrap_or_else(|| HeaderName::from_static(DEFAULT_HEADER));
+        Self { header }
+    }
+
+    /// Checks the request's key and removes it from the headers (the upstream never sees it).
+    /// Returns the key's id, or the 401 to answer.
+    pub fn check(&self, headers: &mut HeaderMap, keys: &KeySet, now_ms: i64) -> Result<Arc<str>, GatewayResponse> {
+        let Some(value) = headers.remove(&self.header) else {
+            return Err(unauthorized(&format!("missing API key in header {}", self.header)));
+        };
+        let digest = value.to_str().map(key_digest).map_err(|_| unauthorized("invalid API key"))?;
+        match keys.get(&digest) {
+            Some(k) if k.active && k.expires_at_ms.is_none_or(|t| t > now_ms) => Ok(k.id.clone()),
+            Some(k) if k.active => Err(unauthorized("API key expired")),
+            _ => Err(unauthorized("invalid API key")),
+        }
+    }
+}
+
+fn unauthorized(message: &str) -> GatewayResponse {
+    json_error(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn keys() -> KeySet {
+        let mut k = KeySet::new();
+        k.insert(key_digest("good"), KeyEntry { id: "k1".into(), active: true, expires_at_ms: None });
+        k.insert(key_digest("revoked"), KeyEntry { id: "k2".into(), active: false, expires_at_ms: None });
+        k.insert(key_digest("old"), KeyEntry { id: "k3".into(), active: true, expires_at_ms: Some(1000) });
+        k
+    }
+
+    #[test]
+    fn accepts_only_active_unexpired_keys_of_the_artifact() {
+        let auth = ApiKeyAuth::from_params(&Map::new());
+        let check = |v: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(v) = v {
+                h.insert("API-Key", v.parse().unwrap());
+            }
+            let r = auth.check(&mut h, &keys(), 5000).map(|id| id.to_string()).map_err(|r| r.status());
+            assert!(h.get("api-key").is_none(), "the key never goes upstream");
+            r
+        };
+        assert_eq!(check(Some("good")), Ok("k1".to_owned()));
+        assert_eq!(check(Some("revoked")), Err(StatusCode::UNAUTHORIZED));
+        assert_eq!(check(Some("old")), Err(StatusCode::UNAUTHORIZED));
+        assert_eq!(check(Some("unknown")), Err(StatusCode::UNAUTHORIZED));
+        assert_eq!(check(None), Err(StatusCode::UNAUTHORIZED));
+    }
+
+    #[test]
+    fn header_is_configurable() {
+        let p = json!({"header": "X-Token"});
+        let auth = ApiKeyAuth::from_params(p.as_object().unwrap());
+        let mut h = HeaderMap::new();
+        h.insert("x-token", "good".parse().unwrap());
+        assert!(auth.check(&mut h, &keys(), 0).is_ok());
+        let mut h = HeaderMap::new();
+        h.insert("api-key", "good".parse().unwrap());
+        assert!(auth.check(&mut h, &keys(), 0).is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! `rate-limit`: at most `requests` per `window`, per artifact or per API key; 429 with
+//! `RateLimit-*` and `Retry-After` beyond.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{Map, Value};
+
+use gatehouse_core::spec::parse_window;
+
+use crate::proxy::respond::{json_error, GatewayResponse};
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    index: u64,
+    count: u64,
+}
+
+/// A fixed-window limiter.
+#[derive(Debug)]
+pub struct RateLimit {
+    limit: u64,
+    window: Duration,
+    per_key: bool,
+    epoch: Instant,
+    shared: Mutex<Window>,
+    keyed: Mutex<HashMap<Arc<str>, Window>>,
+}
+
+/// The outcome of one check, with what the `RateLimit-*` headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u64,
+    pub remaining: u64,
+    /// Seconds until the window resets (at least 1).
+    pub reset_secs: u64,
+}
+
+impl RateLimit {
+    /// A limiter of `limit` requests per `window`.
+    pub fn new(limit: u64, window: Duration, per_key: bool) -> Self {
+        Self {
+            limit,
+            window,
+            per_key,
+            epoch: Instant::now(),
+            shared: Mutex::new(Window { index: 0, count: 0 }),
+            keyed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one request (of `key` when limiting per key) at `now`.
+    pub fn check(&self, key: Option<&Arc<str>>, now: Instant) -> Decision {
+        let window_ms = self.window.as_millis().max(1) as u64;
+        let elapsed = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        let index = elapsed / window_ms;
+        let reset_ms = window_ms - elapsed % window_ms;
+        let bump = |w: &mut Window| {
+            if w.index != index {
+                *w = Window { index, count: 0 };
+            }
+            if w.count < self.limit {
+                w.count += 1;
+                true
+            } else {
+                false
+            }
+        };
+        let (allowed, count) = match (self.per_key, key) {
+            (true, Some(k)) => {
+                let mut map = self.keyed.lock().unwrap_or_else(|e| e.into_inner());
+                if map.len() > 100_000 {
+                    map.retain(|_, w| w.index == index);
+                }
+                let w = map.entry(k.clone()).or_insert(Window { index, count: 0 });
+                let ok = bump(w);
+                (ok, w.count)
+            }
+            _ => {
+                let mut w = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+                let ok = bump(&mut w);
+                (ok, w.count)
+            }
+        };
+        Decision {
+            allowed,
+            limit: self.limit,
+            remaining: self.limit.saturating_sub(count),
+            reset_secs: reset_ms.div_ceil(1000).max(1),
+        }
+    }
+
+    /// The 429 for a refused request.
+    pub fn refuse(&self, d: &Decision) -> GatewayResponse {
+        let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "rate limit exceeded");
+        Self::headers(d, r.headers_mut());
+        r.headers_mut().insert("retry-after", HeaderValue::from(d.reset_secs));
+        r
+    }
+
+    /// Writes `RateLimit-Limit`, `-Remaining` and `-Reset`.
+    pub fn headers(d: &Decision, h: &mut HeaderMap) {
+        h.insert("ratelimit-limit", HeaderValue::from(d.limit));
+        h.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+        h.insert("ratelimit-reset", HeaderValue::from(d.reset_secs));
+    }
+}
+
+/// Limiters by scope and parameters, so that a route-table rebuild keeps their counts.
+#[derive(Default)]
+pub struct RateLimiters {
+    by_scope: Mutex<HashMap<String, Arc<RateLimit>>>,
+}
+
+impl RateLimiters {
+    /// The limiter of `scope` with `params`, created on first use.
+    pub fn get(&self, scope: &str, params: &Map<String, Value>) -> Option<Arc<RateLimit>> {
+        let limit = params.get("requests").and_then(Value::as_u64)?;
+        let window = params.get("window").and_then(Value::as_str).and_then(parse_window)?;
+        let per_key = params.get("per").and_then(Value::as_str) == Some("key");
+        let id = format!("{scope}|{limit}|{}|{per_key}", window.as_millis());
+        let mut map = self.by_scope.lock().unwrap_or_else(|e| e.into_inner());
+        Some(map.entry(id).or_insert_with(|| Arc::new(RateLimit::new(limit, window, per_key))).clone())
+    }
+
+    /// Forgets limiters whose scope is not in `live` (removed artifacts).
+    pub fn retain(&self, live: impl Fn(&str) -> bool) {
+        let mut map = self.by_scope.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|k, _| live(k.split('|').next().unwrap_or_default()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn allows_the_limit_then_refuses_until_the_window_resets() {
+        let rl = RateLimit::new(3, Duration::from_secs(10), false);
+        let t0 = rl.epoch;
+        for i in 0..3 {
+            let d = rl.check(None, t0 + Duration::from_millis(i));
+            assert!(d.allowed);
+            assert_eq!(d.remaining, 2 - i);
+        }
+        let d = rl.check(None, t0 + Duration::from_secs(4));
+        assert!(!d.allowed);
+        assert_eq!(d.reset_secs, 6);
+        let r = rl.refuse(&d);
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()["retry-after"], "6");
+        assert_eq!(r.headers()["ratelimit-remaining"], "0");
+        assert!(rl.check(None, t0 + Duration::from_secs(10)).allowed, "a new window");
+    }
+
+    #[test]
+    fn per_key_limits_count_each_key_apart() {
+        let rl = RateLimit::new(1, Duration::from_secs(60), true);
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        let now = Instant::now();
+        assert!(rl.check(Some(&a), now).allowed);
+        assert!(!rl.check(Some(&a), now).allowed);
+        assert!(rl.check(Some(&b), now).allowed);
+    }
+
+    #[test]
+    fn registry_keeps_state_for_the_same_scope_and_params() {
+        let reg = RateLimiters::default();
+        let p = json!({"requests": 1, "window": "1m"});
+        let a = reg.get("api-1|op", p.as_object().unwrap()).unwrap();
+        let b = reg.get("api-1|op", p.as_object().unwrap()).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let p2 = json!({"requests": 2, "window": "1m"});
+        assert!(!Arc::ptr_eq(&a, &reg.get("api-1|op", p2.as_object().unwrap()).unwrap()));
+        reg.retain(|scope| scope != "api-1");
+        assert!(!Arc::ptr_eq(&a, &reg.get("api-1|op", p.as_object().unwrap()).unwrap()));
+    }
+}

@@ -1,0 +1,38 @@
+//! Responses the gateway makes itself, as JSON.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+/// The body of every data-plane response: streamed from the upstream, or made here.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// A response the gateway answers itself.
+pub type GatewayResponse = Response<ProxyBody>;
+
+/// `{"error": error, "message": message}` with `status`.
+pub fn json_error(status: StatusCode, error: &str, message: &str) -> GatewayResponse {
+    let body = serde_json::json!({"error": error, "message": message}).to_string();
+    json(status, Bytes::from(body))
+}
+
+/// A JSON body with `status`.
+pub fn json(status: StatusCode, body: Bytes) -> GatewayResponse {
+    let mut r = Response::new(Either::Right(Full::new(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The 404 every unknown route, wrong method or unserved artifact answers.
+pub fn not_found() -> GatewayResponse {
+    json(StatusCode::NOT_FOUND, Bytes::from_static(br#"{"error":"Not Found"}"#))
+}
+
+/// An empty response.
+pub fn empty(status: StatusCode) -> GatewayResponse {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::new())));
+    *r.status_mut() = status;
+    r
+}

@@ -1,0 +1,457 @@
+//! The route table: compiled from the deployed artifacts, swapped atomically, read without a
+//! lock. Matching is a hash lookup per path prefix to find the artifact, then a short scan of
+//! its operations sorted most specific first (literal over parameter over wildcard).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::uri::{Authority, Scheme};
+use http::{HeaderName, HeaderValue, Method};
+
+use gatehouse_core::spec::{AccessControl, AccessMode, ArtifactSpec, Policy};
+use gatehouse_core::ArtifactKind;
+
+use crate::proxy::metrics::ArtifactMetrics;
+use crate::proxy::policies::api_key_auth::{key_digest, KeyEntry};
+use crate::proxy::policies::{Chain, Cors, KeySet, RateLimiters};
+use crate::store::{State, StoredArtifact, StoredKey};
+
+/// Where requests of an artifact go.
+#[derive(Debug)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Path prefix of the upstream URL, without a trailing slash (may be empty).
+    pub base_path: String,
+    /// `Host` sent upstream.
+    pub host: HeaderValue,
+}
+
+impl Upstream {
+    fn parse(url: &str) -> Option<Self> {
+        let uri: http::Uri = url.parse().ok()?;
+        let authority = uri.authority()?.clone();
+        Some(Self {
+            scheme: uri.scheme()?.clone(),
+            host: HeaderValue::from_str(authority.as_str()).ok()?,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Lit(Box<str>),
+    Param,
+}
+
+/// How the upstream path is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    /// The upstream base path, then the request path after the context.
+    StripContext,
+    /// Exactly the upstream URL's path (the MCP endpoint).
+    UpstreamPath,
+}
+
+/// One compiled operation.
+pub struct Op {
+    method: Option<Method>,
+    segs: Box<[Seg]>,
+    wildcard: bool,
+    pub rewrite: Rewrite,
+    pub chain: Arc<Chain>,
+}
+
+impl Op {
+    fn rank(&self) -> Vec<u8> {
+        let mut r: Vec<u8> = self.segs.iter().map(|s| if matches!(s, Seg::Lit(_)) { 0 } else { 1 }).collect();
+        if self.wildcard {
+            r.push(2);
+        }
+        r
+    }
+
+    /// Whether `rest` (the path after the context, `""` or starting with `/`) matches. One
+    /// trailing slash is allowed.
+    fn matches(&self, rest: &str) -> bool {
+        let body = rest.strip_prefix('/').unwrap_or(rest);
+        let body = body.strip_suffix('/').unwrap_or(body);
+        let mut parts = (!body.is_empty()).then(|| body.split('/')).into_iter().flatten();
+        for seg in self.segs.iter() {
+            match parts.next() {
+                Some(part) if !part.is_empty() => {
+                    if let Seg::Lit(l) = seg {
+                        if **l != *part {
+                            return false;
+                        }
+                    }
+                }
+                _ => return false,
+            }
+        }
+        self.wildcard || parts.next().is_none()
+    }
+}
+
+fn compile_path(path: &str) -> (Box<[Seg]>, bool) {
+    let trimmed = path.trim_start_matches('/').trim_end_matches('/');
+    let mut segs = vec![];
+    let mut wildcard = false;
+    if !trimmed.is_empty() {
+        for s in trimmed.split('/') {
+            if s == "*" {
+                wildcard = true;
+            } else if s.starts_with('{') {
+                segs.push(Seg::Param);
+            } else {
+                segs.push(Seg::Lit(s.into()));
+            }
+        }
+    }
+    (segs.into_boxed_slice(), wildcard)
+}
+
+/// Compiled access control of an LLM provider.
+pub struct Access {
+    deny_by_default: bool,
+    exceptions: Vec<(Option<Vec<Method>>, Op)>,
+}
+
+impl Access {
+    fn compile(ac: &AccessControl) -> Self {
+        Self {
+            deny_by_default: ac.mode == AccessMode::DenyAll,
+            exceptions: ac
+                .exceptions
+                .iter()
+                .map(|e| {
+                    let methods = (!e.methods.is_empty()).then(|| e.methods.iter().filter_map(|m| m.parse().ok()).collect());
+                    (methods, op(None, &e.path, Rewrite::StripContext, Arc::default()))
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether `method rest` may pass.
+    pub fn allows(&self, method: &Method, rest: &str) -> bool {
+        let excepted = self
+            .exceptions
+            .iter()
+            .any(|(methods, op)| methods.as_ref().is_none_or(|ms| ms.contains(method)) && op.matches(rest));
+        self.deny_by_default == excepted
+    }
+}
+
+/// Everything the data plane needs about one served artifact.
+pub struct Entry {
+    pub artifact_id: Arc<str>,
+    pub handle: Arc<str>,
+    pub kind: ArtifactKind,
+    pub main: Option<Arc<Upstream>>,
+    pub sandbox: Option<Arc<Upstream>>,
+    ops: Vec<Op>,
+    /// Artifact-level CORS, for preflights that match no operation.
+    pub cors: Option<Arc<Cors>>,
+    pub access: Option<Access>,
+    /// Header and value injected upstream (an LLM provider's credential).
+    pub credential: Option<(HeaderName, HeaderValue)>,
+    pub keys: Arc<KeySet>,
+    pub metrics: ArtifactMetrics,
+    /// Why the artifact cannot be served right now (e.g. its LLM provider is not deployed).
+    pub unavailable: Option<String>,
+}
+
+impl Entry {
+    /// The first operation matching `method rest`.
+    pub fn find_op(&self, method: &Method, rest: &str) -> Option<&Op> {
+        self.ops.iter().find(|op| op.method.as_ref().is_none_or(|m| m == method) && op.matches(rest))
+    }
+}
+
+/// The compiled table.
+#[derive(Default)]
+pub struct RouteTable {
+    by_context: HashMap<Box<str>, Arc<Entry>>,
+    /// Number of operations compiled.
+    pub routes: usize,
+}
+
+impl RouteTable {
+    /// The artifact whose context is the longest segment-aligned prefix of `path`, with the
+    /// rest of the path.
+    pub fn find<'p>(&self, path: &'p str) -> Option<(&Arc<Entry>, &'p str)> {
+        let mut end = path.len();
+        loop {
+            if let Some(e) = self.by_context.get(&path[..end]) {
+                return Some((e, &path[end..]));
+            }
+            match path[..end].rfind('/') {
+                Some(0) | None => return None,
+                Some(i) => end = i,
+            }
+        }
+    }
+
+    /// Number of artifacts served.
+    pub fn len(&self) -> usize {
+        self.by_context.len()
+    }
+
+    /// Whether nothing is served.
+    pub fn is_empty(&self) -> bool {
+        self.by_context.is_empty()
+    }
+
+    /// Compiles the deployed artifacts (with their keys) into a table.
+    pub fn compile(artifacts: &[StoredArtifact], keys: &[StoredKey], limiters: &RateLimiters) -> Self {
+        let mut key_sets: HashMap<&str, KeySet> = HashMap::new();
+        for k in keys {
+            key_sets.entry(k.artifact_id.as_str()).or_default().insert(
+                hex_digest(&k.key_hash).unwrap_or_else(|| key_digest(&k.key_hash)),
+                KeyEntry { id: k.id.as_str().into(), active: k.status == "active", expires_at_ms: k.expires_at },
+            );
+        }
+        let providers: HashMap<&str, &StoredArtifact> = artifacts
+            .iter()
+            .filter(|a| a.kind() == ArtifactKind::LlmProvider && a.state == State::Deployed)
+            .map(|a| (a.handle(), a))
+            .collect();
+        let mut table = RouteTable::default();
+        for art in artifacts.iter().filter(|a| a.state == State::Deployed) {
+            let context = art.document.spec.resolved_context();
+            if table.by_context.contains_key(context.as_str()) {
+                tracing::warn!(context, handle = art.handle(), "context already served; artifact skipped");
+                continue;
+            }
+            let keys = Arc::new(key_sets.remove(art.id.as_str()).unwrap_or_default());
+            let entry = compile_entry(art, &providers, keys, limiters);
+            table.routes += entry.ops.len();
+            table.by_context.insert(context.into_boxed_str(), Arc::new(entry));
+        }
+        limiters.retain(|scope| artifacts.iter().any(|a| a.id == scope));
+        table
+    }
+}
+
+fn hex_digest(h: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(h, &mut out).ok()?;
+    Some(out)
+}
+
+fn op(method: Option<Method>, path: &str, rewrite: Rewrite, chain: Arc<Chain>) -> Op {
+    let (segs, wildcard) = compile_path(path);
+    Op { method, segs, wildcard, rewrite, chain }
+}
+
+fn compile_entry(
+    art: &StoredArtifact,
+    providers: &HashMap<&str, &StoredArtifact>,
+    keys: Arc<KeySet>,
+    limiters: &RateLimiters,
+) -> Entry {
+    let id = art.id.as_str();
+    let api_policies = art.document.spec.policies();
+    let chain = |op_policies: &[Policy], scope: &str| {
+        Arc::new(Chain::compile(api_policies, op_policies, &format!("{id}|{scope}"), limiters))
+    };
+    let cors = chain(&[], "api").cors.clone();
+    let mut entry = Entry {
+        artifact_id: id.into(),
+        handle: art.handle().into(),
+        kind: art.kind(),
+        main: None,
+        sandbox: None,
+        ops: vec![],
+        cors,
+        access: None,
+        credential: None,
+        keys,
+        metrics: ArtifactMetrics::new(art.handle(), art.kind()),
+        unavailable: None,
+    };
+    let bad_url = |u: &str| format!("upstream URL '{u}' cannot be used");
+    match &art.document.spec {
+        ArtifactSpec::RestApi(s) => {
+            entry.main = Upstream::parse(&s.upstream.main.url).map(Arc::new);
+            entry.sandbox = s.upstream.sandbox.as_ref().and_then(|sb| Upstream::parse(&sb.url)).map(Arc::new);
+            if entry.main.is_none() {
+                entry.unavailable = Some(bad_url(&s.upstream.main.url));
+            }
+            if s.operations.is_empty() {
+                entry.ops.push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
+            }
+            for (i, o) in s.operations.iter().enumerate() {
+                let method = o.method.parse().ok();
+                entry.ops.push(op(method, &o.path, Rewrite::StripContext, chain(&o.policies, &i.to_string())));
+            }
+            // Most specific first; the sort is stable, so ties keep the document's order.
+            entry.ops.sort_by_cached_key(Op::rank);
+        }
+        ArtifactSpec::LlmProvider(s) => {
+            entry.main = Upstream::parse(&s.upstream.url).map(Arc::new);
+            entry.access = Some(Access::compile(&s.access_control));
+            entry.credential = credential(s);
+            entry.ops.push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
+        }
+        ArtifactSpec::LlmProxy(s) => {
+            // The proxy forwards through its provider: the provider's upstream, credential,
+            // access control and policies, then the proxy's own.
+            match providers.get(s.provider.id.as_str()) {
+                Some(p) => {
+                    if let ArtifactSpec::LlmProvider(ps) = &p.document.spec {
+                        entry.main = Upstream::parse(&ps.upstream.url).map(Arc::new);
+                        entry.access = Some(Access::compile(&ps.access_control));
+                        entry.credential = credential(ps);
+                        let mut merged: Vec<Policy> = ps.policies.clone();
+                        merged.retain(|pp| !s.policies.iter().any(|sp| sp.name == pp.name));
+                        merged.extend(s.policies.iter().cloned());
+                        let ch = Arc::new(Chain::compile(&merged, &[], &format!("{id}|all"), limiters));
+                        entry.cors = ch.cors.clone();
+                        entry.ops.push(op(None, "/*", Rewrite::StripContext, ch));
+                    }
+                }
+                None => {
+                    entry.unavailable = Some(format!("LLM provider '{}' is not deployed on this gateway", s.provider.id));
+                    entry.ops.push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
+                }
+            }
+        }
+        ArtifactSpec::Mcp(s) => {
+            entry.main = Upstream::parse(&s.upstream.url).map(Arc::new);
+            for m in [Method::POST, Method::GET, Method::DELETE] {
+                entry.ops.push(op(Some(m), "/mcp", Rewrite::UpstreamPath, chain(&[], "mcp")));
+            }
+        }
+    }
+    entry
+}
+
+fn credential(s: &gatehouse_core::spec::LlmProviderSpec) -> Option<(HeaderName, HeaderValue)> {
+    let auth = s.upstream.auth.as_ref()?;
+    let name = HeaderName::from_bytes(auth.header.as_bytes()).ok()?;
+    let mut value = HeaderValue::from_str(auth.value.as_deref()?).ok()?;
+    value.set_sensitive(true);
+    Some((name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Origin;
+    use gatehouse_core::ArtifactDocument;
+    use serde_json::json;
+
+    fn art(id: &str, doc: serde_json::Value) -> StoredArtifact {
+        StoredArtifact {
+            id: id.into(),
+            document: ArtifactDocument::from_value(doc).unwrap(),
+            state: State::Deployed,
+            origin: Origin::GatewayApi,
+            artifact_uuid: None,
+            deployment_id: None,
+            deployed_at: None,
+        }
+    }
+
+    fn rest(id: &str, context: &str, ops: serde_json::Value) -> StoredArtifact {
+        art(
+            id,
+            json!({"apiVersion": "gatehouse.dev/v1", "kind": "RestApi", "metadata": {"name": id},
+                   "spec": {"displayName": id, "version": "v1", "context": context,
+                            "upstream": {"main": {"url": "http://127.0.0.1:9/base/"}}, "operations": ops}}),
+        )
+    }
+
+    fn route<'a>(t: &'a RouteTable, method: &str, path: &'a str) -> Option<(&'a str, usize)> {
+        let (e, rest) = t.find(path)?;
+        let m: Method = method.parse().unwrap();
+        let op = e.find_op(&m, rest)?;
+        let idx = e.ops.iter().position(|o| std::ptr::eq(o, op)).unwrap();
+        Some((&e.handle, idx))
+    }
+
+    #[test]
+    fn matching_prefers_literal_over_param_over_wildcard() {
+        let t = RouteTable::compile(
+            &[rest(
+                "a",
+                "/shop/$version",
+                json!([
+                    {"method": "GET", "path": "/items/*"},
+                    {"method": "GET", "path": "/items/{id}"},
+                    {"method": "GET", "path": "/items/special"},
+                    {"method": "POST", "path": "/items"},
+                    {"method": "GET", "path": "/"}
+                ]),
+            )],
+            &[],
+            &RateLimiters::default(),
+        );
+        let e = t.find("/shop/v1/items/x").unwrap().0;
+        let path_of = |method: &str, p: &str| {
+            let (e2, rest) = t.find(p)?;
+            let op = e2.find_op(&method.parse().unwrap(), rest)?;
+            Some((op.segs.len(), op.wildcard, matches!(op.segs.last(), Some(Seg::Param))))
+        };
+        assert_eq!(e.handle.as_ref(), "a");
+        assert_eq!(path_of("GET", "/shop/v1/items/special"), Some((2, false, false)));
+        assert_eq!(path_of("GET", "/shop/v1/items/42"), Some((2, false, true)));
+        assert_eq!(path_of("GET", "/shop/v1/items/42/"), Some((2, false, true)), "optional trailing slash");
+        assert_eq!(path_of("GET", "/shop/v1/items/42/parts"), Some((1, true, false)), "wildcard takes deeper paths");
+        assert_eq!(path_of("GET", "/shop/v1/items"), Some((1, true, false)), "wildcard matches its prefix itself");
+        assert_eq!(path_of("POST", "/shop/v1/items"), Some((1, false, false)));
+        assert_eq!(path_of("DELETE", "/shop/v1/items"), None, "wrong method");
+        assert_eq!(path_of("GET", "/shop/v1"), Some((0, false, false)), "context root");
+        assert_eq!(path_of("GET", "/shop/v1/"), Some((0, false, false)));
+        assert_eq!(path_of("GET", "/shop/v1/other"), None);
+        assert!(t.find("/shop/v2/items/1").is_none());
+        assert!(t.find("/shopping/v1").is_none(), "contexts match whole segments");
+        assert!(route(&t, "GET", "/nope").is_none());
+    }
+
+    #[test]
+    fn longest_context_wins_and_undeployed_is_not_served() {
+        let mut b = rest("b", "/api/orders", json!([]));
+        let a = rest("a", "/api", json!([]));
+        let t = RouteTable::compile(&[a.clone(), b.clone()], &[], &RateLimiters::default());
+        assert_eq!(t.find("/api/orders/1").unwrap().0.handle.as_ref(), "b");
+        assert_eq!(t.find("/api/customers/1").unwrap().0.handle.as_ref(), "a");
+        b.state = State::Undeployed;
+        let t = RouteTable::compile(&[a, b], &[], &RateLimiters::default());
+        assert_eq!(t.find("/api/orders/1").unwrap().0.handle.as_ref(), "a");
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn llm_access_control_and_proxy_through_provider() {
+        let provider = art(
+            "p",
+            json!({"apiVersion": "gatehouse.dev/v1", "kind": "LlmProvider", "metadata": {"name": "openai"},
+                   "spec": {"displayName": "OpenAI", "template": "openai", "context": "/openai",
+                            "upstream": {"url": "http://127.0.0.1:9/v1", "auth": {"type": "api-key", "header": "Authorization", "value": "Bearer sk"}},
+                            "accessControl": {"mode": "deny_all", "exceptions": [{"path": "/chat/completions", "methods": ["POST"]}]}}}),
+        );
+        let proxy = art(
+            "x",
+            json!({"apiVersion": "gatehouse.dev/v1", "kind": "LlmProxy", "metadata": {"name": "chat"},
+                   "spec": {"displayName": "Chat", "context": "/chat", "provider": {"id": "openai"}}}),
+        );
+        let t = RouteTable::compile(&[provider.clone(), proxy.clone()], &[], &RateLimiters::default());
+        let (e, rest) = t.find("/openai/chat/completions").unwrap();
+        let access = e.access.as_ref().unwrap();
+        assert!(access.allows(&Method::POST, rest));
+        assert!(!access.allows(&Method::GET, rest));
+        assert!(!access.allows(&Method::POST, "/models"));
+        assert_eq!(e.credential.as_ref().unwrap().0, "authorization");
+        let (px, _) = t.find("/chat/chat/completions").unwrap();
+        assert!(px.unavailable.is_none());
+        assert_eq!(px.main.as_ref().unwrap().base_path, "/v1");
+        assert!(px.credential.is_some());
+        // Without its provider the proxy is unavailable.
+        let t = RouteTable::compile(&[proxy], &[], &RateLimiters::default());
+        assert!(t.find("/chat/x").unwrap().0.unavailable.is_some());
+    }
+}

@@ -1,0 +1,417 @@
+//! The gateway's local store (embedded SQLite in `--data-dir`): the artifacts it holds with
+//! their state and origin, their API keys (hashes only), and the last applied control-plane
+//! revision. Every change is one transaction; upstream credentials are sealed at rest.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use gatehouse_core::crypto::Sealer;
+use gatehouse_core::{ArtifactDocument, ArtifactKind};
+
+/// Whether a held artifact is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Deployed,
+    Undeployed,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Deployed => "deployed",
+            State::Undeployed => "undeployed",
+        }
+    }
+}
+
+/// Who put an artifact on the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    ControlPlane,
+    GatewayApi,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::ControlPlane => "control_plane",
+            Origin::GatewayApi => "gateway_api",
+        }
+    }
+}
+
+/// An artifact the gateway holds.
+#[derive(Debug, Clone)]
+pub struct StoredArtifact {
+    /// The gateway's own id for it.
+    pub id: String,
+    pub document: ArtifactDocument,
+    pub state: State,
+    pub origin: Origin,
+    /// The control plane's uuid (`metadata.uid`), for control-plane artifacts.
+    pub artifact_uuid: Option<String>,
+    pub deployment_id: Option<String>,
+    pub deployed_at: Option<String>,
+}
+
+impl StoredArtifact {
+    /// The artifact's kind.
+    pub fn kind(&self) -> ArtifactKind {
+        self.document.kind
+    }
+
+    /// The artifact's handle.
+    pub fn handle(&self) -> &str {
+        self.document.metadata.name.as_str()
+    }
+}
+
+/// An API key as the gateway keeps it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredKey {
+    pub id: String,
+    #[serde(skip)]
+    pub artifact_id: String,
+    pub display_name: String,
+    #[serde(skip)]
+    pub key_hash: String,
+    pub masked_api_key: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// Why a write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("configuration already exists: {0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The local store.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    sealer: Sealer,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS artifacts (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    handle TEXT NOT NULL,
+    context TEXT NOT NULL,
+    document TEXT NOT NULL,
+    state TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    artifact_uuid TEXT,
+    deployment_id TEXT,
+    deployed_at TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (kind, handle)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS artifacts_uuid ON artifacts(artifact_uuid) WHERE artifact_uuid IS NOT NULL;
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    artifact_id TEXT NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+    display_name TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    masked TEXT NOT NULL,
+    status TEXT NOT NULL,
+    expires_at INTEGER,
+    created_at INTEGER NOT NULL,
+    UNIQUE (artifact_id, key_hash)
+);
+"#;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The sealing key of a data directory: created once (mode 0600), then reused.
+fn data_key(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join("secret.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        anyhow::ensure!(bytes.len() == 32, "{} is not a 32-byte key", path.display());
+        return Ok(bytes);
+    }
+    let key = gatehouse_core::crypto::random_bytes(32);
+    std::fs::write(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(key)
+}
+
+impl Store {
+    /// Opens (creating when missing) the store in `dir`.
+    pub async fn open(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+        let sealer = Sealer::new(&data_key(dir)?)?;
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", dir.join("gateway.db").display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        // One connection: the gateway's writes are few and must be serialized anyway.
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await.context("creating the local schema")?;
+        Ok(Self { pool, sealer })
+    }
+
+    fn seal(&self, doc: &ArtifactDocument) -> String {
+        let mut doc = doc.clone();
+        if let Some(cred) = doc.spec.credential_mut() {
+            if let Some(plain) = cred.take() {
+                *cred = Some(self.sealer.seal(&plain));
+            }
+        }
+        doc.to_value().to_string()
+    }
+
+    fn open_doc(&self, text: &str) -> anyhow::Result<ArtifactDocument> {
+        let mut doc = ArtifactDocument::from_value(serde_json::from_str::<Value>(text)?)?;
+        if let Some(cred) = doc.spec.credential_mut() {
+            if let Some(sealed) = cred.take() {
+                *cred = Some(self.sealer.open(&sealed)?);
+            }
+        }
+        Ok(doc)
+    }
+
+    fn from_row(&self, row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<StoredArtifact> {
+        let state: String = row.try_get("state")?;
+        let origin: String = row.try_get("origin")?;
+        Ok(StoredArtifact {
+            id: row.try_get("id")?,
+            document: self.open_doc(&row.try_get::<String, _>("document")?)?,
+            state: if state == "deployed" { State::Deployed } else { State::Undeployed },
+            origin: if origin == "control_plane" { Origin::ControlPlane } else { Origin::GatewayApi },
+            artifact_uuid: row.try_get("artifact_uuid")?,
+            deployment_id: row.try_get("deployment_id")?,
+            deployed_at: row.try_get("deployed_at")?,
+        })
+    }
+
+    /// Every artifact held.
+    pub async fn artifacts(&self) -> anyhow::Result<Vec<StoredArtifact>> {
+        let rows = sqlx::query("SELECT * FROM artifacts ORDER BY kind, handle").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| self.from_row(r)).collect()
+    }
+
+    /// One artifact of `kind` by handle.
+    pub async fn artifact(&self, kind: ArtifactKind, handle: &str) -> anyhow::Result<Option<StoredArtifact>> {
+        let row = sqlx::query("SELECT * FROM artifacts WHERE kind = ? AND handle = ?")
+            .bind(kind.as_str())
+            .bind(handle)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| self.from_row(&r)).transpose()
+    }
+
+    /// Stores a new artifact; a held handle of the same kind, or a context another deployed
+    /// artifact serves, is refused.
+    pub async fn insert(&self, art: &StoredArtifact) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let context = art.document.spec.resolved_context();
+        if art.state == State::Deployed {
+            check_context_free(&mut tx, &context, None).await?;
+        }
+        let res = sqlx::query(
+            "INSERT INTO artifacts (id, kind, handle, context, document, state, origin, artifact_uuid, deployment_id, deployed_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&art.id)
+        .bind(art.kind().as_str())
+        .bind(art.handle())
+        .bind(&context)
+        .bind(self.seal(&art.document))
+        .bind(art.state.as_str())
+        .bind(art.origin.as_str())
+        .bind(&art.artifact_uuid)
+        .bind(&art.deployment_id)
+        .bind(&art.deployed_at)
+        .bind(now_ms())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+                return Err(StoreError::AlreadyExists(format!("{} '{}' is already held", art.kind().label(), art.handle())))
+            }
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a held artifact's document (and state fields) by its id.
+    pub async fn replace(&self, art: &StoredArtifact) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let context = art.document.spec.resolved_context();
+        if art.state == State::Deployed {
+            check_context_free(&mut tx, &context, Some(&art.id)).await?;
+        }
+        let n = sqlx::query(
+            "UPDATE artifacts SET document = ?, context = ?, state = ?, deployment_id = ?, deployed_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(self.seal(&art.document))
+        .bind(&context)
+        .bind(art.state.as_str())
+        .bind(&art.deployment_id)
+        .bind(&art.deployed_at)
+        .bind(now_ms())
+        .bind(&art.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes an artifact with its keys.
+    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        let n = sqlx::query("DELETE FROM artifacts WHERE id = ?").bind(id).execute(&self.pool).await?.rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Every key of every artifact.
+    pub async fn keys(&self) -> anyhow::Result<Vec<StoredKey>> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// The keys of one artifact.
+    pub async fn keys_of(&self, artifact_id: &str) -> anyhow::Result<Vec<StoredKey>> {
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE artifact_id = ? ORDER BY created_at, id")
+            .bind(artifact_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Adds a key (its hash) to an artifact; the same key twice on one artifact is refused.
+    pub async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        let res = sqlx::query(
+            "INSERT INTO api_keys (id, artifact_id, display_name, key_hash, masked, status, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.id)
+        .bind(&key.artifact_id)
+        .bind(&key.display_name)
+        .bind(&key.key_hash)
+        .bind(&key.masked_api_key)
+        .bind(&key.status)
+        .bind(key.expires_at)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await;
+        match res {
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+                Err(StoreError::Conflict("this API key is already registered for the artifact".into()))
+            }
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// Revokes a key of an artifact.
+    pub async fn revoke_key(&self, artifact_id: &str, key_id: &str) -> Result<(), StoreError> {
+        let n = sqlx::query("UPDATE api_keys SET status = 'revoked' WHERE artifact_id = ? AND id = ?")
+            .bind(artifact_id)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// A value of the store's metadata.
+    pub async fn meta(&self, key: &str) -> anyhow::Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
+    }
+
+    /// Sets a metadata value.
+    pub async fn set_meta(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn check_context_free(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    context: &str,
+    except: Option<&str>,
+) -> Result<(), StoreError> {
+    let clash: Option<(String, String)> =
+        sqlx::query_as("SELECT kind, handle FROM artifacts WHERE context = ? AND id <> ? AND state = 'deployed'")
+            .bind(context)
+            .bind(except.unwrap_or(""))
+            .fetch_optional(&mut **tx)
+            .await?;
+    match clash {
+        Some((kind, handle)) => Err(StoreError::Conflict(format!("context '{context}' is already served by {kind} '{handle}'"))),
+        None => Ok(()),
+    }
+}
+
+fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<StoredKey> {
+    Ok(StoredKey {
+        id: row.try_get("id")?,
+        artifact_id: row.try_get("artifact_id")?,
+        display_name: row.try_get("display_name")?,
+        key_hash: row.try_get("key_hash")?,
+        masked_api_key: row.try_get("masked")?,
+        status: row.try_get("status")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+/// `***` and the last characters of a key, for listings.
+pub fn mask(key: &str) -> String {
+    let n = key.chars().count();
+    if n <= 5 {
+        "********".to_owned()
+    } else {
+        format!("***{}", key.chars().skip(n - 5).collect::<String>())
+    }
+}
