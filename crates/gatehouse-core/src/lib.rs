@@ -9,6 +9,7 @@ pub mod kind;
 pub mod protocol;
 pub mod spec;
 pub mod validate;
+pub mod yaml;
 
 pub use document::{ArtifactDocument, Metadata, API_VERSION};
 pub use handle::Handle;

@@ -4,7 +4,10 @@
 //! Data flows one way: a change (management API now; the control plane next) → one `store`
 //! transaction → the route table is rebuilt from the store and swapped atomically into `proxy`.
 
+pub mod admin;
 pub mod proxy;
+pub mod runtime;
 pub mod store;
 
+pub use runtime::{run, start, GatewayConfig, RunningGateway};
 pub use store::Store;

@@ -171,17 +171,27 @@ fn data_key(dir: &Path) -> anyhow::Result<Vec<u8>> {
 impl Store {
     /// Opens (creating when missing) the store in `dir`.
     pub async fn open(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))?;
         let sealer = Sealer::new(&data_key(dir)?)?;
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", dir.join("gateway.db").display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+        let opts = SqliteConnectOptions::from_str(&format!(
+            "sqlite://{}",
+            dir.join("gateway.db").display()
+        ))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
         // One connection: the gateway's writes are few and must be serialized anyway.
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await.context("creating the local schema")?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&pool)
+            .await
+            .context("creating the local schema")?;
         Ok(Self { pool, sealer })
     }
 
@@ -211,8 +221,16 @@ impl Store {
         Ok(StoredArtifact {
             id: row.try_get("id")?,
             document: self.open_doc(&row.try_get::<String, _>("document")?)?,
-            state: if state == "deployed" { State::Deployed } else { State::Undeployed },
-            origin: if origin == "control_plane" { Origin::ControlPlane } else { Origin::GatewayApi },
+            state: if state == "deployed" {
+                State::Deployed
+            } else {
+                State::Undeployed
+            },
+            origin: if origin == "control_plane" {
+                Origin::ControlPlane
+            } else {
+                Origin::GatewayApi
+            },
             artifact_uuid: row.try_get("artifact_uuid")?,
             deployment_id: row.try_get("deployment_id")?,
             deployed_at: row.try_get("deployed_at")?,
@@ -221,12 +239,18 @@ impl Store {
 
     /// Every artifact held.
     pub async fn artifacts(&self) -> anyhow::Result<Vec<StoredArtifact>> {
-        let rows = sqlx::query("SELECT * FROM artifacts ORDER BY kind, handle").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM artifacts ORDER BY kind, handle")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|r| self.from_row(r)).collect()
     }
 
     /// One artifact of `kind` by handle.
-    pub async fn artifact(&self, kind: ArtifactKind, handle: &str) -> anyhow::Result<Option<StoredArtifact>> {
+    pub async fn artifact(
+        &self,
+        kind: ArtifactKind,
+        handle: &str,
+    ) -> anyhow::Result<Option<StoredArtifact>> {
         let row = sqlx::query("SELECT * FROM artifacts WHERE kind = ? AND handle = ?")
             .bind(kind.as_str())
             .bind(handle)
@@ -262,8 +286,15 @@ impl Store {
         .execute(&mut *tx)
         .await;
         match res {
-            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
-                return Err(StoreError::AlreadyExists(format!("{} '{}' is already held", art.kind().label(), art.handle())))
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                return Err(StoreError::AlreadyExists(format!(
+                    "{} '{}' is already held",
+                    art.kind().label(),
+                    art.handle()
+                )))
             }
             Err(e) => return Err(e.into()),
             Ok(_) => {}
@@ -301,7 +332,11 @@ impl Store {
 
     /// Deletes an artifact with its keys.
     pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        let n = sqlx::query("DELETE FROM artifacts WHERE id = ?").bind(id).execute(&self.pool).await?.rows_affected();
+        let n = sqlx::query("DELETE FROM artifacts WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -310,16 +345,19 @@ impl Store {
 
     /// Every key of every artifact.
     pub async fn keys(&self) -> anyhow::Result<Vec<StoredKey>> {
-        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(key_from_row).collect()
     }
 
     /// The keys of one artifact.
     pub async fn keys_of(&self, artifact_id: &str) -> anyhow::Result<Vec<StoredKey>> {
-        let rows = sqlx::query("SELECT * FROM api_keys WHERE artifact_id = ? ORDER BY created_at, id")
-            .bind(artifact_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM api_keys WHERE artifact_id = ? ORDER BY created_at, id")
+                .bind(artifact_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -339,8 +377,13 @@ impl Store {
         .execute(&self.pool)
         .await;
         match res {
-            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
-                Err(StoreError::Conflict("this API key is already registered for the artifact".into()))
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                Err(StoreError::Conflict(
+                    "this API key is already registered for the artifact".into(),
+                ))
             }
             Err(e) => Err(e.into()),
             Ok(_) => Ok(()),
@@ -349,12 +392,13 @@ impl Store {
 
     /// Revokes a key of an artifact.
     pub async fn revoke_key(&self, artifact_id: &str, key_id: &str) -> Result<(), StoreError> {
-        let n = sqlx::query("UPDATE api_keys SET status = 'revoked' WHERE artifact_id = ? AND id = ?")
-            .bind(artifact_id)
-            .bind(key_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("UPDATE api_keys SET status = 'revoked' WHERE artifact_id = ? AND id = ?")
+                .bind(artifact_id)
+                .bind(key_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -363,7 +407,10 @@ impl Store {
 
     /// A value of the store's metadata.
     pub async fn meta(&self, key: &str) -> anyhow::Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Sets a metadata value.
@@ -382,14 +429,17 @@ async fn check_context_free(
     context: &str,
     except: Option<&str>,
 ) -> Result<(), StoreError> {
-    let clash: Option<(String, String)> =
-        sqlx::query_as("SELECT kind, handle FROM artifacts WHERE context = ? AND id <> ? AND state = 'deployed'")
-            .bind(context)
-            .bind(except.unwrap_or(""))
-            .fetch_optional(&mut **tx)
-            .await?;
+    let clash: Option<(String, String)> = sqlx::query_as(
+        "SELECT kind, handle FROM artifacts WHERE context = ? AND id <> ? AND state = 'deployed'",
+    )
+    .bind(context)
+    .bind(except.unwrap_or(""))
+    .fetch_optional(&mut **tx)
+    .await?;
     match clash {
-        Some((kind, handle)) => Err(StoreError::Conflict(format!("context '{context}' is already served by {kind} '{handle}'"))),
+        Some((kind, handle)) => Err(StoreError::Conflict(format!(
+            "context '{context}' is already served by {kind} '{handle}'"
+        ))),
         None => Ok(()),
     }
 }

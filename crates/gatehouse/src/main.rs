@@ -5,7 +5,7 @@ mod settings;
 
 use clap::{Parser, Subcommand};
 
-use settings::{LogFormat, PlatformArgs};
+use settings::{GatewayArgs, LogFormat, PlatformArgs};
 
 /// Gatehouse: an API platform. A control plane where you define REST APIs, LLM providers,
 /// LLM proxies and MCP proxies, and gateways that serve them.
@@ -31,6 +31,10 @@ enum Command {
     ///
     /// Example: gatehouse platform --listen 0.0.0.0:9243 --database postgres://gatehouse@db/gatehouse
     Platform(PlatformArgs),
+    /// Run a gateway: its local store, management API and the traffic listener.
+    ///
+    /// Example: gatehouse gateway --listen 0.0.0.0:8080 --admin-password s3cret --data-dir /var/lib/gatehouse
+    Gateway(GatewayArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -56,6 +60,10 @@ fn main() -> anyhow::Result<()> {
             Command::Platform(args) => {
                 let config = args.resolve()?;
                 gatehouse_platform::run(config).await
+            }
+            Command::Gateway(args) => {
+                let config = args.resolve()?;
+                gatehouse_gateway::run(config).await
             }
         }
     })

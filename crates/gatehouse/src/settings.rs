@@ -203,3 +203,89 @@ mod tests {
         assert!(err.to_string().contains("teleport"));
     }
 }
+
+/// Flags of `gatehouse gateway`.
+#[derive(Debug, Args, Default)]
+pub struct GatewayArgs {
+    /// TOML file with any of the settings below (keys as the flags, with '_' or '-').
+    #[arg(long, env = "GATEHOUSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address traffic is served on [default: 127.0.0.1:8080].
+    #[arg(long, env = "GATEHOUSE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Address of the management API and /metrics [default: 127.0.0.1:9090].
+    #[arg(long, env = "GATEHOUSE_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Password of the management API's user 'admin' (generated and printed once when unset).
+    #[arg(long, env = "GATEHOUSE_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Directory of the local store [default: ./data/gateway].
+    #[arg(long, env = "GATEHOUSE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Upstream connect timeout; past it the answer is 503 [default: 5s].
+    #[arg(long, env = "GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT", value_parser = humantime::parse_duration)]
+    upstream_connect_timeout: Option<Duration>,
+    /// Time for an upstream to send its response headers; past it the answer is 504 [default: 60s].
+    #[arg(long, env = "GATEHOUSE_UPSTREAM_TIMEOUT", value_parser = humantime::parse_duration)]
+    upstream_timeout: Option<Duration>,
+    /// Largest management API body in bytes [default: 1048576].
+    #[arg(long, env = "GATEHOUSE_ADMIN_BODY_LIMIT")]
+    admin_body_limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct GatewayFile {
+    listen: Option<SocketAddr>,
+    #[serde(alias = "admin_listen")]
+    admin_listen: Option<SocketAddr>,
+    #[serde(alias = "admin_password")]
+    admin_password: Option<String>,
+    #[serde(alias = "data_dir")]
+    data_dir: Option<PathBuf>,
+    #[serde(alias = "upstream_connect_timeout")]
+    upstream_connect_timeout: Option<String>,
+    #[serde(alias = "upstream_timeout")]
+    upstream_timeout: Option<String>,
+    #[serde(alias = "admin_body_limit")]
+    admin_body_limit: Option<usize>,
+}
+
+impl GatewayArgs {
+    /// Merges flags, environment, file and defaults into the gateway's configuration.
+    pub fn resolve(self) -> anyhow::Result<gatehouse_gateway::GatewayConfig> {
+        let file: GatewayFile = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => GatewayFile::default(),
+        };
+        let d = gatehouse_gateway::GatewayConfig::default();
+        Ok(gatehouse_gateway::GatewayConfig {
+            listen: self.listen.or(file.listen).unwrap_or(d.listen),
+            admin_listen: self
+                .admin_listen
+                .or(file.admin_listen)
+                .unwrap_or(d.admin_listen),
+            admin_password: self.admin_password.or(file.admin_password),
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+            connect_timeout: self
+                .upstream_connect_timeout
+                .or(duration(
+                    "upstream-connect-timeout",
+                    file.upstream_connect_timeout,
+                )?)
+                .unwrap_or(d.connect_timeout),
+            upstream_timeout: self
+                .upstream_timeout
+                .or(duration("upstream-timeout", file.upstream_timeout)?)
+                .unwrap_or(d.upstream_timeout),
+            admin_body_limit: self
+                .admin_body_limit
+                .or(file.admin_body_limit)
+                .unwrap_or(d.admin_body_limit),
+        })
+    }
+}

@@ -119,8 +119,13 @@ impl Proxy {
         let path = uri.path();
         if path.starts_with("/_gateway-health/") {
             return match path {
-                READY_PATH if self.ready.load(Ordering::Relaxed) => json(StatusCode::OK, r#"{"status":"ready"}"#.into()),
-                READY_PATH => json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"starting"}"#.into()),
+                READY_PATH if self.ready.load(Ordering::Relaxed) => {
+                    json(StatusCode::OK, r#"{"status":"ready"}"#.into())
+                }
+                READY_PATH => json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r#"{"status":"starting"}"#.into(),
+                ),
                 HEALTHY_PATH => json(StatusCode::OK, r#"{"status":"healthy"}"#.into()),
                 _ => not_found(),
             };
@@ -138,10 +143,18 @@ impl Proxy {
         let rest = &path[rest_range];
         let original_host = match parts.headers.get(header::HOST) {
             Some(h) => Some(h.clone()),
-            None => uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            None => uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
         };
-        let sandbox = original_host.as_ref().is_some_and(|h| h.as_bytes().starts_with(b"sandbox-"));
-        let upstream = if sandbox { entry.sandbox.clone() } else { entry.main.clone() };
+        let sandbox = original_host
+            .as_ref()
+            .is_some_and(|h| h.as_bytes().starts_with(b"sandbox-"));
+        let upstream = if sandbox {
+            entry.sandbox.clone()
+        } else {
+            entry.main.clone()
+        };
         let Some(upstream) = upstream else {
             return not_found();
         };
@@ -157,7 +170,11 @@ impl Proxy {
         }
         if let Some(access) = &entry.access {
             if !access.allows(&parts.method, rest) {
-                let r = json_error(StatusCode::FORBIDDEN, "Forbidden", "this path is not allowed by the provider's access control");
+                let r = json_error(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    "this path is not allowed by the provider's access control",
+                );
                 entry.metrics.record(403, started.elapsed());
                 return r;
             }
@@ -208,7 +225,13 @@ impl Proxy {
             .build()
         {
             Ok(u) => u,
-            Err(_) => return json_error(StatusCode::BAD_REQUEST, "Bad Request", "the request path cannot be forwarded"),
+            Err(_) => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request",
+                    "the request path cannot be forwarded",
+                )
+            }
         };
         parts.uri = upstream_uri;
         parts.version = Version::HTTP_11;
@@ -252,9 +275,14 @@ impl Proxy {
             Err(_) => {
                 entry.metrics.upstream_error();
                 entry.metrics.record(504, started.elapsed());
-                return json_error(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout", "upstream timed out");
+                return json_error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "Gateway Timeout",
+                    "upstream timed out",
+                );
             }
         };
+        *res.version_mut() = Version::HTTP_11;
         let h = res.headers_mut();
         strip_hop_by_hop(h);
         if let Some(sh) = &chain.set_headers {
@@ -266,7 +294,9 @@ impl Proxy {
         for d in &decisions {
             RateLimit::headers(d, h);
         }
-        entry.metrics.record(res.status().as_u16(), started.elapsed());
+        entry
+            .metrics
+            .record(res.status().as_u16(), started.elapsed());
         res
     }
 }
@@ -301,7 +331,10 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch
         });
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after 10 s; closing them");
     }
 }

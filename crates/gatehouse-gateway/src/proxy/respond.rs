@@ -21,13 +21,19 @@ pub fn json_error(status: StatusCode, error: &str, message: &str) -> GatewayResp
 pub fn json(status: StatusCode, body: Bytes) -> GatewayResponse {
     let mut r = Response::new(Either::Right(Full::new(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 /// The 404 every unknown route, wrong method or unserved artifact answers.
 pub fn not_found() -> GatewayResponse {
-    json(StatusCode::NOT_FOUND, Bytes::from_static(br#"{"error":"Not Found"}"#))
+    json(
+        StatusCode::NOT_FOUND,
+        Bytes::from_static(br#"{"error":"Not Found"}"#),
+    )
 }
 
 /// An empty response.

@@ -66,7 +66,11 @@ pub struct Op {
 
 impl Op {
     fn rank(&self) -> Vec<u8> {
-        let mut r: Vec<u8> = self.segs.iter().map(|s| if matches!(s, Seg::Lit(_)) { 0 } else { 1 }).collect();
+        let mut r: Vec<u8> = self
+            .segs
+            .iter()
+            .map(|s| if matches!(s, Seg::Lit(_)) { 0 } else { 1 })
+            .collect();
         if self.wildcard {
             r.push(2);
         }
@@ -78,7 +82,10 @@ impl Op {
     fn matches(&self, rest: &str) -> bool {
         let body = rest.strip_prefix('/').unwrap_or(rest);
         let body = body.strip_suffix('/').unwrap_or(body);
-        let mut parts = (!body.is_empty()).then(|| body.split('/')).into_iter().flatten();
+        let mut parts = (!body.is_empty())
+            .then(|| body.split('/'))
+            .into_iter()
+            .flatten();
         for seg in self.segs.iter() {
             match parts.next() {
                 Some(part) if !part.is_empty() => {
@@ -127,8 +134,12 @@ impl Access {
                 .exceptions
                 .iter()
                 .map(|e| {
-                    let methods = (!e.methods.is_empty()).then(|| e.methods.iter().filter_map(|m| m.parse().ok()).collect());
-                    (methods, op(None, &e.path, Rewrite::StripContext, Arc::default()))
+                    let methods = (!e.methods.is_empty())
+                        .then(|| e.methods.iter().filter_map(|m| m.parse().ok()).collect());
+                    (
+                        methods,
+                        op(None, &e.path, Rewrite::StripContext, Arc::default()),
+                    )
                 })
                 .collect(),
         }
@@ -136,10 +147,9 @@ impl Access {
 
     /// Whether `method rest` may pass.
     pub fn allows(&self, method: &Method, rest: &str) -> bool {
-        let excepted = self
-            .exceptions
-            .iter()
-            .any(|(methods, op)| methods.as_ref().is_none_or(|ms| ms.contains(method)) && op.matches(rest));
+        let excepted = self.exceptions.iter().any(|(methods, op)| {
+            methods.as_ref().is_none_or(|ms| ms.contains(method)) && op.matches(rest)
+        });
         self.deny_by_default == excepted
     }
 }
@@ -166,7 +176,9 @@ pub struct Entry {
 impl Entry {
     /// The first operation matching `method rest`.
     pub fn find_op(&self, method: &Method, rest: &str) -> Option<&Op> {
-        self.ops.iter().find(|op| op.method.as_ref().is_none_or(|m| m == method) && op.matches(rest))
+        self.ops
+            .iter()
+            .find(|op| op.method.as_ref().is_none_or(|m| m == method) && op.matches(rest))
     }
 }
 
@@ -205,12 +217,20 @@ impl RouteTable {
     }
 
     /// Compiles the deployed artifacts (with their keys) into a table.
-    pub fn compile(artifacts: &[StoredArtifact], keys: &[StoredKey], limiters: &RateLimiters) -> Self {
+    pub fn compile(
+        artifacts: &[StoredArtifact],
+        keys: &[StoredKey],
+        limiters: &RateLimiters,
+    ) -> Self {
         let mut key_sets: HashMap<&str, KeySet> = HashMap::new();
         for k in keys {
             key_sets.entry(k.artifact_id.as_str()).or_default().insert(
                 hex_digest(&k.key_hash).unwrap_or_else(|| key_digest(&k.key_hash)),
-                KeyEntry { id: k.id.as_str().into(), active: k.status == "active", expires_at_ms: k.expires_at },
+                KeyEntry {
+                    id: k.id.as_str().into(),
+                    active: k.status == "active",
+                    expires_at_ms: k.expires_at,
+                },
             );
         }
         let providers: HashMap<&str, &StoredArtifact> = artifacts
@@ -222,13 +242,19 @@ impl RouteTable {
         for art in artifacts.iter().filter(|a| a.state == State::Deployed) {
             let context = art.document.spec.resolved_context();
             if table.by_context.contains_key(context.as_str()) {
-                tracing::warn!(context, handle = art.handle(), "context already served; artifact skipped");
+                tracing::warn!(
+                    context,
+                    handle = art.handle(),
+                    "context already served; artifact skipped"
+                );
                 continue;
             }
             let keys = Arc::new(key_sets.remove(art.id.as_str()).unwrap_or_default());
             let entry = compile_entry(art, &providers, keys, limiters);
             table.routes += entry.ops.len();
-            table.by_context.insert(context.into_boxed_str(), Arc::new(entry));
+            table
+                .by_context
+                .insert(context.into_boxed_str(), Arc::new(entry));
         }
         limiters.retain(|scope| artifacts.iter().any(|a| a.id == scope));
         table
@@ -243,7 +269,13 @@ fn hex_digest(h: &str) -> Option<[u8; 32]> {
 
 fn op(method: Option<Method>, path: &str, rewrite: Rewrite, chain: Arc<Chain>) -> Op {
     let (segs, wildcard) = compile_path(path);
-    Op { method, segs, wildcard, rewrite, chain }
+    Op {
+        method,
+        segs,
+        wildcard,
+        rewrite,
+        chain,
+    }
 }
 
 fn compile_entry(
@@ -255,7 +287,12 @@ fn compile_entry(
     let id = art.id.as_str();
     let api_policies = art.document.spec.policies();
     let chain = |op_policies: &[Policy], scope: &str| {
-        Arc::new(Chain::compile(api_policies, op_policies, &format!("{id}|{scope}"), limiters))
+        Arc::new(Chain::compile(
+            api_policies,
+            op_policies,
+            &format!("{id}|{scope}"),
+            limiters,
+        ))
     };
     let cors = chain(&[], "api").cors.clone();
     let mut entry = Entry {
@@ -276,16 +313,28 @@ fn compile_entry(
     match &art.document.spec {
         ArtifactSpec::RestApi(s) => {
             entry.main = Upstream::parse(&s.upstream.main.url).map(Arc::new);
-            entry.sandbox = s.upstream.sandbox.as_ref().and_then(|sb| Upstream::parse(&sb.url)).map(Arc::new);
+            entry.sandbox = s
+                .upstream
+                .sandbox
+                .as_ref()
+                .and_then(|sb| Upstream::parse(&sb.url))
+                .map(Arc::new);
             if entry.main.is_none() {
                 entry.unavailable = Some(bad_url(&s.upstream.main.url));
             }
             if s.operations.is_empty() {
-                entry.ops.push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
+                entry
+                    .ops
+                    .push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
             }
             for (i, o) in s.operations.iter().enumerate() {
                 let method = o.method.parse().ok();
-                entry.ops.push(op(method, &o.path, Rewrite::StripContext, chain(&o.policies, &i.to_string())));
+                entry.ops.push(op(
+                    method,
+                    &o.path,
+                    Rewrite::StripContext,
+                    chain(&o.policies, &i.to_string()),
+                ));
             }
             // Most specific first; the sort is stable, so ties keep the document's order.
             entry.ops.sort_by_cached_key(Op::rank);
@@ -294,7 +343,9 @@ fn compile_entry(
             entry.main = Upstream::parse(&s.upstream.url).map(Arc::new);
             entry.access = Some(Access::compile(&s.access_control));
             entry.credential = credential(s);
-            entry.ops.push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
+            entry
+                .ops
+                .push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
         }
         ArtifactSpec::LlmProxy(s) => {
             // The proxy forwards through its provider: the provider's upstream, credential,
@@ -308,21 +359,32 @@ fn compile_entry(
                         let mut merged: Vec<Policy> = ps.policies.clone();
                         merged.retain(|pp| !s.policies.iter().any(|sp| sp.name == pp.name));
                         merged.extend(s.policies.iter().cloned());
-                        let ch = Arc::new(Chain::compile(&merged, &[], &format!("{id}|all"), limiters));
+                        let ch =
+                            Arc::new(Chain::compile(&merged, &[], &format!("{id}|all"), limiters));
                         entry.cors = ch.cors.clone();
                         entry.ops.push(op(None, "/*", Rewrite::StripContext, ch));
                     }
                 }
                 None => {
-                    entry.unavailable = Some(format!("LLM provider '{}' is not deployed on this gateway", s.provider.id));
-                    entry.ops.push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
+                    entry.unavailable = Some(format!(
+                        "LLM provider '{}' is not deployed on this gateway",
+                        s.provider.id
+                    ));
+                    entry
+                        .ops
+                        .push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
                 }
             }
         }
         ArtifactSpec::Mcp(s) => {
             entry.main = Upstream::parse(&s.upstream.url).map(Arc::new);
             for m in [Method::POST, Method::GET, Method::DELETE] {
-                entry.ops.push(op(Some(m), "/mcp", Rewrite::UpstreamPath, chain(&[], "mcp")));
+                entry.ops.push(op(
+                    Some(m),
+                    "/mcp",
+                    Rewrite::UpstreamPath,
+                    chain(&[], "mcp"),
+                ));
             }
         }
     }
@@ -394,21 +456,47 @@ mod tests {
         let path_of = |method: &str, p: &str| {
             let (e2, rest) = t.find(p)?;
             let op = e2.find_op(&method.parse().unwrap(), rest)?;
-            Some((op.segs.len(), op.wildcard, matches!(op.segs.last(), Some(Seg::Param))))
+            Some((
+                op.segs.len(),
+                op.wildcard,
+                matches!(op.segs.last(), Some(Seg::Param)),
+            ))
         };
         assert_eq!(e.handle.as_ref(), "a");
-        assert_eq!(path_of("GET", "/shop/v1/items/special"), Some((2, false, false)));
+        assert_eq!(
+            path_of("GET", "/shop/v1/items/special"),
+            Some((2, false, false))
+        );
         assert_eq!(path_of("GET", "/shop/v1/items/42"), Some((2, false, true)));
-        assert_eq!(path_of("GET", "/shop/v1/items/42/"), Some((2, false, true)), "optional trailing slash");
-        assert_eq!(path_of("GET", "/shop/v1/items/42/parts"), Some((1, true, false)), "wildcard takes deeper paths");
-        assert_eq!(path_of("GET", "/shop/v1/items"), Some((1, true, false)), "wildcard matches its prefix itself");
+        assert_eq!(
+            path_of("GET", "/shop/v1/items/42/"),
+            Some((2, false, true)),
+            "optional trailing slash"
+        );
+        assert_eq!(
+            path_of("GET", "/shop/v1/items/42/parts"),
+            Some((1, true, false)),
+            "wildcard takes deeper paths"
+        );
+        assert_eq!(
+            path_of("GET", "/shop/v1/items"),
+            Some((1, true, false)),
+            "wildcard matches its prefix itself"
+        );
         assert_eq!(path_of("POST", "/shop/v1/items"), Some((1, false, false)));
         assert_eq!(path_of("DELETE", "/shop/v1/items"), None, "wrong method");
-        assert_eq!(path_of("GET", "/shop/v1"), Some((0, false, false)), "context root");
+        assert_eq!(
+            path_of("GET", "/shop/v1"),
+            Some((0, false, false)),
+            "context root"
+        );
         assert_eq!(path_of("GET", "/shop/v1/"), Some((0, false, false)));
         assert_eq!(path_of("GET", "/shop/v1/other"), None);
         assert!(t.find("/shop/v2/items/1").is_none());
-        assert!(t.find("/shopping/v1").is_none(), "contexts match whole segments");
+        assert!(
+            t.find("/shopping/v1").is_none(),
+            "contexts match whole segments"
+        );
         assert!(route(&t, "GET", "/nope").is_none());
     }
 
@@ -439,7 +527,11 @@ mod tests {
             json!({"apiVersion": "gatehouse.dev/v1", "kind": "LlmProxy", "metadata": {"name": "chat"},
                    "spec": {"displayName": "Chat", "context": "/chat", "provider": {"id": "openai"}}}),
         );
-        let t = RouteTable::compile(&[provider.clone(), proxy.clone()], &[], &RateLimiters::default());
+        let t = RouteTable::compile(
+            &[provider.clone(), proxy.clone()],
+            &[],
+            &RateLimiters::default(),
+        );
         let (e, rest) = t.find("/openai/chat/completions").unwrap();
         let access = e.access.as_ref().unwrap();
         assert!(access.allows(&Method::POST, rest));

@@ -47,11 +47,22 @@ impl ApiKeyAuth {
 
     /// Checks the request's key and removes it from the headers (the upstream never sees it).
     /// Returns the key's id, or the 401 to answer.
-    pub fn check(&self, headers: &mut HeaderMap, keys: &KeySet, now_ms: i64) -> Result<Arc<str>, GatewayResponse> {
+    pub fn check(
+        &self,
+        headers: &mut HeaderMap,
+        keys: &KeySet,
+        now_ms: i64,
+    ) -> Result<Arc<str>, GatewayResponse> {
         let Some(value) = headers.remove(&self.header) else {
-            return Err(unauthorized(&format!("missing API key in header {}", self.header)));
+            return Err(unauthorized(&format!(
+                "missing API key in header {}",
+                self.header
+            )));
         };
-        let digest = value.to_str().map(key_digest).map_err(|_| unauthorized("invalid API key"))?;
+        let digest = value
+            .to_str()
+            .map(key_digest)
+            .map_err(|_| unauthorized("invalid API key"))?;
         match keys.get(&digest) {
             Some(k) if k.active && k.expires_at_ms.is_none_or(|t| t > now_ms) => Ok(k.id.clone()),
             Some(k) if k.active => Err(unauthorized("API key expired")),
@@ -71,9 +82,30 @@ mod tests {
 
     fn keys() -> KeySet {
         let mut k = KeySet::new();
-        k.insert(key_digest("good"), KeyEntry { id: "k1".into(), active: true, expires_at_ms: None });
-        k.insert(key_digest("revoked"), KeyEntry { id: "k2".into(), active: false, expires_at_ms: None });
-        k.insert(key_digest("old"), KeyEntry { id: "k3".into(), active: true, expires_at_ms: Some(1000) });
+        k.insert(
+            key_digest("good"),
+            KeyEntry {
+                id: "k1".into(),
+                active: true,
+                expires_at_ms: None,
+            },
+        );
+        k.insert(
+            key_digest("revoked"),
+            KeyEntry {
+                id: "k2".into(),
+                active: false,
+                expires_at_ms: None,
+            },
+        );
+        k.insert(
+            key_digest("old"),
+            KeyEntry {
+                id: "k3".into(),
+                active: true,
+                expires_at_ms: Some(1000),
+            },
+        );
         k
     }
 
@@ -85,7 +117,10 @@ mod tests {
             if let Some(v) = v {
                 h.insert("API-Key", v.parse().unwrap());
             }
-            let r = auth.check(&mut h, &keys(), 5000).map(|id| id.to_string()).map_err(|r| r.status());
+            let r = auth
+                .check(&mut h, &keys(), 5000)
+                .map(|id| id.to_string())
+                .map_err(|r| r.status());
             assert!(h.get("api-key").is_none(), "the key never goes upstream");
             r
         };

@@ -3,8 +3,8 @@
 
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD,
-    ORIGIN, VARY,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value};
@@ -27,12 +27,19 @@ fn list(params: &Map<String, Value>, key: &str) -> Vec<String> {
     params
         .get(key)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn joined(items: &[String]) -> Option<HeaderValue> {
-    (!items.is_empty()).then(|| HeaderValue::from_str(&items.join(", ")).ok()).flatten()
+    (!items.is_empty())
+        .then(|| HeaderValue::from_str(&items.join(", ")).ok())
+        .flatten()
 }
 
 impl Cors {
@@ -42,7 +49,9 @@ impl Cors {
         let origins = list(params, "allowOrigins");
         let mut methods = list(params, "allowMethods");
         if methods.is_empty() {
-            methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].map(String::from).to_vec();
+            methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+                .map(String::from)
+                .to_vec();
         }
         Self {
             any_origin: origins.is_empty() || origins.iter().any(|o| o == "*"),
@@ -50,14 +59,21 @@ impl Cors {
             methods: joined(&methods).unwrap_or(HeaderValue::from_static("GET")),
             headers: joined(&list(params, "allowHeaders")),
             expose: joined(&list(params, "exposeHeaders")),
-            max_age: params.get("maxAge").and_then(Value::as_u64).map(HeaderValue::from),
-            credentials: params.get("allowCredentials").and_then(Value::as_bool).unwrap_or(false),
+            max_age: params
+                .get("maxAge")
+                .and_then(Value::as_u64)
+                .map(HeaderValue::from),
+            credentials: params
+                .get("allowCredentials")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         }
     }
 
     fn allowed_origin<'a>(&self, origin: &'a HeaderValue) -> Option<&'a HeaderValue> {
         let o = origin.to_str().ok()?;
-        (self.any_origin || self.origins.iter().any(|a| a.eq_ignore_ascii_case(o))).then_some(origin)
+        (self.any_origin || self.origins.iter().any(|a| a.eq_ignore_ascii_case(o)))
+            .then_some(origin)
     }
 
     /// Answers a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
@@ -74,7 +90,10 @@ impl Cors {
         let h = r.headers_mut();
         self.origin_headers(allowed, h);
         h.insert(ACCESS_CONTROL_ALLOW_METHODS, self.methods.clone());
-        match (&self.headers, headers.get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)) {
+        match (
+            &self.headers,
+            headers.get(http::header::ACCESS_CONTROL_REQUEST_HEADERS),
+        ) {
             (Some(v), _) => {
                 h.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
             }
@@ -97,13 +116,18 @@ impl Cors {
             h.append(VARY, HeaderValue::from_static("Origin"));
         }
         if self.credentials {
-            h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
     }
 
     /// Adds the CORS headers to a response for a request from `origin`.
     pub fn apply(&self, origin: Option<&HeaderValue>, h: &mut HeaderMap) {
-        let Some(allowed) = origin.and_then(|o| self.allowed_origin(o)) else { return };
+        let Some(allowed) = origin.and_then(|o| self.allowed_origin(o)) else {
+            return;
+        };
         self.origin_headers(allowed, h);
         if let Some(e) = &self.expose {
             h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, e.clone());
@@ -129,17 +153,31 @@ mod tests {
 
     #[test]
     fn preflight_is_answered_for_allowed_origins_only() {
-        let c = cors(json!({"allowOrigins": ["https://app.example"], "allowMethods": ["GET", "POST"], "allowHeaders": ["Content-Type"], "maxAge": 600}));
-        let r = c.preflight(&Method::OPTIONS, &preflight_headers("https://app.example")).unwrap();
+        let c = cors(
+            json!({"allowOrigins": ["https://app.example"], "allowMethods": ["GET", "POST"], "allowHeaders": ["Content-Type"], "maxAge": 600}),
+        );
+        let r = c
+            .preflight(&Method::OPTIONS, &preflight_headers("https://app.example"))
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
-        assert_eq!(r.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example");
+        assert_eq!(
+            r.headers()[ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://app.example"
+        );
         assert_eq!(r.headers()[ACCESS_CONTROL_ALLOW_METHODS], "GET, POST");
         assert_eq!(r.headers()[ACCESS_CONTROL_ALLOW_HEADERS], "Content-Type");
         assert_eq!(r.headers()[ACCESS_CONTROL_MAX_AGE], "600");
-        let r = c.preflight(&Method::OPTIONS, &preflight_headers("https://evil.example")).unwrap();
+        let r = c
+            .preflight(&Method::OPTIONS, &preflight_headers("https://evil.example"))
+            .unwrap();
         assert!(r.headers().get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
-        assert!(c.preflight(&Method::GET, &preflight_headers("https://app.example")).is_none());
-        assert!(c.preflight(&Method::OPTIONS, &HeaderMap::new()).is_none(), "a plain OPTIONS is not a preflight");
+        assert!(c
+            .preflight(&Method::GET, &preflight_headers("https://app.example"))
+            .is_none());
+        assert!(
+            c.preflight(&Method::OPTIONS, &HeaderMap::new()).is_none(),
+            "a plain OPTIONS is not a preflight"
+        );
     }
 
     #[test]

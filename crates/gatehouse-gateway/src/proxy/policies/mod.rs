@@ -29,7 +29,10 @@ impl Chain {
     /// replaces the artifact-level one of the same name. `scope` names the limiter state
     /// (artifact and operation) so that it survives route-table rebuilds.
     pub fn compile(api: &[Policy], op: &[Policy], scope: &str, limiters: &RateLimiters) -> Self {
-        let mut merged: Vec<&Policy> = api.iter().filter(|p| !op.iter().any(|o| o.name == p.name)).collect();
+        let mut merged: Vec<&Policy> = api
+            .iter()
+            .filter(|p| !op.iter().any(|o| o.name == p.name))
+            .collect();
         merged.extend(op.iter());
         let mut chain = Chain::default();
         for p in merged {
@@ -51,6 +54,9 @@ impl Chain {
 
     /// Whether the chain does nothing.
     pub fn is_empty(&self) -> bool {
-        self.cors.is_none() && self.auth.is_none() && self.rate_limits.is_empty() && self.set_headers.is_none()
+        self.cors.is_none()
+            && self.auth.is_none()
+            && self.rate_limits.is_empty()
+            && self.set_headers.is_none()
     }
 }

@@ -95,9 +95,14 @@ impl RateLimit {
 
     /// The 429 for a refused request.
     pub fn refuse(&self, d: &Decision) -> GatewayResponse {
-        let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "rate limit exceeded");
+        let mut r = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests",
+            "rate limit exceeded",
+        );
         Self::headers(d, r.headers_mut());
-        r.headers_mut().insert("retry-after", HeaderValue::from(d.reset_secs));
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from(d.reset_secs));
         r
     }
 
@@ -119,11 +124,18 @@ impl RateLimiters {
     /// The limiter of `scope` with `params`, created on first use.
     pub fn get(&self, scope: &str, params: &Map<String, Value>) -> Option<Arc<RateLimit>> {
         let limit = params.get("requests").and_then(Value::as_u64)?;
-        let window = params.get("window").and_then(Value::as_str).and_then(parse_window)?;
+        let window = params
+            .get("window")
+            .and_then(Value::as_str)
+            .and_then(parse_window)?;
         let per_key = params.get("per").and_then(Value::as_str) == Some("key");
         let id = format!("{scope}|{limit}|{}|{per_key}", window.as_millis());
         let mut map = self.by_scope.lock().unwrap_or_else(|e| e.into_inner());
-        Some(map.entry(id).or_insert_with(|| Arc::new(RateLimit::new(limit, window, per_key))).clone())
+        Some(
+            map.entry(id)
+                .or_insert_with(|| Arc::new(RateLimit::new(limit, window, per_key)))
+                .clone(),
+        )
     }
 
     /// Forgets limiters whose scope is not in `live` (removed artifacts).
@@ -154,7 +166,10 @@ mod tests {
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()["retry-after"], "6");
         assert_eq!(r.headers()["ratelimit-remaining"], "0");
-        assert!(rl.check(None, t0 + Duration::from_secs(10)).allowed, "a new window");
+        assert!(
+            rl.check(None, t0 + Duration::from_secs(10)).allowed,
+            "a new window"
+        );
     }
 
     #[test]
@@ -175,8 +190,14 @@ mod tests {
         let b = reg.get("api-1|op", p.as_object().unwrap()).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         let p2 = json!({"requests": 2, "window": "1m"});
-        assert!(!Arc::ptr_eq(&a, &reg.get("api-1|op", p2.as_object().unwrap()).unwrap()));
+        assert!(!Arc::ptr_eq(
+            &a,
+            &reg.get("api-1|op", p2.as_object().unwrap()).unwrap()
+        ));
         reg.retain(|scope| scope != "api-1");
-        assert!(!Arc::ptr_eq(&a, &reg.get("api-1|op", p.as_object().unwrap()).unwrap()));
+        assert!(!Arc::ptr_eq(
+            &a,
+            &reg.get("api-1|op", p.as_object().unwrap()).unwrap()
+        ));
     }
 }

@@ -14,16 +14,25 @@ pub struct Edits {
 impl Edits {
     fn from_value(v: Option<&Value>) -> Self {
         let mut e = Edits::default();
-        let Some(obj) = v.and_then(Value::as_object) else { return e };
+        let Some(obj) = v.and_then(Value::as_object) else {
+            return e;
+        };
         if let Some(set) = obj.get("set").and_then(Value::as_object) {
             for (k, v) in set {
-                if let (Ok(n), Some(Ok(v))) = (HeaderName::from_bytes(k.as_bytes()), v.as_str().map(HeaderValue::from_str)) {
+                if let (Ok(n), Some(Ok(v))) = (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    v.as_str().map(HeaderValue::from_str),
+                ) {
                     e.set.push((n, v));
                 }
             }
         }
         if let Some(rm) = obj.get("remove").and_then(Value::as_array) {
-            e.remove.extend(rm.iter().filter_map(Value::as_str).filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()));
+            e.remove.extend(
+                rm.iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
+            );
         }
         e
     }

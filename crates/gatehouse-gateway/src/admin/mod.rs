@@ -1,0 +1,425 @@
+//! The management API (`/api/management/v1` on `--admin-listen`, HTTP basic auth): artifacts of
+//! the four kinds in YAML or JSON, their API keys, the gateway's status; and `/metrics`.
+
+mod auth;
+mod body;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Extension, Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use gatehouse_core::crypto::{random_token, sha256_hex};
+use gatehouse_core::{ArtifactDocument, ArtifactKind, FieldError};
+
+use crate::runtime::Runtime;
+use crate::store::{mask, Origin, State as ArtifactState, StoreError, StoredArtifact, StoredKey};
+
+pub use auth::AdminCredentials;
+use body::Document;
+
+/// Installs the process-wide Prometheus recorder (once).
+pub fn install_prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// An error of the management API, as `{code, message, field?}`.
+#[derive(Debug)]
+pub enum AdminError {
+    Invalid(FieldError),
+    BadRequest(String),
+    NotFound(String),
+    Conflict(String),
+    TooLarge,
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AdminError {
+    fn from(e: anyhow::Error) -> Self {
+        AdminError::Internal(e)
+    }
+}
+
+impl From<FieldError> for AdminError {
+    fn from(e: FieldError) -> Self {
+        AdminError::Invalid(e)
+    }
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::AlreadyExists(m) => {
+                AdminError::Conflict(format!("configuration already exists: {m}"))
+            }
+            StoreError::Conflict(m) => AdminError::Conflict(m),
+            StoreError::NotFound => AdminError::NotFound("not found".into()),
+            StoreError::Db(e) => AdminError::Internal(e.into()),
+            StoreError::Other(e) => AdminError::Internal(e),
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, code, message, field) = match self {
+            AdminError::Invalid(f) => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                f.to_string(),
+                Some(f.field),
+            ),
+            AdminError::BadRequest(m) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST", m, None),
+            AdminError::NotFound(m) => (StatusCode::NOT_FOUND, "NOT_FOUND", m, None),
+            AdminError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m, None),
+            AdminError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "the request body is larger than the limit".into(),
+                None,
+            ),
+            AdminError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "management request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "internal error".into(),
+                    None,
+                )
+            }
+        };
+        let mut body = json!({"code": code, "message": message});
+        if let Some(f) = field.filter(|f| !f.is_empty()) {
+            body["field"] = Value::String(f);
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
+type AdminResult<T> = Result<T, AdminError>;
+
+/// The management router.
+pub fn router(rt: Arc<Runtime>, credentials: AdminCredentials, body_limit: usize) -> Router {
+    let mut api = Router::new().route("/status", get(status));
+    for kind in ArtifactKind::ALL {
+        let c = kind.collection();
+        let k = Extension(kind);
+        api = api
+            .route(&format!("/{c}"), get(list).post(create).layer(k))
+            .route(
+                &format!("/{c}/{{handle}}"),
+                get(read).put(replace).delete(remove).layer(k),
+            )
+            .route(
+                &format!("/{c}/{{handle}}/api-keys"),
+                get(list_keys).post(create_key).layer(k),
+            )
+            .route(
+                &format!("/{c}/{{handle}}/api-keys/{{key_id}}"),
+                delete(revoke_key).layer(k),
+            );
+    }
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        Arc::new(credentials),
+        auth::require,
+    ));
+    Router::new()
+        .nest("/api/management/v1", api)
+        .route("/metrics", get(metrics))
+        .fallback(|| async { AdminError::NotFound("no such route".into()) })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(rt)
+}
+
+async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        install_prometheus().render(),
+    )
+        .into_response()
+}
+
+/// The document as read back: credentials removed, plus `status`.
+fn view(a: &StoredArtifact) -> Value {
+    let mut v = a.document.to_value();
+    if let Some(auth) = v
+        .pointer_mut("/spec/upstream/auth")
+        .and_then(Value::as_object_mut)
+    {
+        if auth.remove("value").is_some() {
+            auth.insert("valueSet".into(), Value::Bool(true));
+        }
+    }
+    v["status"] = json!({
+        "artifactId": a.artifact_uuid.clone().unwrap_or_else(|| a.id.clone()),
+        "state": a.state,
+        "origin": a.origin,
+        "deploymentId": a.deployment_id,
+        "deployedAt": a.deployed_at,
+    });
+    v
+}
+
+async fn held(rt: &Runtime, kind: ArtifactKind, handle: &str) -> AdminResult<StoredArtifact> {
+    rt.store.artifact(kind, handle).await?.ok_or_else(|| {
+        AdminError::NotFound(format!(
+            "{} '{handle}' is not held by this gateway",
+            kind.label()
+        ))
+    })
+}
+
+fn parse_for(kind: ArtifactKind, doc: Value) -> AdminResult<ArtifactDocument> {
+    let doc = ArtifactDocument::from_value(doc)?;
+    if doc.kind != kind {
+        return Err(FieldError::new(
+            "kind",
+            format!(
+                "'{}' does not belong under /{}",
+                doc.kind,
+                kind.collection()
+            ),
+        )
+        .into());
+    }
+    Ok(doc)
+}
+
+fn now_rfc3339() -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(FORMAT)
+        .unwrap_or_default()
+}
+
+async fn status(State(rt): State<Arc<Runtime>>) -> AdminResult<Json<Value>> {
+    let artifacts = rt.store.artifacts().await?;
+    let deployed = artifacts
+        .iter()
+        .filter(|a| a.state == ArtifactState::Deployed)
+        .count();
+    let mut by_kind = serde_json::Map::new();
+    for k in ArtifactKind::ALL {
+        by_kind.insert(
+            k.as_str().into(),
+            json!(artifacts.iter().filter(|a| a.kind() == k).count()),
+        );
+    }
+    let applied: i64 = rt
+        .store
+        .meta("applied_revision")
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let table = rt.proxy.table();
+    let rebuild = *rt.last_rebuild.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(Json(json!({
+        "mode": "standalone",
+        "controlPlane": {"connected": false},
+        "appliedRevision": applied,
+        "lastSync": Value::Null,
+        "artifacts": {"total": artifacts.len(), "deployed": deployed, "undeployed": artifacts.len() - deployed, "byKind": by_kind},
+        "routeTable": {"artifacts": table.len(), "routes": table.routes, "lastRebuildMs": rebuild.as_secs_f64() * 1000.0},
+    })))
+}
+
+async fn list(
+    State(rt): State<Arc<Runtime>>,
+    Extension(kind): Extension<ArtifactKind>,
+) -> AdminResult<Json<Value>> {
+    let list: Vec<Value> = rt
+        .store
+        .artifacts()
+        .await?
+        .iter()
+        .filter(|a| a.kind() == kind)
+        .map(view)
+        .collect();
+    Ok(Json(json!({"count": list.len(), "list": list})))
+}
+
+async fn read(
+    State(rt): State<Arc<Runtime>>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path(handle): Path<String>,
+) -> AdminResult<Json<Value>> {
+    Ok(Json(view(&held(&rt, kind, &handle).await?)))
+}
+
+async fn create(
+    State(rt): State<Arc<Runtime>>,
+    Extension(kind): Extension<ArtifactKind>,
+    Document(doc): Document,
+) -> AdminResult<(StatusCode, Json<Value>)> {
+    let document = parse_for(kind, doc)?;
+    let art = StoredArtifact {
+        id: uuid::Uuid::now_v7().to_string(),
+        document,
+        state: ArtifactState::Deployed,
+        origin: Origin::GatewayApi,
+        artifact_uuid: None,
+        deployment_id: None,
+        deployed_at: Some(now_rfc3339()),
+    };
+    rt.store.insert(&art).await?;
+    rt.rebuild().await?;
+    Ok((StatusCode::CREATED, Json(view(&art))))
+}
+
+fn refuse_control_plane(a: &StoredArtifact, what: &str) -> AdminResult<()> {
+    if a.origin == Origin::ControlPlane {
+        return Err(AdminError::Conflict(format!(
+            "{} '{}' is managed by the control plane; {what} it there",
+            a.kind().label(),
+            a.handle()
+        )));
+    }
+    Ok(())
+}
+
+async fn replace(
+    State(rt): State<Arc<Runtime>>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path(handle): Path<String>,
+    Document(doc): Document,
+) -> AdminResult<Json<Value>> {
+    let mut document = parse_for(kind, doc)?;
+    if document.metadata.name.as_str() != handle {
+        return Err(FieldError::new(
+            "metadata.name",
+            format!(
+                "'{}' differs from '{handle}' in the path",
+                document.metadata.name
+            ),
+        )
+        .into());
+    }
+    let mut art = held(&rt, kind, &handle).await?;
+    refuse_control_plane(&art, "change")?;
+    // A replace without the credential keeps the stored one.
+    if let (Some(new), Some(old)) = (
+        document.spec.credential_mut(),
+        art.document.spec.credential_mut(),
+    ) {
+        if new.is_none() {
+            *new = old.take();
+        }
+    }
+    art.document = document;
+    art.deployed_at = Some(now_rfc3339());
+    rt.store.replace(&art).await?;
+    rt.rebuild().await?;
+    Ok(Json(view(&art)))
+}
+
+async fn remove(
+    State(rt): State<Arc<Runtime>>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path(handle): Path<String>,
+) -> AdminResult<StatusCode> {
+    let art = held(&rt, kind, &handle).await?;
+    refuse_control_plane(&art, "delete")?;
+    rt.store.delete(&art.id).await?;
+    rt.rebuild().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_keys(
+    State(rt): State<Arc<Runtime>>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path(handle): Path<String>,
+) -> AdminResult<Json<Value>> {
+    let art = held(&rt, kind, &handle).await?;
+    let keys = rt.store.keys_of(&art.id).await?;
+    Ok(Json(json!({"count": keys.len(), "list": keys})))
+}
+
+/// Body of `POST /{kind}/{handle}/api-keys`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewKey {
+    display_name: String,
+    api_key: Option<String>,
+    /// RFC 3339.
+    expires_at: Option<String>,
+}
+
+async fn create_key(
+    State(rt): State<Arc<Runtime>>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path(handle): Path<String>,
+    Document(body): Document,
+) -> AdminResult<(StatusCode, Json<Value>)> {
+    let art = held(&rt, kind, &handle).await?;
+    refuse_control_plane(&art, "manage its API keys")?;
+    let req: NewKey = gatehouse_core::validate::from_value(body)?;
+    if req.display_name.trim().is_empty() {
+        return Err(FieldError::new("displayName", "must not be empty").into());
+    }
+    let key = match req.api_key {
+        Some(k) if k.len() < 16 || k.chars().any(char::is_whitespace) => {
+            return Err(
+                FieldError::new("apiKey", "must be at least 16 characters without spaces").into(),
+            )
+        }
+        Some(k) => k,
+        None => random_token("ghk_"),
+    };
+    let expires_at = match &req.expires_at {
+        Some(t) => Some(
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                .map_err(|_| {
+                    FieldError::new("expiresAt", format!("'{t}' is not an RFC 3339 time"))
+                })?,
+        ),
+        None => None,
+    };
+    let stored = StoredKey {
+        id: uuid::Uuid::now_v7().to_string(),
+        artifact_id: art.id.clone(),
+        display_name: req.display_name,
+        key_hash: sha256_hex(&key),
+        masked_api_key: mask(&key),
+        status: "active".into(),
+        expires_at,
+    };
+    rt.store.insert_key(&stored).await?;
+    rt.rebuild().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": stored.id, "apiKey": key, "maskedApiKey": stored.masked_api_key})),
+    ))
+}
+
+async fn revoke_key(
+    State(rt): State<Arc<Runtime>>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path((handle, key_id)): Path<(String, String)>,
+) -> AdminResult<StatusCode> {
+    let art = held(&rt, kind, &handle).await?;
+    refuse_control_plane(&art, "manage its API keys")?;
+    rt.store
+        .revoke_key(&art.id, &key_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => AdminError::NotFound(format!("API key '{key_id}' not found")),
+            other => other.into(),
+        })?;
+    rt.rebuild().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

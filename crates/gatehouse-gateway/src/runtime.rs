@@ -1,0 +1,189 @@
+//! A running gateway: its store, its data plane and the rebuild that joins them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::admin;
+use crate::proxy::policies::RateLimiters;
+use crate::proxy::routes::RouteTable;
+use crate::proxy::{self, Proxy, Timeouts};
+use crate::store::Store;
+
+/// Everything `gatehouse gateway` needs to run.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Where traffic is served.
+    pub listen: SocketAddr,
+    /// Where the management API and `/metrics` listen.
+    pub admin_listen: SocketAddr,
+    /// Password of the management API's user `admin`; generated and printed once when unset.
+    pub admin_password: Option<String>,
+    /// Where the local store lives.
+    pub data_dir: PathBuf,
+    /// Upstream connect timeout (then 503).
+    pub connect_timeout: Duration,
+    /// Upstream response-headers timeout (then 504).
+    pub upstream_timeout: Duration,
+    /// Largest management API body.
+    pub admin_body_limit: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            admin_password: None,
+            data_dir: PathBuf::from("./data/gateway"),
+            connect_timeout: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(60),
+            admin_body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// Shared state of the gateway's parts.
+pub struct Runtime {
+    pub store: Store,
+    pub proxy: Arc<Proxy>,
+    limiters: RateLimiters,
+    rebuild_lock: Mutex<()>,
+    /// Duration of the last route-table rebuild.
+    pub last_rebuild: std::sync::Mutex<Duration>,
+}
+
+impl Runtime {
+    /// Rebuilds the route table from the store and swaps it in. Rebuilds run one at a time and
+    /// each reads the store afresh, so the last one always reflects the last change.
+    pub async fn rebuild(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = self.rebuild_lock.lock().await;
+        let started = Instant::now();
+        let artifacts = self.store.artifacts().await?;
+        let keys = self.store.keys().await?;
+        let table = RouteTable::compile(&artifacts, &keys, &self.limiters);
+        metrics::gauge!("gatehouse_gateway_route_table_routes").set(table.routes as f64);
+        metrics::gauge!("gatehouse_gateway_route_table_artifacts").set(table.len() as f64);
+        self.proxy.swap(table);
+        let took = started.elapsed();
+        metrics::histogram!("gatehouse_gateway_route_table_rebuild_seconds")
+            .record(took.as_secs_f64());
+        *self.last_rebuild.lock().unwrap_or_else(|e| e.into_inner()) = took;
+        Ok(())
+    }
+}
+
+/// A gateway serving in the background.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub runtime: Arc<Runtime>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    /// Stops accepting, lets requests in flight finish, then returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts a gateway: opens the store, builds the route table from what it holds (so it serves
+/// its last-known state before anything else), then binds the listeners.
+pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
+    let store = Store::open(&config.data_dir).await?;
+    let credentials =
+        admin::AdminCredentials::load(&store, config.admin_password.as_deref()).await?;
+    crate::admin::install_prometheus();
+    let proxy = Arc::new(Proxy::new(
+        RouteTable::default(),
+        Timeouts {
+            connect: config.connect_timeout,
+            response: config.upstream_timeout,
+        },
+    ));
+    let runtime = Arc::new(Runtime {
+        store,
+        proxy: proxy.clone(),
+        limiters: RateLimiters::default(),
+        rebuild_lock: Mutex::new(()),
+        last_rebuild: std::sync::Mutex::new(Duration::ZERO),
+    });
+    runtime
+        .rebuild()
+        .await
+        .context("building the route table from the local store")?;
+    proxy.set_ready();
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the traffic listener {}", config.listen))?;
+    let admin_listener = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("binding the management listener {}", config.admin_listen))?;
+    let addr = listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = vec![tokio::spawn(proxy::serve(
+        proxy.clone(),
+        listener,
+        rx.clone(),
+    ))];
+    let app = admin::router(runtime.clone(), credentials, config.admin_body_limit);
+    let mut admin_rx = rx;
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(admin_listener, app.into_make_service())
+            .with_graceful_shutdown(async move {
+                let _ = admin_rx.wait_for(|stop| *stop).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "management API stopped");
+        }
+    }));
+    let table = runtime.proxy.table();
+    tracing::info!(%addr, %admin_addr, artifacts = table.len(), routes = table.routes, "gateway serving");
+    Ok(RunningGateway {
+        addr,
+        admin_addr,
+        runtime,
+        shutdown: tx,
+        tasks,
+    })
+}
+
+/// Runs a gateway until Ctrl-C or SIGTERM.
+pub async fn run(config: GatewayConfig) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}
