@@ -215,7 +215,7 @@ impl Store {
         Ok(doc)
     }
 
-    fn from_row(&self, row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<StoredArtifact> {
+    fn artifact_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<StoredArtifact> {
         let state: String = row.try_get("state")?;
         let origin: String = row.try_get("origin")?;
         Ok(StoredArtifact {
@@ -242,7 +242,7 @@ impl Store {
         let rows = sqlx::query("SELECT * FROM artifacts ORDER BY kind, handle")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| self.from_row(r)).collect()
+        rows.iter().map(|r| self.artifact_from_row(r)).collect()
     }
 
     /// One artifact of `kind` by handle.
@@ -256,13 +256,26 @@ impl Store {
             .bind(handle)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| self.from_row(&r)).transpose()
+        row.map(|r| self.artifact_from_row(&r)).transpose()
     }
 
     /// Stores a new artifact; a held handle of the same kind, or a context another deployed
     /// artifact serves, is refused.
     pub async fn insert(&self, art: &StoredArtifact) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let held: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM artifacts WHERE kind = ? AND handle = ?")
+                .bind(art.kind().as_str())
+                .bind(art.handle())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if held.is_some() {
+            return Err(StoreError::AlreadyExists(format!(
+                "{} '{}' is already held",
+                art.kind().label(),
+                art.handle()
+            )));
+        }
         let context = art.document.spec.resolved_context();
         if art.state == State::Deployed {
             check_context_free(&mut tx, &context, None).await?;

@@ -2,6 +2,8 @@
 //! PostgreSQL database), the real `gatehouse` binary spawned on a free port, and a small JSON
 //! client for its APIs.
 
+pub mod echo;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -328,6 +330,119 @@ fn spawn_platform(
     Process::spawn(bin, &args, db.dir.path(), &[])
 }
 
+/// A running gateway: the real binary on free ports with its own data directory.
+pub struct Gateway {
+    /// Traffic base URL.
+    pub base: String,
+    /// Management API base URL.
+    pub admin_base: String,
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub process: Process,
+    pub dir: TempDir,
+    bin: PathBuf,
+    extra: Vec<String>,
+}
+
+/// The management password test gateways use.
+pub const GATEWAY_ADMIN_PASSWORD: &str = "gateway-admin-pw";
+
+impl Gateway {
+    /// Starts `gatehouse gateway` with extra flags, waiting until it is ready.
+    pub async fn start(bin: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let dir = TempDir::new("gateway")?;
+        let (addr, admin_addr) = (free_addr(), free_addr());
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let process = spawn_gateway(bin, dir.path(), addr, admin_addr, &extra)?;
+        let mut g = Self {
+            base: format!("http://{addr}"),
+            admin_base: format!("http://{admin_addr}"),
+            addr,
+            admin_addr,
+            process,
+            dir,
+            bin: bin.to_owned(),
+            extra,
+        };
+        g.wait_ready().await?;
+        Ok(g)
+    }
+
+    /// Waits until `/_gateway-health/ready` answers 200.
+    pub async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let url = format!("{}/_gateway-health/ready", self.base);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if let Some(status) = self.process.try_exit() {
+                anyhow::bail!("gateway exited ({status}):\n{}", self.process.output());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("gateway did not become ready:\n{}", self.process.output());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Kills the gateway with SIGKILL.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the gateway again on the same ports and data directory (after `kill`).
+    pub fn respawn(&mut self) -> anyhow::Result<()> {
+        self.process.kill();
+        self.process = spawn_gateway(
+            &self.bin,
+            self.dir.path(),
+            self.addr,
+            self.admin_addr,
+            &self.extra,
+        )?;
+        Ok(())
+    }
+
+    /// A management API client (basic auth as admin).
+    pub fn admin(&self) -> Client {
+        use base64::Engine;
+        let creds = base64::engine::general_purpose::STANDARD
+            .encode(format!("admin:{GATEWAY_ADMIN_PASSWORD}"));
+        Client::anonymous(&self.admin_base).with_header("authorization", &format!("Basic {creds}"))
+    }
+
+    /// A traffic client.
+    pub fn traffic(&self) -> Client {
+        Client::anonymous(&self.base)
+    }
+}
+
+fn spawn_gateway(
+    bin: &Path,
+    dir: &Path,
+    addr: SocketAddr,
+    admin: SocketAddr,
+    extra: &[String],
+) -> anyhow::Result<Process> {
+    let mut args = vec![
+        "gateway".to_string(),
+        "--listen".into(),
+        addr.to_string(),
+        "--admin-listen".into(),
+        admin.to_string(),
+        "--admin-password".into(),
+        GATEWAY_ADMIN_PASSWORD.into(),
+        "--data-dir".into(),
+        dir.join("data").display().to_string(),
+    ];
+    args.extend(extra.iter().cloned());
+    Process::spawn(bin, &args, dir, &[])
+}
+
 /// A JSON client for the platform's APIs.
 #[derive(Clone)]
 pub struct Client {
@@ -411,6 +526,55 @@ impl Client {
     pub async fn delete(&self, path: &str) -> anyhow::Result<(u16, Value)> {
         self.send(self.http.delete(format!("{}{path}", self.base)))
             .await
+    }
+
+    /// `POST path` with a raw body and content type.
+    pub async fn post_typed(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, Value)> {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    /// `PUT path` with a raw body and content type.
+    pub async fn put_typed(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, Value)> {
+        self.send(
+            self.http
+                .put(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    /// Sends a request built on this client's base URL and headers; returns the raw response.
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        for (n, v) in &self.headers {
+            req = req.header(n, v);
+        }
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        Ok(req.send().await?)
     }
 
     /// `GET path` returning the raw text.

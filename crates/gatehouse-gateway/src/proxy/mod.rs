@@ -150,6 +150,11 @@ impl Proxy {
         let sandbox = original_host
             .as_ref()
             .is_some_and(|h| h.as_bytes().starts_with(b"sandbox-"));
+        if let Some(why) = &entry.unavailable {
+            let r = json_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", why);
+            entry.metrics.record(503, started.elapsed());
+            return r;
+        }
         let upstream = if sandbox {
             entry.sandbox.clone()
         } else {
@@ -162,11 +167,6 @@ impl Proxy {
             if let Some(r) = cors.preflight(&parts.method, &parts.headers) {
                 return r;
             }
-        }
-        if let Some(why) = &entry.unavailable {
-            let r = json_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", why);
-            entry.metrics.record(503, started.elapsed());
-            return r;
         }
         if let Some(access) = &entry.access {
             if !access.allows(&parts.method, rest) {
@@ -188,9 +188,9 @@ impl Proxy {
         if let Some(auth) = &chain.auth {
             match auth.check(&mut parts.headers, &entry.keys, now_ms()) {
                 Ok(id) => key_id = Some(id),
-                Err(r) => {
-                    entry.metrics.record(r.status().as_u16(), started.elapsed());
-                    return r;
+                Err(why) => {
+                    entry.metrics.record(401, started.elapsed());
+                    return policies::api_key_auth::unauthorized(why);
                 }
             }
         }
