@@ -33,6 +33,8 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// Largest management API body.
     pub admin_body_limit: usize,
+    /// Threads serving traffic (0: one per core).
+    pub workers: usize,
 }
 
 impl Default for GatewayConfig {
@@ -45,6 +47,7 @@ impl Default for GatewayConfig {
             connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
             admin_body_limit: 1024 * 1024,
+            workers: 0,
         }
     }
 }
@@ -86,6 +89,7 @@ pub struct RunningGateway {
     pub runtime: Arc<Runtime>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    workers: proxy::Workers,
 }
 
 impl RunningGateway {
@@ -95,6 +99,8 @@ impl RunningGateway {
         for t in self.tasks {
             let _ = t.await;
         }
+        let workers = self.workers;
+        let _ = tokio::task::spawn_blocking(move || workers.join()).await;
     }
 }
 
@@ -125,20 +131,21 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         .context("building the route table from the local store")?;
     proxy.set_ready();
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding the traffic listener {}", config.listen))?;
     let admin_listener = TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("binding the management listener {}", config.admin_listen))?;
-    let addr = listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
     let (tx, rx) = watch::channel(false);
-    let mut tasks = vec![tokio::spawn(proxy::serve(
-        proxy.clone(),
-        listener,
-        rx.clone(),
-    ))];
+    let threads = match config.workers {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n => n,
+    };
+    let workers = proxy::serve_workers(proxy.clone(), config.listen, threads, rx.clone())
+        .with_context(|| format!("binding the traffic listener {}", config.listen))?;
+    let addr = workers.addr;
+    let mut tasks = vec![];
     let app = admin::router(runtime.clone(), credentials, config.admin_body_limit);
     let mut admin_rx = rx;
     tasks.push(tokio::spawn(async move {
@@ -159,6 +166,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         runtime,
         shutdown: tx,
         tasks,
+        workers,
     })
 }
 

@@ -231,6 +231,9 @@ pub struct GatewayArgs {
     /// Largest management API body in bytes [default: 1048576].
     #[arg(long, env = "GATEHOUSE_ADMIN_BODY_LIMIT")]
     admin_body_limit: Option<usize>,
+    /// Threads serving traffic, each with its own listener and upstream pool [default: one per core].
+    #[arg(long, env = "GATEHOUSE_WORKERS")]
+    workers: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -249,6 +252,7 @@ struct GatewayFile {
     upstream_timeout: Option<String>,
     #[serde(alias = "admin_body_limit")]
     admin_body_limit: Option<usize>,
+    workers: Option<usize>,
 }
 
 impl GatewayArgs {
@@ -286,6 +290,7 @@ impl GatewayArgs {
                 .admin_body_limit
                 .or(file.admin_body_limit)
                 .unwrap_or(d.admin_body_limit),
+            workers: self.workers.or(file.workers).unwrap_or(d.workers),
         })
     }
 }

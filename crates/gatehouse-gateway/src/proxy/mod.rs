@@ -60,7 +60,6 @@ pub struct Timeouts {
 /// The data plane's shared state.
 pub struct Proxy {
     table: ArcSwap<RouteTable>,
-    client: UpstreamClient,
     timeouts: Timeouts,
     ready: AtomicBool,
 }
@@ -91,7 +90,6 @@ impl Proxy {
     pub fn new(table: RouteTable, timeouts: Timeouts) -> Self {
         Self {
             table: ArcSwap::from_pointee(table),
-            client: upstream::client(timeouts.connect),
             timeouts,
             ready: AtomicBool::new(false),
         }
@@ -112,8 +110,13 @@ impl Proxy {
         self.ready.store(true, Ordering::SeqCst);
     }
 
-    /// Answers one request.
-    pub async fn handle(&self, req: Request<Incoming>, remote: SocketAddr) -> GatewayResponse {
+    /// Answers one request, forwarding through `client` (each serving thread has its own pool).
+    pub async fn handle(
+        &self,
+        client: &UpstreamClient,
+        req: Request<Incoming>,
+        remote: SocketAddr,
+    ) -> GatewayResponse {
         let (mut parts, body) = req.into_parts();
         let uri = std::mem::take(&mut parts.uri);
         let path = uri.path();
@@ -258,7 +261,7 @@ impl Proxy {
         }
 
         let req = Request::from_parts(parts, body);
-        let res = tokio::time::timeout(self.timeouts.response, self.client.request(req)).await;
+        let res = tokio::time::timeout(self.timeouts.response, client.request(req)).await;
         let mut res = match res {
             Ok(Ok(r)) => r.map(Either::Left),
             Ok(Err(e)) => {
@@ -304,6 +307,7 @@ impl Proxy {
 /// Serves the data plane on `listener` until `shutdown` turns true, then lets connections
 /// finish their requests in flight.
 pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let client = Arc::new(upstream::client(proxy.timeouts.connect));
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -316,13 +320,13 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch
                     continue;
                 }
             },
-            _ = shutdown.changed() => break,
+            _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
+        let (proxy, client) = (proxy.clone(), client.clone());
         let service = service_fn(move |req| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, remote).await) }
+            let (proxy, client) = (proxy.clone(), client.clone());
+            async move { Ok::<_, Infallible>(proxy.handle(&client, req, remote).await) }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
@@ -337,4 +341,69 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch
     {
         tracing::warn!("connections still open after 10 s; closing them");
     }
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// The data plane's serving threads.
+pub struct Workers {
+    /// Where traffic is served.
+    pub addr: SocketAddr,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Waits for every serving thread to finish (after shutdown was signalled).
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves on `addr` with `workers` threads, each a single-threaded runtime with its own
+/// listener (`SO_REUSEPORT`, so the kernel spreads connections) and its own upstream pool: a
+/// request never leaves the core that accepted it.
+pub fn serve_workers(
+    proxy: Arc<Proxy>,
+    addr: SocketAddr,
+    workers: usize,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Workers> {
+    let first = reuseport_listener(addr)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..workers.max(1) {
+        listeners.push(reuseport_listener(addr)?);
+    }
+    let mut threads = Vec::with_capacity(listeners.len());
+    for (i, std_listener) in listeners.into_iter().enumerate() {
+        let (proxy, shutdown) = (proxy.clone(), shutdown.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("gatehouse-proxy-{i}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        match TcpListener::from_std(std_listener) {
+                            Ok(listener) => serve(proxy, listener, shutdown).await,
+                            Err(e) => tracing::error!(error = %e, "traffic listener"),
+                        }
+                    })
+                })?,
+        );
+    }
+    Ok(Workers { addr, threads })
 }

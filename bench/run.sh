@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Loads one route side by side: the upstream directly, through nginx (proxy_pass with upstream
+# keep-alive) and through a Gatehouse gateway (no policies, then api-key-auth + rate-limit).
+# Prints requests/s, mean and p99 latency, and each figure as a ratio of nginx's.
+#
+#   bench/run.sh                      # defaults: wrk -t1 -c64 -d8s
+#   DURATION=15s CONNS=64 bench/run.sh
+#
+# Needs wrk and nginx (Debian: apt-get install wrk nginx-light) and builds the release binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-8s}"
+CONNS="${CONNS:-64}"
+THREADS="${THREADS:-1}"
+NGINX_WORKERS="${NGINX_WORKERS:-2}"
+
+for tool in wrk nginx curl; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nginx-light curl)" >&2; exit 1; }
+done
+cargo build --release --quiet
+BIN="${CARGO_TARGET_DIR:-target}/release/gatehouse"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(free_port); NGX=$(free_port); GW=$(free_port); ADMIN=$(free_port)
+
+nginx_conf() { # name, workers, server block
+  mkdir -p "$work/$1"
+  cat > "$work/$1/nginx.conf" <<CONF
+worker_processes $2;
+pid $work/$1/nginx.pid;
+error_log $work/$1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/$1/body; proxy_temp_path $work/$1/proxy;
+  fastcgi_temp_path $work/$1/fcgi; uwsgi_temp_path $work/$1/uwsgi; scgi_temp_path $work/$1/scgi;
+  keepalive_requests 1000000;
+  $3
+}
+CONF
+}
+
+# The upstream: nginx answering 200 itself.
+nginx_conf upstream 1 "server { listen 127.0.0.1:$UP; location / { return 200 'ok'; } }"
+nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" -g 'daemon off;' & pids+=($!)
+# The reference proxy.
+nginx_conf proxy "$NGINX_WORKERS" "upstream backend { server 127.0.0.1:$UP; keepalive 128; }
+  server { listen 127.0.0.1:$NGX; location /bench/ { proxy_pass http://backend/; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -g 'daemon off;' & pids+=($!)
+# Gatehouse.
+"$BIN" gateway --listen "127.0.0.1:$GW" --admin-listen "127.0.0.1:$ADMIN" --admin-password bench \
+  --data-dir "$work/gateway" > "$work/gateway.log" 2>&1 & pids+=($!)
+
+for url in "http://127.0.0.1:$UP/" "http://127.0.0.1:$NGX/bench/" "http://127.0.0.1:$GW/_gateway-health/ready"; do
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "$url" && break; sleep 0.1; done
+done
+curl -sf -u admin:bench -H 'content-type: application/json' "http://127.0.0.1:$ADMIN/api/management/v1/rest-apis" -d "{
+  \"apiVersion\": \"gatehouse.dev/v1\", \"kind\": \"RestApi\", \"metadata\": {\"name\": \"bench\"},
+  \"spec\": {\"displayName\": \"bench\", \"context\": \"/bench\", \"upstream\": {\"main\": {\"url\": \"http://127.0.0.1:$UP\"}},
+             \"operations\": [{\"method\": \"GET\", \"path\": \"/*\"}]}}" > /dev/null
+curl -sf -u admin:bench -H 'content-type: application/json' "http://127.0.0.1:$ADMIN/api/management/v1/rest-apis" -d "{
+  \"apiVersion\": \"gatehouse.dev/v1\", \"kind\": \"RestApi\", \"metadata\": {\"name\": \"bench-policies\"},
+  \"spec\": {\"displayName\": \"bench-policies\", \"context\": \"/bench-policies\", \"upstream\": {\"main\": {\"url\": \"http://127.0.0.1:$UP\"}},
+             \"operations\": [{\"method\": \"GET\", \"path\": \"/*\"}],
+             \"policies\": [{\"name\": \"api-key-auth\"}, {\"name\": \"rate-limit\", \"params\": {\"requests\": 1000000000, \"window\": \"1h\"}}]}}" > /dev/null
+KEY=$(curl -sf -u admin:bench "http://127.0.0.1:$ADMIN/api/management/v1/rest-apis/bench-policies/api-keys" \
+  -d '{"displayName": "bench"}' | sed 's/.*"apiKey":"\([^"]*\)".*/\1/')
+curl -sf -o /dev/null "http://127.0.0.1:$GW/bench/" || { echo "gateway route not served" >&2; cat "$work/gateway.log" >&2; exit 1; }
+curl -sf -o /dev/null -H "API-Key: $KEY" "http://127.0.0.1:$GW/bench-policies/" || { echo "policy route not served" >&2; exit 1; }
+
+run() { # label, url, extra wrk args...
+  local label="$1" url="$2"; shift 2
+  wrk -t"$THREADS" -c"$CONNS" -d2s "$@" "$url" > /dev/null   # warm-up
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url")
+  local rps mean p99 errors
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  mean=$(awk '/^    Latency/ {print $2}' <<<"$out")
+  p99=$(awk '/^ +99%/ {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx or 3xx responses/ {print $5}' <<<"$out")
+  printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$rps" "$mean" "$p99" "${errors:-0}"
+}
+
+results="$work/results.tsv"
+{
+  run "direct upstream" "http://127.0.0.1:$UP/"
+  run "nginx proxy_pass" "http://127.0.0.1:$NGX/bench/"
+  run "gatehouse, no policies" "http://127.0.0.1:$GW/bench/"
+  run "gatehouse, api-key-auth + rate-limit" "http://127.0.0.1:$GW/bench-policies/" -H "API-Key: $KEY"
+} > "$results"
+
+nginx_rps=$(awk -F'\t' '$1 == "nginx proxy_pass" {print $2}' "$results")
+echo "wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+printf '| path | requests/s | vs nginx | mean latency | p99 latency | non-2xx |\n|---|---|---|---|---|---|\n'
+awk -F'\t' -v n="$nginx_rps" '{ printf "| %s | %.0f | %.2f× | %s | %s | %s |\n", $1, $2, $2 / n, $3, $4, $5 }' "$results"
