@@ -115,7 +115,7 @@ impl Proxy {
         &self,
         client: &UpstreamClient,
         req: Request<Incoming>,
-        remote: SocketAddr,
+        client_ip: &HeaderValue,
     ) -> GatewayResponse {
         let (mut parts, body) = req.into_parts();
         let uri = std::mem::take(&mut parts.uri);
@@ -240,12 +240,17 @@ impl Proxy {
         parts.version = Version::HTTP_11;
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
-        let client_ip = remote.ip().to_string();
+        // Append to a previous hop's X-Forwarded-For; most requests have none and reuse the
+        // connection's value without allocating.
         let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {client_ip}"),
-            None => client_ip,
+            Some(prev) => HeaderValue::from_str(&format!(
+                "{prev}, {}",
+                client_ip.to_str().unwrap_or_default()
+            ))
+            .ok(),
+            None => Some(client_ip.clone()),
         };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
+        if let Some(v) = xff {
             headers.insert(X_FORWARDED_FOR.clone(), v);
         }
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
@@ -324,9 +329,11 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch
         };
         let _ = stream.set_nodelay(true);
         let (proxy, client) = (proxy.clone(), client.clone());
+        let client_ip = HeaderValue::from_str(&remote.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
         let service = service_fn(move |req| {
-            let (proxy, client) = (proxy.clone(), client.clone());
-            async move { Ok::<_, Infallible>(proxy.handle(&client, req, remote).await) }
+            let (proxy, client, client_ip) = (proxy.clone(), client.clone(), client_ip.clone());
+            async move { Ok::<_, Infallible>(proxy.handle(&client, req, &client_ip).await) }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
