@@ -3,8 +3,11 @@
 # keep-alive) and through a Gatehouse gateway (no policies, then api-key-auth + rate-limit).
 # Prints requests/s, mean and p99 latency, and each figure as a ratio of nginx's.
 #
-#   bench/run.sh                      # defaults: wrk -t1 -c64 -d8s
-#   DURATION=15s CONNS=64 bench/run.sh
+#   bench/run.sh                      # defaults: wrk -t1 -c64 -d8s, 3 rounds
+#   DURATION=15s CONNS=64 ROUNDS=5 bench/run.sh
+#
+# The machine is noisy, so the four paths run in turn, ROUNDS times, and each figure is the
+# median of its rounds.
 #
 # Needs wrk and nginx (Debian: apt-get install wrk nginx-light) and builds the release binary.
 set -euo pipefail
@@ -13,6 +16,7 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-8s}"
 CONNS="${CONNS:-64}"
 THREADS="${THREADS:-1}"
+ROUNDS="${ROUNDS:-3}"
 NGINX_WORKERS="${NGINX_WORKERS:-2}"
 
 for tool in wrk nginx curl; do
@@ -92,14 +96,25 @@ run() { # label, url, extra wrk args...
 }
 
 results="$work/results.tsv"
-{
-  run "direct upstream" "http://127.0.0.1:$UP/"
-  run "nginx proxy_pass" "http://127.0.0.1:$NGX/bench/"
-  run "gatehouse, no policies" "http://127.0.0.1:$GW/bench/"
-  run "gatehouse, api-key-auth + rate-limit" "http://127.0.0.1:$GW/bench-policies/" -H "API-Key: $KEY"
-} > "$results"
+: > "$results"
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS" >&2
+  run "direct upstream" "http://127.0.0.1:$UP/" >> "$results"
+  run "nginx proxy_pass" "http://127.0.0.1:$NGX/bench/" >> "$results"
+  run "gatehouse, no policies" "http://127.0.0.1:$GW/bench/" >> "$results"
+  run "gatehouse, api-key-auth + rate-limit" "http://127.0.0.1:$GW/bench-policies/" -H "API-Key: $KEY" >> "$results"
+done
 
-nginx_rps=$(awk -F'\t' '$1 == "nginx proxy_pass" {print $2}' "$results")
-echo "wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+# Median of each path's rounds (by requests/s), keeping that round's latencies.
+medians="$work/medians.tsv"
+for label in "direct upstream" "nginx proxy_pass" "gatehouse, no policies" "gatehouse, api-key-auth + rate-limit"; do
+  awk -F'\t' -v l="$label" '$1 == l' "$results" | sort -t$'\t' -k2,2g | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)'
+done > "$medians"
+
+nginx_rps=$(awk -F'\t' '$1 == "nginx proxy_pass" {print $2}' "$medians")
+echo "wrk -t$THREADS -c$CONNS -d$DURATION, median of $ROUNDS rounds, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 printf '| path | requests/s | vs nginx | mean latency | p99 latency | non-2xx |\n|---|---|---|---|---|---|\n'
-awk -F'\t' -v n="$nginx_rps" '{ printf "| %s | %.0f | %.2f× | %s | %s | %s |\n", $1, $2, $2 / n, $3, $4, $5 }' "$results"
+awk -F'\t' -v n="$nginx_rps" '{ printf "| %s | %.0f | %.2f× | %s | %s | %s |\n", $1, $2, $2 / n, $3, $4, $5 }' "$medians"
+echo
+echo "all rounds (requests/s):"
+awk -F'\t' '{ printf "  %-40s %s\n", $1, $2 }' "$results"

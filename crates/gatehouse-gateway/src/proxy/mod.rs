@@ -197,7 +197,8 @@ impl Proxy {
                 }
             }
         }
-        let mut decisions = Vec::new();
+        // The most restrictive limit's state goes back in the RateLimit-* headers.
+        let mut decision: Option<policies::rate_limit::Decision> = None;
         for rl in &chain.rate_limits {
             let d = rl.check(key_id.as_ref(), Instant::now());
             if !d.allowed {
@@ -205,7 +206,9 @@ impl Proxy {
                 entry.metrics.record(429, started.elapsed());
                 return r;
             }
-            decisions.push(d);
+            if decision.is_none_or(|prev| d.remaining < prev.remaining) {
+                decision = Some(d);
+            }
         }
 
         // The upstream request.
@@ -299,7 +302,7 @@ impl Proxy {
         if let Some(cors) = &chain.cors {
             cors.apply(origin.as_ref(), h);
         }
-        for d in &decisions {
+        if let Some(d) = &decision {
             RateLimit::headers(d, h);
         }
         entry

@@ -2,6 +2,7 @@
 //! `RateLimit-*` and `Retry-After` beyond.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,9 +26,13 @@ pub struct RateLimit {
     window: Duration,
     per_key: bool,
     epoch: Instant,
-    shared: Mutex<Window>,
+    /// The shared window, lock-free: window index (high 24 bits, wrapping) and count (low 40).
+    shared: AtomicU64,
     keyed: Mutex<HashMap<Arc<str>, Window>>,
 }
+
+const COUNT_BITS: u32 = 40;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 
 /// The outcome of one check, with what the `RateLimit-*` headers say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +52,7 @@ impl RateLimit {
             window,
             per_key,
             epoch: Instant::now(),
-            shared: Mutex::new(Window { index: 0, count: 0 }),
+            shared: AtomicU64::new(0),
             keyed: Mutex::new(HashMap::new()),
         }
     }
@@ -79,17 +84,39 @@ impl RateLimit {
                 let ok = bump(w);
                 (ok, w.count)
             }
-            _ => {
-                let mut w = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-                let ok = bump(&mut w);
-                (ok, w.count)
-            }
+            _ => self.bump_shared(index),
         };
         Decision {
             allowed,
             limit: self.limit,
             remaining: self.limit.saturating_sub(count),
             reset_secs: reset_ms.div_ceil(1000).max(1),
+        }
+    }
+
+    /// Counts one request in the shared window without a lock.
+    fn bump_shared(&self, index: u64) -> (bool, u64) {
+        let tag = (index & 0xFF_FFFF) << COUNT_BITS;
+        let limit = self.limit.min(COUNT_MASK);
+        let mut current = self.shared.load(Ordering::Relaxed);
+        loop {
+            let count = if current & !COUNT_MASK == tag {
+                current & COUNT_MASK
+            } else {
+                0
+            };
+            if count >= limit {
+                return (false, count);
+            }
+            match self.shared.compare_exchange_weak(
+                current,
+                tag | (count + 1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return (true, count + 1),
+                Err(actual) => current = actual,
+            }
         }
     }
 
@@ -170,6 +197,20 @@ mod tests {
             rl.check(None, t0 + Duration::from_secs(10)).allowed,
             "a new window"
         );
+    }
+
+    #[test]
+    fn concurrent_requests_never_exceed_the_limit() {
+        let rl = Arc::new(RateLimit::new(1000, Duration::from_secs(3600), false));
+        let now = rl.epoch + Duration::from_millis(5);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let rl = rl.clone();
+                std::thread::spawn(move || (0..600).filter(|_| rl.check(None, now).allowed).count())
+            })
+            .collect();
+        let allowed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(allowed, 1000);
     }
 
     #[test]
