@@ -91,6 +91,17 @@ pub struct StoredKey {
     pub expires_at: Option<i64>,
 }
 
+/// A subscription to an artifact, as the gateway keeps it (the token only as a hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSubscription {
+    pub id: String,
+    pub artifact_id: String,
+    pub subscriber_id: String,
+    pub token_hash: String,
+    pub plan_id: Option<String>,
+    pub status: String,
+}
+
 /// Why a write was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -141,6 +152,16 @@ CREATE TABLE IF NOT EXISTS api_keys (
     expires_at INTEGER,
     created_at INTEGER NOT NULL,
     UNIQUE (artifact_id, key_hash)
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY,
+    artifact_id TEXT NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+    subscriber_id TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    plan_id TEXT,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (artifact_id, token_hash)
 );
 "#;
 
@@ -418,6 +439,50 @@ impl Store {
         Ok(())
     }
 
+    /// Records (or replaces) a subscription of an artifact.
+    pub async fn upsert_subscription(&self, sub: &StoredSubscription) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO subscriptions (id, artifact_id, subscriber_id, token_hash, plan_id, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET subscriber_id = excluded.subscriber_id, token_hash = excluded.token_hash, \
+               plan_id = excluded.plan_id, status = excluded.status",
+        )
+        .bind(&sub.id)
+        .bind(&sub.artifact_id)
+        .bind(&sub.subscriber_id)
+        .bind(&sub.token_hash)
+        .bind(&sub.plan_id)
+        .bind(&sub.status)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The subscriptions of one artifact.
+    pub async fn subscriptions_of(
+        &self,
+        artifact_id: &str,
+    ) -> anyhow::Result<Vec<StoredSubscription>> {
+        let rows = sqlx::query(
+            "SELECT * FROM subscriptions WHERE artifact_id = ? ORDER BY created_at, id",
+        )
+        .bind(artifact_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredSubscription {
+                    id: r.try_get("id")?,
+                    artifact_id: r.try_get("artifact_id")?,
+                    subscriber_id: r.try_get("subscriber_id")?,
+                    token_hash: r.try_get("token_hash")?,
+                    plan_id: r.try_get("plan_id")?,
+                    status: r.try_get("status")?,
+                })
+            })
+            .collect()
+    }
+
     /// A value of the store's metadata.
     pub async fn meta(&self, key: &str) -> anyhow::Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
@@ -476,5 +541,114 @@ pub fn mask(key: &str) -> String {
         "********".to_owned()
     } else {
         format!("***{}", key.chars().skip(n - 5).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(name: &str, context: &str) -> ArtifactDocument {
+        ArtifactDocument::from_value(json!({
+            "apiVersion": "gatehouse.dev/v1", "kind": "LlmProvider", "metadata": {"name": name},
+            "spec": {"displayName": name, "template": "openai", "context": context,
+                     "upstream": {"url": "http://127.0.0.1:9", "auth": {"type": "api-key", "header": "Authorization", "value": "Bearer sk-1"}}}
+        }))
+        .unwrap()
+    }
+
+    fn art(id: &str, name: &str, context: &str, state: State) -> StoredArtifact {
+        StoredArtifact {
+            id: id.into(),
+            document: doc(name, context),
+            state,
+            origin: Origin::ControlPlane,
+            artifact_uuid: Some(format!("uuid-{id}")),
+            deployment_id: Some("dep-1".into()),
+            deployed_at: Some("2026-11-28T00:00:00.000Z".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn artifacts_keys_and_subscriptions_survive_reopen_and_go_with_their_artifact() {
+        let dir = std::env::temp_dir().join(format!("gh-store-{}", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&dir).await.unwrap();
+        store
+            .insert(&art("a", "openai", "/openai", State::Deployed))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .insert(&art("b", "openai", "/other", State::Deployed))
+                .await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        assert!(matches!(
+            store
+                .insert(&art("c", "other", "/openai", State::Deployed))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        // An undeployed artifact may share a context with a deployed one.
+        store
+            .insert(&art("d", "retained", "/openai", State::Undeployed))
+            .await
+            .unwrap();
+        let key = StoredKey {
+            id: "k1".into(),
+            artifact_id: "a".into(),
+            display_name: "app".into(),
+            key_hash: gatehouse_core::crypto::sha256_hex("secret-key"),
+            masked_api_key: mask("secret-key"),
+            status: "active".into(),
+            expires_at: None,
+        };
+        store.insert_key(&key).await.unwrap();
+        let sub = StoredSubscription {
+            id: "s1".into(),
+            artifact_id: "a".into(),
+            subscriber_id: "team-a".into(),
+            token_hash: "h".into(),
+            plan_id: None,
+            status: "ACTIVE".into(),
+        };
+        store.upsert_subscription(&sub).await.unwrap();
+        store.set_meta("applied_revision", "42").await.unwrap();
+        drop(store);
+
+        let store = Store::open(&dir).await.unwrap();
+        let held = store
+            .artifact(ArtifactKind::LlmProvider, "openai")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(held.artifact_uuid.as_deref(), Some("uuid-a"));
+        assert_eq!(held.deployment_id.as_deref(), Some("dep-1"));
+        assert_eq!(held.state, State::Deployed);
+        assert_eq!(
+            held.document,
+            doc("openai", "/openai"),
+            "the credential opens again"
+        );
+        let raw = std::fs::read(dir.join("gateway.db")).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&raw).contains("sk-1"),
+            "sealed at rest"
+        );
+        assert_eq!(
+            store.keys_of("a").await.unwrap()[0].masked_api_key,
+            "***t-key"
+        );
+        assert_eq!(store.subscriptions_of("a").await.unwrap(), vec![sub]);
+        assert_eq!(
+            store.meta("applied_revision").await.unwrap().as_deref(),
+            Some("42")
+        );
+
+        store.delete("a").await.unwrap();
+        assert!(store.keys_of("a").await.unwrap().is_empty());
+        assert!(store.subscriptions_of("a").await.unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
