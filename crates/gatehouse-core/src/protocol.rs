@@ -256,3 +256,81 @@ mod tests {
         assert!("deployed".parse::<DeploymentStatus>().is_err());
     }
 }
+
+/// How a connecting gateway catches up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Resume {
+    /// The missed events follow on the socket, in order.
+    #[serde(rename = "replay")]
+    Replay,
+    /// The gateway runs a full sync (first start, or too far behind the retained log).
+    #[serde(rename = "full-sync")]
+    FullSync,
+}
+
+/// The platform's first frame on a gateway connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionAck {
+    /// Always `connection.ack`.
+    #[serde(rename = "type")]
+    pub message_type: String,
+    pub gateway_id: String,
+    pub organization_id: String,
+    pub connection_id: String,
+    /// The organization's revision when the connection was accepted.
+    pub revision: i64,
+    pub capabilities: Vec<String>,
+    pub resume: Resume,
+}
+
+/// `type` of the connection acknowledgement.
+pub const CONNECTION_ACK: &str = "connection.ack";
+
+/// A gateway's periodic report of what it applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    pub applied_revision: i64,
+    /// A hash of the gateway's control-plane configuration (artifacts, states, deployments).
+    pub config_hash: String,
+}
+
+/// What a gateway sends on its connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload")]
+pub enum GatewayMessage {
+    #[serde(rename = "deployment.ack")]
+    DeploymentAck(DeploymentAck),
+    #[serde(rename = "heartbeat")]
+    Heartbeat(Heartbeat),
+}
+
+#[cfg(test)]
+mod connection_tests {
+    use super::*;
+
+    #[test]
+    fn gateway_messages_have_the_contract_shape() {
+        let hb = GatewayMessage::Heartbeat(Heartbeat {
+            applied_revision: 7,
+            config_hash: "abc".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(&hb).unwrap(),
+            serde_json::json!({"type": "heartbeat", "payload": {"appliedRevision": 7, "configHash": "abc"}})
+        );
+        let ack: GatewayMessage = serde_json::from_value(serde_json::json!({"type": "deployment.ack", "payload": {
+            "artifactId": "a", "deploymentId": "d", "performedAt": "2026-01-01T00:00:00.000Z", "action": "deploy", "status": "failed",
+            "errorCode": "HANDLE_CONFLICT", "message": "held"}}))
+        .unwrap();
+        assert!(matches!(
+            ack,
+            GatewayMessage::DeploymentAck(DeploymentAck {
+                status: AckStatus::Failed,
+                ..
+            })
+        ));
+        assert_eq!(serde_json::to_value(Resume::FullSync).unwrap(), "full-sync");
+    }
+}

@@ -108,6 +108,13 @@ pub async fn append(
         metrics::counter!("gatehouse_changelog_events_total", "type" => e.event_type.clone())
             .increment(1);
     }
+    if conn.backend_name() == "PostgreSQL" {
+        // Delivered at commit to every replica listening, so their gateways hear of it too.
+        sqlx::query("SELECT pg_notify('gatehouse_changes', $1)")
+            .bind(format!("{org_id}:{last}"))
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(Some(Revision(last)))
 }
 

@@ -10,6 +10,7 @@ pub mod changelog;
 pub mod config;
 pub use gatehouse_core::crypto;
 pub mod error;
+pub mod hub;
 pub mod service;
 pub mod state;
 pub mod store;

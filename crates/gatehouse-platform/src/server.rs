@@ -85,13 +85,17 @@ pub async fn start(config: PlatformConfig) -> anyhow::Result<RunningPlatform> {
         jwt: JwtKeys::new(&signing),
         sealer: Sealer::new(&sealing[..32])?,
         feed: ChangeFeed::default(),
+        hub: crate::hub::Hub::default(),
         db,
         config,
     }));
-    let tasks = vec![
+    let mut tasks = vec![
         spawn_timeout_sweeper(state.clone()),
         spawn_compactor(state.clone()),
     ];
+    if state.db.backend() == crate::store::Backend::Postgres {
+        tasks.push(spawn_pg_listener(state.clone()));
+    }
 
     let std_listener = std::net::TcpListener::bind(state.config.listen)
         .with_context(|| format!("binding {}", state.config.listen))?;
@@ -196,6 +200,52 @@ fn spawn_compactor(state: AppState) -> JoinHandle<()> {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "compacted the change log"),
                 Err(e) => tracing::warn!(error = %e, "change-log compaction failed"),
+            }
+        }
+    })
+}
+
+/// With PostgreSQL, other replicas' appends and gateway closures arrive as notifications and
+/// wake this replica's connections.
+fn spawn_pg_listener(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let listener = async {
+                let mut l = sqlx::postgres::PgListener::connect(&state.config.database).await?;
+                l.listen_all(["gatehouse_changes", "gatehouse_gateway_closed"])
+                    .await?;
+                Ok::<_, sqlx::Error>(l)
+            };
+            let mut listener = match listener.await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "PostgreSQL notifications unavailable; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(200);
+            loop {
+                match listener.recv().await {
+                    Ok(n) if n.channel() == "gatehouse_gateway_closed" => {
+                        state.hub.close_gateway(n.payload())
+                    }
+                    Ok(n) => {
+                        if let Some((org, rev)) = n.payload().rsplit_once(':') {
+                            if let Ok(rev) = rev.parse() {
+                                state
+                                    .feed
+                                    .notify(org, gatehouse_core::protocol::Revision(rev));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "PostgreSQL notification stream broke; reconnecting");
+                        break;
+                    }
+                }
             }
         }
     })

@@ -7,6 +7,7 @@ use crate::auth::JwtKeys;
 use crate::changelog::ChangeFeed;
 use crate::config::PlatformConfig;
 use crate::crypto::Sealer;
+use crate::hub::Hub;
 use crate::store::Db;
 
 /// What every handler and background task of one platform process shares.
@@ -16,6 +17,24 @@ pub struct Platform {
     pub jwt: JwtKeys,
     pub sealer: Sealer,
     pub feed: ChangeFeed,
+    pub hub: Hub,
+}
+
+impl Platform {
+    /// Closes every connection of `gateway`, on this replica and (through PostgreSQL
+    /// notifications) on the others.
+    pub async fn close_gateway(&self, gateway: &str) {
+        self.hub.close_gateway(gateway);
+        if self.db.backend() == crate::store::Backend::Postgres {
+            let sent = sqlx::query("SELECT pg_notify('gatehouse_gateway_closed', $1)")
+                .bind(gateway)
+                .execute(self.db.pool())
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "could not tell other replicas to close a gateway's connections");
+            }
+        }
+    }
 }
 
 /// Cheap-to-clone handle on [`Platform`].

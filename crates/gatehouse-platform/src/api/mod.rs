@@ -8,6 +8,7 @@ mod internal;
 mod openapi;
 mod ops;
 mod resources;
+mod ws;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -106,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .route("/deployment-acks", post(internal::ack))
         .route("/artifacts/exists", post(internal::exists))
         .route("/events", get(internal::events))
+        .route("/ws/gateways/connect", get(ws::connect))
         .route("/openapi.json", get(openapi::internal_spec));
     for kind in ArtifactKind::ALL {
         internal = internal.route(

@@ -8,7 +8,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use gatehouse_core::ArtifactKind;
 
-use crate::api::{artifacts, identity, internal, resources};
+use crate::api::{artifacts, identity, internal, resources, ws};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -124,7 +124,7 @@ fn type_artifact_operation(op: &mut utoipa::openapi::path::Operation, kind: Arti
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gatehouse gateway internal API", description = "What gateways read from the control plane. Every call carries the gateway's token in the api-key header."),
-    paths(internal::desired_state, internal::fetch_batch, internal::current_content, internal::exists, internal::events, internal::ack),
+    paths(ws::connect, internal::desired_state, internal::fetch_batch, internal::current_content, internal::exists, internal::events, internal::ack),
     modifiers(&GatewayAuth)
 )]
 struct InternalApi;

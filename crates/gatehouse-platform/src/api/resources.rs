@@ -84,7 +84,7 @@ pub async fn create_gateway(
 ) -> ApiResult<(StatusCode, Json<Gateway>)> {
     Ok((
         StatusCode::CREATED,
-        Json(gateways::create(&st.db, &c, b).await?),
+        Json(gateways::create(&st.db, &st.hub, &c, b).await?),
     ))
 }
 
@@ -96,7 +96,7 @@ pub async fn list_gateways(
     c: Caller,
     Params(p): Params<Page>,
 ) -> ApiResult<Json<List<Gateway>>> {
-    Ok(Json(gateways::list(&st.db, &c, p).await?))
+    Ok(Json(gateways::list(&st.db, &st.hub, &c, p).await?))
 }
 
 /// Read a gateway with its sync status.
@@ -107,7 +107,7 @@ pub async fn get_gateway(
     c: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Gateway>> {
-    Ok(Json(gateways::get(&st.db, &c, &id).await?))
+    Ok(Json(gateways::get(&st.db, &st.hub, &c, &id).await?))
 }
 
 /// Replace a gateway's name and description.
@@ -119,7 +119,7 @@ pub async fn update_gateway(
     Path(id): Path<String>,
     JsonBody(b): JsonBody<GatewayBody>,
 ) -> ApiResult<Json<Gateway>> {
-    Ok(Json(gateways::update(&st.db, &c, &id, b).await?))
+    Ok(Json(gateways::update(&st.db, &st.hub, &c, &id, b).await?))
 }
 
 /// Delete a gateway (409 while it serves artifacts, unless `force=true`).
@@ -131,7 +131,8 @@ pub async fn delete_gateway(
     Path(id): Path<String>,
     Params(p): Params<DeleteGatewayParams>,
 ) -> ApiResult<StatusCode> {
-    gateways::delete(&st.db, &c, &id, p.force.unwrap_or(false)).await?;
+    let uuid = gateways::delete(&st.db, &c, &id, p.force.unwrap_or(false)).await?;
+    st.close_gateway(&uuid).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -169,6 +170,7 @@ pub async fn revoke_token(
     c: Caller,
     Path((id, token)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    gateways::revoke_token(&st.db, &c, &id, &token).await?;
+    let uuid = gateways::revoke_token(&st.db, &c, &id, &token).await?;
+    st.close_gateway(&uuid).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,14 +9,16 @@ use crate::auth::Caller;
 use crate::changelog;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{ApiError, ApiResult};
+use crate::hub::Hub;
 use crate::service::{display_name, new_handle, new_uuid, List, Page};
 use crate::store::{format_ms, is_unique_violation, now_ms, Db};
 
 /// Active registration tokens a gateway may have at once (one in use, one being rolled out).
 pub const MAX_ACTIVE_TOKENS: i64 = 2;
 
-/// How recently a gateway must have called in to count as connected.
-const CONNECTED_WINDOW_MS: i64 = 60_000;
+/// How recently a gateway must have been heard (heartbeats come every 10 s) to count as
+/// connected through another replica.
+const CONNECTED_WINDOW_MS: i64 = 30_000;
 
 /// A gateway as the public API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -88,6 +90,7 @@ const COLUMNS: &str = "handle, uuid, display_name, description, created_at, upda
 
 async fn from_row(
     db: &Db,
+    hub: &Hub,
     org_id: &str,
     org_revision: i64,
     row: &sqlx::any::AnyRow,
@@ -103,7 +106,8 @@ async fn from_row(
         created_at: format_ms(row.try_get(4)?),
         updated_at: format_ms(row.try_get(5)?),
         status: GatewayStatus {
-            connected: last_seen.is_some_and(|t| now_ms() - t < CONNECTED_WINDOW_MS),
+            connected: hub.is_connected(&uuid)
+                || last_seen.is_some_and(|t| now_ms() - t < CONNECTED_WINDOW_MS),
             applied_revision: applied,
             org_revision,
             in_sync: applied >= needed.0,
@@ -119,7 +123,7 @@ async fn org_revision(db: &Db, org_id: &str) -> ApiResult<i64> {
 }
 
 /// Registers a gateway (no token yet: mint one with [`create_token`]).
-pub async fn create(db: &Db, caller: &Caller, body: GatewayBody) -> ApiResult<Gateway> {
+pub async fn create(db: &Db, hub: &Hub, caller: &Caller, body: GatewayBody) -> ApiResult<Gateway> {
     let name = display_name("displayName", &body.display_name)?;
     let handle = new_handle(body.id.as_deref(), &name)?;
     let now = now_ms();
@@ -139,12 +143,12 @@ pub async fn create(db: &Db, caller: &Caller, body: GatewayBody) -> ApiResult<Ga
             "gateway '{handle}' already exists"
         ))),
         Err(e) => Err(e.into()),
-        Ok(_) => get(db, caller, handle.as_str()).await,
+        Ok(_) => get(db, hub, caller, handle.as_str()).await,
     }
 }
 
 /// Reads a gateway with its status.
-pub async fn get(db: &Db, caller: &Caller, handle: &str) -> ApiResult<Gateway> {
+pub async fn get(db: &Db, hub: &Hub, caller: &Caller, handle: &str) -> ApiResult<Gateway> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM gateways WHERE org_id = $1 AND handle = $2"
     ))
@@ -154,11 +158,11 @@ pub async fn get(db: &Db, caller: &Caller, handle: &str) -> ApiResult<Gateway> {
     .await?
     .ok_or_else(|| ApiError::not_found("gateway", handle))?;
     let rev = org_revision(db, &caller.org_id).await?;
-    from_row(db, &caller.org_id, rev, &row).await
+    from_row(db, hub, &caller.org_id, rev, &row).await
 }
 
 /// Lists gateways with their status.
-pub async fn list(db: &Db, caller: &Caller, page: Page) -> ApiResult<List<Gateway>> {
+pub async fn list(db: &Db, hub: &Hub, caller: &Caller, page: Page) -> ApiResult<List<Gateway>> {
     let bounds = page.bounds()?;
     let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gateways WHERE org_id = $1")
         .bind(&caller.org_id)
@@ -175,7 +179,7 @@ pub async fn list(db: &Db, caller: &Caller, page: Page) -> ApiResult<List<Gatewa
     let rev = org_revision(db, &caller.org_id).await?;
     let mut list = Vec::with_capacity(rows.len());
     for row in &rows {
-        list.push(from_row(db, &caller.org_id, rev, row).await?);
+        list.push(from_row(db, hub, &caller.org_id, rev, row).await?);
     }
     Ok(List::new(list, total, bounds))
 }
@@ -183,6 +187,7 @@ pub async fn list(db: &Db, caller: &Caller, page: Page) -> ApiResult<List<Gatewa
 /// Replaces a gateway's name and description.
 pub async fn update(
     db: &Db,
+    hub: &Hub,
     caller: &Caller,
     handle: &str,
     body: GatewayBody,
@@ -209,7 +214,7 @@ pub async fn update(
     if n == 0 {
         return Err(ApiError::not_found("gateway", handle));
     }
-    get(db, caller, handle).await
+    get(db, hub, caller, handle).await
 }
 
 /// The uuid of gateway `handle` in the caller's organization.
@@ -229,7 +234,7 @@ pub async fn resolve(
 
 /// Deletes a gateway, its tokens and its deployments. While artifacts are meant to be served
 /// by it, deletion needs `force`, so that no one removes a serving gateway by accident.
-pub async fn delete(db: &Db, caller: &Caller, handle: &str, force: bool) -> ApiResult<()> {
+pub async fn delete(db: &Db, caller: &Caller, handle: &str, force: bool) -> ApiResult<String> {
     let mut tx = db.write().await?;
     let uuid = resolve(tx.conn(), &caller.org_id, handle).await?;
     if !force {
@@ -253,7 +258,7 @@ pub async fn delete(db: &Db, caller: &Caller, handle: &str, force: bool) -> ApiR
         .execute(tx.conn())
         .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(uuid)
 }
 
 /// Mints a registration token (at most [`MAX_ACTIVE_TOKENS`] active); the plaintext is
@@ -311,7 +316,12 @@ pub async fn list_tokens(db: &Db, caller: &Caller, handle: &str) -> ApiResult<Ve
 }
 
 /// Revokes a token; the gateway can no longer authenticate with it.
-pub async fn revoke_token(db: &Db, caller: &Caller, handle: &str, token_id: &str) -> ApiResult<()> {
+pub async fn revoke_token(
+    db: &Db,
+    caller: &Caller,
+    handle: &str,
+    token_id: &str,
+) -> ApiResult<String> {
     let mut tx = db.write().await?;
     let gateway = resolve(tx.conn(), &caller.org_id, handle).await?;
     let status: Option<String> =
@@ -322,7 +332,7 @@ pub async fn revoke_token(db: &Db, caller: &Caller, handle: &str, token_id: &str
             .await?;
     match status.as_deref() {
         None => return Err(ApiError::not_found("token", token_id)),
-        Some("revoked") => return Ok(()),
+        Some("revoked") => return Ok(gateway),
         Some(_) => {}
     }
     sqlx::query("UPDATE gateway_tokens SET status = 'revoked', revoked_at = $1 WHERE uuid = $2")
@@ -331,7 +341,7 @@ pub async fn revoke_token(db: &Db, caller: &Caller, handle: &str, token_id: &str
         .execute(tx.conn())
         .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(gateway)
 }
 
 /// Records that a gateway called in, having applied `applied` (when it says so).
