@@ -8,6 +8,7 @@ pub mod admin;
 pub mod proxy;
 pub mod runtime;
 pub mod store;
+pub mod sync;
 
 pub use runtime::{run, start, GatewayConfig, RunningGateway};
 pub use store::Store;

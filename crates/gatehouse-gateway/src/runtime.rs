@@ -35,6 +35,12 @@ pub struct GatewayConfig {
     pub admin_body_limit: usize,
     /// Threads serving traffic (0: one per core).
     pub workers: usize,
+    /// Control-plane base URL; `None` runs standalone.
+    pub control_plane: Option<String>,
+    /// Registration token for the control plane.
+    pub token: Option<String>,
+    /// Period of the full reconcile with the control plane.
+    pub sync_interval: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -48,6 +54,9 @@ impl Default for GatewayConfig {
             upstream_timeout: Duration::from_secs(60),
             admin_body_limit: 1024 * 1024,
             workers: 0,
+            control_plane: None,
+            token: None,
+            sync_interval: Duration::from_secs(600),
         }
     }
 }
@@ -60,9 +69,21 @@ pub struct Runtime {
     rebuild_lock: Mutex<()>,
     /// Duration of the last route-table rebuild.
     pub last_rebuild: std::sync::Mutex<Duration>,
+    /// The control-plane connection's state.
+    pub sync: std::sync::Mutex<crate::sync::SyncStatus>,
 }
 
 impl Runtime {
+    /// Changes the recorded control-plane connection state.
+    pub fn update_sync(&self, f: impl FnOnce(&mut crate::sync::SyncStatus)) {
+        f(&mut self.sync.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// The control-plane connection's state.
+    pub fn sync_status(&self) -> crate::sync::SyncStatus {
+        self.sync.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Rebuilds the route table from the store and swaps it in. Rebuilds run one at a time and
     /// each reads the store afresh, so the last one always reflects the last change.
     pub async fn rebuild(&self) -> anyhow::Result<()> {
@@ -124,6 +145,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         limiters: RateLimiters::default(),
         rebuild_lock: Mutex::new(()),
         last_rebuild: std::sync::Mutex::new(Duration::ZERO),
+        sync: std::sync::Mutex::new(Default::default()),
     });
     runtime
         .rebuild()
@@ -146,6 +168,21 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         .with_context(|| format!("binding the traffic listener {}", config.listen))?;
     let addr = workers.addr;
     let mut tasks = vec![];
+    if let Some(cp) = &config.control_plane {
+        let token = config.token.clone().ok_or_else(|| {
+            anyhow::anyhow!("--control-plane needs --token (a gateway registration token)")
+        })?;
+        let sync = crate::sync::SyncConfig {
+            control_plane: cp.clone(),
+            token,
+            interval: config.sync_interval,
+        };
+        tasks.push(tokio::spawn(crate::sync::run(
+            runtime.clone(),
+            sync,
+            rx.clone(),
+        )));
+    }
     let app = admin::router(runtime.clone(), credentials, config.admin_body_limit);
     let mut admin_rx = rx;
     tasks.push(tokio::spawn(async move {

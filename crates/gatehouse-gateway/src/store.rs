@@ -102,6 +102,24 @@ pub struct StoredSubscription {
     pub status: String,
 }
 
+/// One change the control plane asks for.
+#[derive(Debug)]
+pub enum ControlPlaneChange<'a> {
+    /// Hold (or replace) this artifact.
+    Upsert(&'a StoredArtifact),
+    /// Change the state of the artifact with this platform uuid.
+    SetState {
+        uuid: &'a str,
+        state: State,
+        deployment_id: &'a str,
+        deployed_at: &'a str,
+    },
+    /// Forget the artifact with this platform uuid, with its keys and subscriptions.
+    Delete { uuid: &'a str },
+    /// Nothing to change; only the revision advances.
+    Nothing,
+}
+
 /// Why a write was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -481,6 +499,146 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The artifacts that came from the control plane.
+    pub async fn control_plane_artifacts(&self) -> anyhow::Result<Vec<StoredArtifact>> {
+        Ok(self
+            .artifacts()
+            .await?
+            .into_iter()
+            .filter(|a| a.origin == Origin::ControlPlane)
+            .collect())
+    }
+
+    /// The control-plane artifact with platform uuid `uuid`.
+    pub async fn by_uuid(&self, uuid: &str) -> anyhow::Result<Option<StoredArtifact>> {
+        let row = sqlx::query("SELECT * FROM artifacts WHERE artifact_uuid = ?")
+            .bind(uuid)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| self.artifact_from_row(&r)).transpose()
+    }
+
+    /// Applies one control-plane change and, in the same transaction, records `revision` as
+    /// applied (when given), so that a crash never leaves the two apart.
+    pub async fn apply_control_plane(
+        &self,
+        change: ControlPlaneChange<'_>,
+        revision: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        match change {
+            ControlPlaneChange::Upsert(art) => {
+                let context = art.document.spec.resolved_context();
+                let existing: Option<(String, String, Option<String>)> = sqlx::query_as(
+                    "SELECT id, origin, artifact_uuid FROM artifacts WHERE kind = ? AND handle = ?",
+                )
+                .bind(art.kind().as_str())
+                .bind(art.handle())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let id = match existing {
+                    Some((_, origin, _)) if origin == "gateway_api" => {
+                        return Err(StoreError::AlreadyExists(format!(
+                            "{} '{}' is held by an artifact created through the gateway's management API",
+                            art.kind().label(),
+                            art.handle()
+                        )))
+                    }
+                    Some((id, _, uuid)) if uuid.as_deref() == art.artifact_uuid.as_deref() => Some(id),
+                    Some((id, _, _)) => {
+                        // Another control-plane artifact held this handle (deleted and recreated
+                        // there): the newer one replaces it.
+                        sqlx::query("DELETE FROM artifacts WHERE id = ?").bind(&id).execute(&mut *tx).await?;
+                        None
+                    }
+                    None => None,
+                };
+                // The same uuid under another handle cannot happen (handles are immutable),
+                // but a stale row must not block the insert.
+                let by_uuid: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM artifacts WHERE artifact_uuid = ?")
+                        .bind(&art.artifact_uuid)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let id = id.or(by_uuid).unwrap_or_else(|| art.id.clone());
+                if art.state == State::Deployed {
+                    check_context_free(&mut tx, &context, Some(&id)).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO artifacts (id, kind, handle, context, document, state, origin, artifact_uuid, deployment_id, deployed_at, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, 'control_plane', ?, ?, ?, ?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET handle = excluded.handle, context = excluded.context, document = excluded.document, \
+                       state = excluded.state, deployment_id = excluded.deployment_id, deployed_at = excluded.deployed_at, updated_at = excluded.updated_at",
+                )
+                .bind(&id)
+                .bind(art.kind().as_str())
+                .bind(art.handle())
+                .bind(&context)
+                .bind(self.seal(&art.document))
+                .bind(art.state.as_str())
+                .bind(&art.artifact_uuid)
+                .bind(&art.deployment_id)
+                .bind(&art.deployed_at)
+                .bind(now_ms())
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            }
+            ControlPlaneChange::SetState {
+                uuid,
+                state,
+                deployment_id,
+                deployed_at,
+            } => {
+                if state == State::Deployed {
+                    let row: Option<(String, String)> =
+                        sqlx::query_as("SELECT id, context FROM artifacts WHERE artifact_uuid = ?")
+                            .bind(uuid)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if let Some((id, context)) = row {
+                        check_context_free(&mut tx, &context, Some(&id)).await?;
+                    }
+                }
+                sqlx::query("UPDATE artifacts SET state = ?, deployment_id = ?, deployed_at = ?, updated_at = ? WHERE artifact_uuid = ?")
+                    .bind(state.as_str())
+                    .bind(deployment_id)
+                    .bind(deployed_at)
+                    .bind(now_ms())
+                    .bind(uuid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            ControlPlaneChange::Delete { uuid } => {
+                sqlx::query("DELETE FROM artifacts WHERE artifact_uuid = ?")
+                    .bind(uuid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            ControlPlaneChange::Nothing => {}
+        }
+        if let Some(rev) = revision {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ('applied_revision', ?) \
+                 ON CONFLICT (key) DO UPDATE SET value = CASE WHEN CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER) THEN excluded.value ELSE meta.value END",
+            )
+            .bind(rev.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The last control-plane revision applied (0: none).
+    pub async fn applied_revision(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .meta("applied_revision")
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// A value of the store's metadata.

@@ -6,10 +6,13 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-/// Live gateway connections of this process.
+/// One connection: its id and the switch that closes it.
+type Connection = (String, watch::Sender<bool>);
+
+/// Live gateway connections of this process, by gateway uuid.
 #[derive(Default)]
 pub struct Hub {
-    conns: Mutex<HashMap<String, Vec<(String, watch::Sender<bool>)>>>,
+    conns: Mutex<HashMap<String, Vec<Connection>>>,
 }
 
 impl Hub {

@@ -3,6 +3,7 @@
 //! client for its APIs.
 
 pub mod echo;
+pub mod relay;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

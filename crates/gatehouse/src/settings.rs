@@ -234,6 +234,15 @@ pub struct GatewayArgs {
     /// Threads serving traffic, each with its own listener and upstream pool [default: one per core].
     #[arg(long, env = "GATEHOUSE_WORKERS")]
     workers: Option<usize>,
+    /// Control plane base URL, e.g. http://127.0.0.1:9243 (absent: standalone).
+    #[arg(long, env = "GATEHOUSE_CONTROL_PLANE")]
+    control_plane: Option<String>,
+    /// Gateway registration token (from POST /api/v1/gateways/{id}/tokens).
+    #[arg(long, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Period of the full reconcile with the control plane [default: 10m].
+    #[arg(long, env = "GATEHOUSE_SYNC_INTERVAL", value_parser = humantime::parse_duration)]
+    sync_interval: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -253,6 +262,11 @@ struct GatewayFile {
     #[serde(alias = "admin_body_limit")]
     admin_body_limit: Option<usize>,
     workers: Option<usize>,
+    #[serde(alias = "control_plane")]
+    control_plane: Option<String>,
+    token: Option<String>,
+    #[serde(alias = "sync_interval")]
+    sync_interval: Option<String>,
 }
 
 impl GatewayArgs {
@@ -291,6 +305,12 @@ impl GatewayArgs {
                 .or(file.admin_body_limit)
                 .unwrap_or(d.admin_body_limit),
             workers: self.workers.or(file.workers).unwrap_or(d.workers),
+            control_plane: self.control_plane.or(file.control_plane),
+            token: self.token.or(file.token),
+            sync_interval: self
+                .sync_interval
+                .or(duration("sync-interval", file.sync_interval)?)
+                .unwrap_or(d.sync_interval),
         })
     }
 }

@@ -227,11 +227,19 @@ async fn status(State(rt): State<Arc<Runtime>>) -> AdminResult<Json<Value>> {
         .unwrap_or(0);
     let table = rt.proxy.table();
     let rebuild = *rt.last_rebuild.lock().unwrap_or_else(|e| e.into_inner());
+    let sync = rt.sync_status();
     Ok(Json(json!({
-        "mode": "standalone",
-        "controlPlane": {"connected": false},
+        "mode": if sync.control_plane.is_some() { "connected" } else { "standalone" },
+        "controlPlane": {
+            "url": sync.control_plane,
+            "connected": sync.connected,
+            "connectionId": sync.connection_id,
+            "capabilities": sync.capabilities,
+            "lastError": sync.last_error,
+            "eventsApplied": sync.events_applied,
+        },
         "appliedRevision": applied,
-        "lastSync": Value::Null,
+        "lastSync": sync.last_sync,
         "artifacts": {"total": artifacts.len(), "deployed": deployed, "undeployed": artifacts.len() - deployed, "byKind": by_kind},
         "routeTable": {"artifacts": table.len(), "routes": table.routes, "lastRebuildMs": rebuild.as_secs_f64() * 1000.0},
     })))

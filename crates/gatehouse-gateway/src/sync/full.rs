@@ -1,0 +1,297 @@
+//! The full sync: make the local control-plane artifacts equal to the platform's desired state
+//! for this gateway (CONTRACT §6), and acknowledge what it applied.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use gatehouse_core::protocol::{AckAction, AckStatus, DeploymentAck, DesiredState};
+use gatehouse_core::{ArtifactDocument, ArtifactKind};
+
+use super::api::{Desired, InternalApi};
+use crate::runtime::Runtime;
+use crate::store::{ControlPlaneChange, State, StoreError, StoredArtifact};
+
+/// What a full sync did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncCounts {
+    pub fetched: usize,
+    pub status_updated: usize,
+    pub deleted: usize,
+    pub retained: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+}
+
+/// The outcome: counts, the revision the desired state reflects, and the acks to send.
+pub struct SyncOutcome {
+    pub counts: SyncCounts,
+    pub revision: i64,
+    pub acks: Vec<DeploymentAck>,
+}
+
+fn kind_rank(kind: ArtifactKind) -> usize {
+    match kind {
+        ArtifactKind::LlmProvider => 0,
+        ArtifactKind::LlmProxy => 1,
+        ArtifactKind::RestApi | ArtifactKind::Mcp => 2,
+    }
+}
+
+fn ack(d: &Desired, status: AckStatus, error: Option<(&str, String)>) -> DeploymentAck {
+    DeploymentAck {
+        artifact_id: d.artifact_id.clone(),
+        deployment_id: d.deployment_id.clone(),
+        performed_at: d.deployed_at.clone(),
+        action: match d.state {
+            DesiredState::Deployed => AckAction::Deploy,
+            DesiredState::Undeployed => AckAction::Undeploy,
+        },
+        status,
+        error_code: error.as_ref().map(|(c, _)| (*c).to_owned()),
+        message: error.map(|(_, m)| m),
+    }
+}
+
+fn local_state(d: &Desired) -> State {
+    match d.state {
+        DesiredState::Deployed => State::Deployed,
+        DesiredState::Undeployed => State::Undeployed,
+    }
+}
+
+/// Why a control-plane artifact could not be applied, as an ack error code.
+pub fn error_code(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::AlreadyExists(_) => "HANDLE_CONFLICT",
+        StoreError::Conflict(_) => "CONTEXT_CONFLICT",
+        _ => "GATEWAY_PROCESSING_ERROR",
+    }
+}
+
+/// Runs one full sync. `exists_capability` says whether the platform offers
+/// `/artifacts/exists`.
+pub async fn run(
+    rt: &Runtime,
+    api: &InternalApi,
+    exists_capability: bool,
+) -> anyhow::Result<SyncOutcome> {
+    let desired = api.desired().await?;
+    let local = rt.store.control_plane_artifacts().await?;
+    let local_by_uuid: HashMap<&str, &StoredArtifact> = local
+        .iter()
+        .filter_map(|a| a.artifact_uuid.as_deref().map(|u| (u, a)))
+        .collect();
+    let desired_ids: HashSet<&str> = desired
+        .deployments
+        .iter()
+        .map(|d| d.artifact_id.as_str())
+        .collect();
+    let mut counts = SyncCounts::default();
+    let mut acks = vec![];
+
+    // Decide, for each desired entry, whether to fetch, update the state, or leave it.
+    let mut to_fetch: Vec<&Desired> = vec![];
+    let mut state_only: Vec<&Desired> = vec![];
+    for d in &desired.deployments {
+        match local_by_uuid.get(d.artifact_id.as_str()) {
+            None => to_fetch.push(d),
+            Some(l) if l.deployment_id.as_deref() != Some(d.deployment_id.as_str()) => {
+                to_fetch.push(d)
+            }
+            Some(l)
+                if l.deployed_at.as_deref() != Some(d.deployed_at.as_str())
+                    && d.state == DesiredState::Deployed =>
+            {
+                to_fetch.push(d)
+            }
+            Some(l)
+                if l.state != local_state(d)
+                    || l.deployed_at.as_deref() != Some(d.deployed_at.as_str()) =>
+            {
+                state_only.push(d)
+            }
+            Some(_) => counts.unchanged += 1,
+        }
+    }
+
+    // Deletion candidates: held control-plane artifacts the platform no longer lists.
+    let candidates: Vec<&StoredArtifact> = local
+        .iter()
+        .filter(|a| {
+            a.artifact_uuid
+                .as_deref()
+                .is_some_and(|u| !desired_ids.contains(u))
+        })
+        .collect();
+    let (mut delete, mut retain): (Vec<&StoredArtifact>, Vec<&StoredArtifact>) = (vec![], vec![]);
+    if !candidates.is_empty() {
+        if exists_capability {
+            let ids: Vec<String> = candidates
+                .iter()
+                .filter_map(|a| a.artifact_uuid.clone())
+                .collect();
+            match api.existing(&ids).await {
+                Ok(existing) => {
+                    for a in candidates {
+                        if a.artifact_uuid
+                            .as_deref()
+                            .is_some_and(|u| existing.contains(u))
+                        {
+                            retain.push(a);
+                        } else {
+                            delete.push(a);
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Without an answer, deleting could lose an artifact and its keys: keep all.
+                    tracing::warn!(error = %e, candidates = candidates.len(), "existence check failed; deleting nothing");
+                    counts.retained += candidates.len();
+                }
+            }
+        } else {
+            delete = candidates;
+        }
+    }
+
+    // Deletions in reverse dependency order: REST/MCP, then proxies, then providers.
+    delete.sort_by_key(|a| std::cmp::Reverse(kind_rank(a.kind())));
+    for a in delete {
+        if let Some(uuid) = &a.artifact_uuid {
+            match rt
+                .store
+                .apply_control_plane(ControlPlaneChange::Delete { uuid }, None)
+                .await
+            {
+                Ok(()) => counts.deleted += 1,
+                Err(e) => {
+                    counts.failed += 1;
+                    tracing::warn!(handle = a.handle(), error = %e, "could not delete an orphan");
+                }
+            }
+        }
+    }
+    for a in retain {
+        counts.retained += 1;
+        if a.state == State::Deployed {
+            if let Some(uuid) = &a.artifact_uuid {
+                let change = ControlPlaneChange::SetState {
+                    uuid,
+                    state: State::Undeployed,
+                    deployment_id: a.deployment_id.as_deref().unwrap_or_default(),
+                    deployed_at: a.deployed_at.as_deref().unwrap_or_default(),
+                };
+                if let Err(e) = rt.store.apply_control_plane(change, None).await {
+                    tracing::warn!(handle = a.handle(), error = %e, "could not retain an artifact as undeployed");
+                }
+            }
+        }
+    }
+
+    // State-only updates.
+    for d in state_only {
+        let change = ControlPlaneChange::SetState {
+            uuid: &d.artifact_id,
+            state: local_state(d),
+            deployment_id: &d.deployment_id,
+            deployed_at: &d.deployed_at,
+        };
+        match rt.store.apply_control_plane(change, None).await {
+            Ok(()) => {
+                counts.status_updated += 1;
+                acks.push(ack(d, AckStatus::Success, None));
+            }
+            Err(e) => {
+                counts.failed += 1;
+                acks.push(ack(
+                    d,
+                    AckStatus::Failed,
+                    Some((error_code(&e), e.to_string())),
+                ));
+            }
+        }
+    }
+
+    // Fetches in dependency order: providers, then proxies, then REST and MCP.
+    to_fetch.sort_by_key(|d| kind_rank(d.kind));
+    let ids: Vec<String> = to_fetch.iter().map(|d| d.deployment_id.clone()).collect();
+    let mut contents: HashMap<String, serde_json::Value> = api
+        .fetch(&ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.deployment_id, c.content))
+        .collect();
+    for d in to_fetch {
+        let Some(content) = contents.remove(&d.deployment_id) else {
+            // Superseded or deleted since the list was read; a later event or sync covers it.
+            continue;
+        };
+        match apply_content(rt, d, content).await {
+            Ok(()) => {
+                counts.fetched += 1;
+                acks.push(ack(d, AckStatus::Success, None));
+            }
+            Err((code, message)) => {
+                counts.failed += 1;
+                tracing::warn!(artifact = %d.artifact_id, code, message, "could not apply a deployment");
+                acks.push(ack(d, AckStatus::Failed, Some((code, message))));
+            }
+        }
+    }
+    rt.store
+        .apply_control_plane(ControlPlaneChange::Nothing, Some(desired.revision))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(SyncOutcome {
+        counts,
+        revision: desired.revision,
+        acks,
+    })
+}
+
+/// Stores fetched content for a desired entry.
+pub async fn apply_content(
+    rt: &Runtime,
+    d: &Desired,
+    content: serde_json::Value,
+) -> Result<(), (&'static str, String)> {
+    store_content(
+        rt,
+        &d.artifact_id,
+        &d.deployment_id,
+        &d.deployed_at,
+        local_state(d),
+        content,
+        None,
+    )
+    .await
+}
+
+/// Validates a deployment's document and holds it with the given state.
+pub async fn store_content(
+    rt: &Runtime,
+    artifact_id: &str,
+    deployment_id: &str,
+    deployed_at: &str,
+    state: State,
+    content: serde_json::Value,
+    revision: Option<i64>,
+) -> Result<(), (&'static str, String)> {
+    let document = ArtifactDocument::from_value(content)
+        .map_err(|e| ("INVALID_CONFIGURATION", e.to_string()))?;
+    let art = StoredArtifact {
+        id: uuid::Uuid::now_v7().to_string(),
+        document,
+        state,
+        origin: crate::store::Origin::ControlPlane,
+        artifact_uuid: Some(artifact_id.to_owned()),
+        deployment_id: Some(deployment_id.to_owned()),
+        deployed_at: Some(deployed_at.to_owned()),
+    };
+    rt.store
+        .apply_control_plane(ControlPlaneChange::Upsert(&art), revision)
+        .await
+        .map_err(|e| (error_code(&e), e.to_string()))
+}

@@ -1,0 +1,651 @@
+//! The lifecycle that must always hold (CONTRACT §7): a real platform, a real gateway connected
+//! to it, and a real upstream, for each of the four kinds.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use gatehouse_testkit::echo::EchoServer;
+use gatehouse_testkit::relay::Relay;
+use gatehouse_testkit::Gateway;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Env {
+    p: Platform,
+    admin: Client,
+    gw: Gateway,
+    up: EchoServer,
+    relay: Option<Relay>,
+    token: String,
+}
+
+async fn setup(
+    backend: Backend,
+    platform_extra: &[&str],
+    gateway_extra: &[&str],
+    via_relay: bool,
+) -> Option<Env> {
+    let p = platform(backend, platform_extra).await?;
+    let admin = p.login("default").await.unwrap();
+    let (s, _) = admin
+        .post(
+            "/api/v1/gateways",
+            &json!({"id": "edge", "displayName": "Edge"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201);
+    let (_, t) = admin
+        .post("/api/v1/gateways/edge/tokens", &json!({}))
+        .await
+        .unwrap();
+    let token = t["token"].as_str().unwrap().to_owned();
+    let up = EchoServer::start("upstream").await;
+    let relay = if via_relay {
+        Some(Relay::start(p.addr).await)
+    } else {
+        None
+    };
+    let cp = relay
+        .as_ref()
+        .map(|r| r.url())
+        .unwrap_or_else(|| p.base.clone());
+    let mut args = vec!["--control-plane", cp.as_str(), "--token", token.as_str()];
+    args.extend_from_slice(gateway_extra);
+    let gw = Gateway::start(Path::new(BIN), &args).await.unwrap();
+    let env = Env {
+        p,
+        admin,
+        gw,
+        up,
+        relay,
+        token,
+    };
+    env.wait_connected().await;
+    Some(env)
+}
+
+impl Env {
+    async fn wait_connected(&self) {
+        let admin = self.gw.admin();
+        eventually(WAIT, "the gateway to connect", || async {
+            let (_, s) = admin.get("/api/management/v1/status").await.ok()?;
+            (s["controlPlane"]["connected"] == true).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+
+    fn body(&self, c: &str, id: &str) -> Value {
+        let url = self.up.url("/up");
+        match c {
+            "rest-apis" => {
+                json!({"id": id, "displayName": id, "projectId": "default", "context": format!("/{id}"), "upstream": {"main": {"url": url}}})
+            }
+            "llm-providers" => {
+                json!({"id": id, "displayName": id, "template": "openai", "context": format!("/{id}"),
+                                      "upstream": {"url": url, "auth": {"type": "api-key", "header": "Authorization", "value": "Bearer sk-x"}}})
+            }
+            "llm-proxies" => {
+                json!({"id": id, "displayName": id, "projectId": "default", "context": format!("/{id}"), "provider": {"id": "base-provider"}})
+            }
+            "mcp-proxies" => {
+                json!({"id": id, "displayName": id, "projectId": "default", "context": format!("/{id}"), "upstream": {"url": url}})
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    async fn create(&self, c: &str, id: &str) -> String {
+        let (s, b) = self
+            .admin
+            .post(&format!("/api/v1/{c}"), &self.body(c, id))
+            .await
+            .unwrap();
+        assert_eq!(s, 201, "{b}");
+        b["uuid"].as_str().unwrap().to_owned()
+    }
+
+    async fn deploy(&self, c: &str, id: &str) -> String {
+        let (s, b) = self
+            .admin
+            .post(
+                &format!("/api/v1/{c}/{id}/deployments"),
+                &json!({"gatewayId": "edge"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s, 201, "{b}");
+        b["deploymentId"].as_str().unwrap().to_owned()
+    }
+
+    async fn action(&self, c: &str, id: &str, dep: &str, what: &str) {
+        let (s, b) = self
+            .admin
+            .post(
+                &format!("/api/v1/{c}/{id}/deployments/{dep}/{what}"),
+                &json!({}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s, 200, "{what}: {b}");
+    }
+
+    /// The traffic status of the artifact's probe request.
+    async fn probe(&self, c: &str, id: &str) -> u16 {
+        let t = self.gw.traffic();
+        let r = match c {
+            "mcp-proxies" => {
+                t.raw(reqwest::Method::POST, &format!("/{id}/mcp"), &[])
+                    .await
+            }
+            _ => {
+                t.raw(reqwest::Method::GET, &format!("/{id}/models"), &[])
+                    .await
+            }
+        };
+        r.map(|r| r.status().as_u16()).unwrap_or(0)
+    }
+
+    async fn wait_probe(&self, c: &str, id: &str, want: u16) {
+        eventually(WAIT, &format!("{c}/{id} to answer {want}"), || async {
+            (self.probe(c, id).await == want).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn held(&self, c: &str, id: &str) -> (u16, Value) {
+        self.gw
+            .admin()
+            .get(&format!("/api/management/v1/{c}/{id}"))
+            .await
+            .unwrap()
+    }
+
+    async fn wait_held_state(&self, c: &str, id: &str, state: Option<&str>) {
+        eventually(WAIT, &format!("{c}/{id} held as {state:?}"), || async {
+            let (s, b) = self.held(c, id).await;
+            match state {
+                None => (s == 404).then_some(()),
+                Some(st) => (s == 200 && b["status"]["state"] == st).then_some(()),
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn wait_dep_status(&self, c: &str, id: &str, dep: &str, status: &str) -> Value {
+        eventually(
+            WAIT,
+            &format!("deployment of {c}/{id} to be {status}"),
+            || async {
+                let (_, b) = self
+                    .admin
+                    .get(&format!("/api/v1/{c}/{id}/deployments/{dep}"))
+                    .await
+                    .ok()?;
+                (b["status"] == status).then_some(b)
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn status(&self) -> Value {
+        self.gw
+            .admin()
+            .get("/api/management/v1/status")
+            .await
+            .unwrap()
+            .1
+    }
+
+    async fn base_provider(&self) {
+        self.create("llm-providers", "base-provider").await;
+        let d = self.deploy("llm-providers", "base-provider").await;
+        self.wait_dep_status("llm-providers", "base-provider", &d, "DEPLOYED")
+            .await;
+    }
+}
+
+/// Kinds in an order where an LLM proxy's provider exists.
+const KINDS: [&str; 4] = ["rest-apis", "mcp-proxies", "llm-providers", "llm-proxies"];
+
+both_backends!(
+    live_lifecycle_for_every_kind,
+    changes_made_while_the_gateway_is_stopped_converge_on_start,
+    seed_delete_after_deployment_delete_reaches_the_gateway,
+);
+
+async fn live_lifecycle_for_every_kind(backend: Backend) {
+    let Some(env) = setup(backend, &[], &[], false).await else {
+        return;
+    };
+    env.base_provider().await;
+    for c in KINDS {
+        let id = format!("live-{}", event_prefix(c));
+        env.create(c, &id).await;
+        assert_eq!(
+            env.probe(c, &id).await,
+            404,
+            "{c}: not served before deploy"
+        );
+        // deploy → served, and DEPLOYED only on the gateway's ack
+        let d = env.deploy(c, &id).await;
+        env.wait_probe(c, &id, 200).await;
+        env.wait_dep_status(c, &id, &d, "DEPLOYED").await;
+        let (_, held) = env.held(c, &id).await;
+        assert_eq!(held["status"]["origin"], "control_plane");
+        assert_eq!(held["status"]["deploymentId"], d.as_str());
+        // undeploy → 404, held undeployed
+        env.action(c, &id, &d, "undeploy").await;
+        env.wait_probe(c, &id, 404).await;
+        env.wait_dep_status(c, &id, &d, "UNDEPLOYED").await;
+        env.wait_held_state(c, &id, Some("undeployed")).await;
+        // restore → served
+        env.action(c, &id, &d, "restore").await;
+        env.wait_probe(c, &id, 200).await;
+        env.wait_dep_status(c, &id, &d, "DEPLOYED").await;
+        // delete while deployed → management 404 and traffic 404
+        assert_eq!(
+            env.admin
+                .delete(&format!("/api/v1/{c}/{id}"))
+                .await
+                .unwrap()
+                .0,
+            204
+        );
+        env.wait_held_state(c, &id, None).await;
+        env.wait_probe(c, &id, 404).await;
+        // delete while undeployed → management 404
+        env.create(c, &id).await;
+        let d = env.deploy(c, &id).await;
+        env.wait_probe(c, &id, 200).await;
+        env.action(c, &id, &d, "undeploy").await;
+        env.wait_held_state(c, &id, Some("undeployed")).await;
+        assert_eq!(
+            env.admin
+                .delete(&format!("/api/v1/{c}/{id}"))
+                .await
+                .unwrap()
+                .0,
+            204
+        );
+        env.wait_held_state(c, &id, None).await;
+    }
+    // The platform sees the gateway connected and in sync.
+    let g = eventually(WAIT, "the gateway to be in sync", || async {
+        let (_, g) = env.admin.get("/api/v1/gateways/edge").await.ok()?;
+        (g["status"]["inSync"] == true && g["status"]["connected"] == true).then_some(g)
+    })
+    .await
+    .unwrap();
+    assert_eq!(g["status"]["appliedRevision"], g["status"]["orgRevision"]);
+}
+
+async fn changes_made_while_the_gateway_is_stopped_converge_on_start(backend: Backend) {
+    let Some(mut env) = setup(backend, &[], &[], false).await else {
+        return;
+    };
+    env.base_provider().await;
+    let mut deps = std::collections::HashMap::new();
+    // deploy while stopped
+    env.gw.kill();
+    for c in KINDS {
+        let id = format!("sync-{}", event_prefix(c));
+        env.create(c, &id).await;
+        deps.insert(c, env.deploy(c, &id).await);
+    }
+    env.gw.respawn().unwrap();
+    env.gw.wait_ready().await.unwrap();
+    for c in KINDS {
+        let id = format!("sync-{}", event_prefix(c));
+        env.wait_probe(c, &id, 200).await;
+        env.wait_dep_status(c, &id, &deps[c], "DEPLOYED").await;
+    }
+    // undeploy while stopped (proxy before its provider is irrelevant: the base provider stays)
+    env.gw.kill();
+    for c in KINDS {
+        env.action(
+            c,
+            &format!("sync-{}", event_prefix(c)),
+            &deps[c],
+            "undeploy",
+        )
+        .await;
+    }
+    env.gw.respawn().unwrap();
+    env.gw.wait_ready().await.unwrap();
+    for c in KINDS {
+        let id = format!("sync-{}", event_prefix(c));
+        env.wait_probe(c, &id, 404).await;
+        env.wait_held_state(c, &id, Some("undeployed")).await;
+        env.wait_dep_status(c, &id, &deps[c], "UNDEPLOYED").await;
+    }
+    // restore while stopped
+    env.gw.kill();
+    for c in KINDS {
+        env.action(c, &format!("sync-{}", event_prefix(c)), &deps[c], "restore")
+            .await;
+    }
+    env.gw.respawn().unwrap();
+    env.gw.wait_ready().await.unwrap();
+    for c in KINDS {
+        env.wait_probe(c, &format!("sync-{}", event_prefix(c)), 200)
+            .await;
+    }
+    // delete (deployed ones, and an undeployed one) while stopped
+    env.gw.kill();
+    for c in ["rest-apis", "mcp-proxies", "llm-proxies"] {
+        assert_eq!(
+            env.admin
+                .delete(&format!("/api/v1/{c}/sync-{}", event_prefix(c)))
+                .await
+                .unwrap()
+                .0,
+            204
+        );
+    }
+    env.action(
+        "llm-providers",
+        "sync-llmprovider",
+        &deps["llm-providers"],
+        "undeploy",
+    )
+    .await;
+    assert_eq!(
+        env.admin
+            .delete("/api/v1/llm-providers/sync-llmprovider")
+            .await
+            .unwrap()
+            .0,
+        204
+    );
+    env.gw.respawn().unwrap();
+    env.gw.wait_ready().await.unwrap();
+    for c in KINDS {
+        let id = format!("sync-{}", event_prefix(c));
+        env.wait_held_state(c, &id, None).await;
+        env.wait_probe(c, &id, 404).await;
+    }
+    env.wait_connected().await;
+}
+
+/// The seed's first bug: deploy → undeploy → delete deployment → delete resource must still
+/// reach the gateway; the same handle can then be created and deployed again.
+async fn seed_delete_after_deployment_delete_reaches_the_gateway(backend: Backend) {
+    let Some(env) = setup(backend, &[], &[], false).await else {
+        return;
+    };
+    env.base_provider().await;
+    for c in KINDS {
+        let id = format!("seed-{}", event_prefix(c));
+        env.create(c, &id).await;
+        let d = env.deploy(c, &id).await;
+        env.wait_probe(c, &id, 200).await;
+        env.action(c, &id, &d, "undeploy").await;
+        env.wait_held_state(c, &id, Some("undeployed")).await;
+        assert_eq!(
+            env.admin
+                .delete(&format!("/api/v1/{c}/{id}/deployments/{d}"))
+                .await
+                .unwrap()
+                .0,
+            204
+        );
+        assert_eq!(
+            env.admin
+                .delete(&format!("/api/v1/{c}/{id}"))
+                .await
+                .unwrap()
+                .0,
+            204
+        );
+        env.wait_held_state(c, &id, None).await;
+        env.wait_probe(c, &id, 404).await;
+        // Recreate the same handle, deploy: served (no "configuration already exists").
+        env.create(c, &id).await;
+        let d2 = env.deploy(c, &id).await;
+        env.wait_probe(c, &id, 200).await;
+        env.wait_dep_status(c, &id, &d2, "DEPLOYED").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_deployment_is_retained_undeployed_by_the_periodic_sync() {
+    let env = setup(Backend::Sqlite, &[], &["--sync-interval", "1s"], false)
+        .await
+        .unwrap();
+    env.create("rest-apis", "kept").await;
+    let d = env.deploy("rest-apis", "kept").await;
+    env.wait_probe("rest-apis", "kept", 200).await;
+    env.action("rest-apis", "kept", &d, "undeploy").await;
+    env.wait_held_state("rest-apis", "kept", Some("undeployed"))
+        .await;
+    assert_eq!(
+        env.admin
+            .delete(&format!("/api/v1/rest-apis/kept/deployments/{d}"))
+            .await
+            .unwrap()
+            .0,
+        204
+    );
+    // A full sync no longer sees it in /deployments, asks /artifacts/exists, and retains it.
+    let status = eventually(WAIT, "a sync that retains the artifact", || async {
+        let s = env.status().await;
+        (s["lastSync"]["retained"].as_u64() >= Some(1)).then_some(s)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status["lastSync"]["deleted"], 0);
+    let (s, held) = env.held("rest-apis", "kept").await;
+    assert_eq!(
+        (s, held["status"]["state"].as_str()),
+        (200, Some("undeployed"))
+    );
+    // Redeploy: served again.
+    let d2 = env.deploy("rest-apis", "kept").await;
+    env.wait_probe("rest-apis", "kept", 200).await;
+    env.wait_dep_status("rest-apis", "kept", &d2, "DEPLOYED")
+        .await;
+    // Nothing changed: a periodic sync fetches nothing again.
+    let s = eventually(WAIT, "a sync with nothing to do", || async {
+        let s = env.status().await;
+        (s["lastSync"]["fetched"] == 0
+            && s["lastSync"]["unchanged"].as_u64() >= Some(1)
+            && s["lastSync"]["retained"] == 0)
+            .then_some(s)
+    })
+    .await
+    .unwrap();
+    assert_eq!(s["lastSync"]["statusUpdated"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_artifacts_exists_orphans_are_deleted() {
+    let env = setup(
+        Backend::Sqlite,
+        &["--disable-capability", "artifacts.exists"],
+        &["--sync-interval", "1s"],
+        false,
+    )
+    .await
+    .unwrap();
+    let status = env.status().await;
+    assert!(!status["controlPlane"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "artifacts.exists"));
+    env.create("mcp-proxies", "orphan").await;
+    let d = env.deploy("mcp-proxies", "orphan").await;
+    env.wait_probe("mcp-proxies", "orphan", 200).await;
+    env.action("mcp-proxies", "orphan", &d, "undeploy").await;
+    env.wait_held_state("mcp-proxies", "orphan", Some("undeployed"))
+        .await;
+    assert_eq!(
+        env.admin
+            .delete(&format!("/api/v1/mcp-proxies/orphan/deployments/{d}"))
+            .await
+            .unwrap()
+            .0,
+        204
+    );
+    env.wait_held_state("mcp-proxies", "orphan", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_existence_check_deletes_nothing() {
+    let env = setup(Backend::Sqlite, &[], &["--sync-interval", "1s"], true)
+        .await
+        .unwrap();
+    env.relay
+        .as_ref()
+        .unwrap()
+        .refuse_requests_containing(Some("/artifacts/exists"));
+    env.create("rest-apis", "precious").await;
+    let d = env.deploy("rest-apis", "precious").await;
+    env.wait_probe("rest-apis", "precious", 200).await;
+    env.action("rest-apis", "precious", &d, "undeploy").await;
+    env.wait_held_state("rest-apis", "precious", Some("undeployed"))
+        .await;
+    assert_eq!(
+        env.admin
+            .delete(&format!("/api/v1/rest-apis/precious/deployments/{d}"))
+            .await
+            .unwrap()
+            .0,
+        204
+    );
+    // Syncs run and fail their existence check: the artifact stays.
+    eventually(WAIT, "a sync that kept the candidate", || async {
+        let s = env.status().await;
+        (s["lastSync"]["retained"].as_u64() >= Some(1) && s["lastSync"]["deleted"] == 0)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (s, held) = env.held("rest-apis", "precious").await;
+    assert_eq!(
+        (s, held["status"]["state"].as_str()),
+        (200, Some("undeployed"))
+    );
+}
+
+/// A change made while the connection is cut (both processes running) converges without a
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_during_a_connection_cut_converge_without_restart() {
+    let env = setup(Backend::Sqlite, &[], &[], true).await.unwrap();
+    let relay = env.relay.as_ref().unwrap();
+    env.create("rest-apis", "cut").await;
+    let d = env.deploy("rest-apis", "cut").await;
+    env.wait_probe("rest-apis", "cut", 200).await;
+    relay.sever();
+    eventually(WAIT, "the gateway to notice the cut", || async {
+        (env.status().await["controlPlane"]["connected"] == false).then_some(())
+    })
+    .await
+    .unwrap();
+    env.action("rest-apis", "cut", &d, "undeploy").await;
+    env.create("rest-apis", "while-cut").await;
+    let d2 = env.deploy("rest-apis", "while-cut").await;
+    // Still serving its last-known state while cut off.
+    assert_eq!(env.probe("rest-apis", "cut").await, 200);
+    relay.heal();
+    env.wait_probe("rest-apis", "cut", 404).await;
+    env.wait_probe("rest-apis", "while-cut", 200).await;
+    env.wait_dep_status("rest-apis", "while-cut", &d2, "DEPLOYED")
+        .await;
+}
+
+/// A delete reaches a second gateway that never had a deployment of the artifact; a refused
+/// deploy shows FAILED with the gateway's reason; a deploy applied after its timeout ends DEPLOYED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_reach_every_gateway_and_statuses_tell_the_truth() {
+    let mut env = setup(Backend::Sqlite, &["--deployment-timeout", "1s"], &[], false)
+        .await
+        .unwrap();
+    // A second gateway of the organization.
+    env.admin
+        .post(
+            "/api/v1/gateways",
+            &json!({"id": "edge-2", "displayName": "Edge 2"}),
+        )
+        .await
+        .unwrap();
+    let (_, t2) = env
+        .admin
+        .post("/api/v1/gateways/edge-2/tokens", &json!({}))
+        .await
+        .unwrap();
+    let gw2 = Gateway::start(
+        Path::new(BIN),
+        &[
+            "--control-plane",
+            &env.p.base,
+            "--token",
+            t2["token"].as_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    env.create("rest-apis", "shared").await;
+    env.deploy("rest-apis", "shared").await;
+    env.wait_probe("rest-apis", "shared", 200).await;
+    assert_eq!(
+        env.admin
+            .delete("/api/v1/rest-apis/shared")
+            .await
+            .unwrap()
+            .0,
+        204
+    );
+    let (_, org) = env.admin.get("/api/v1/gateways/edge-2").await.unwrap();
+    let want = org["status"]["orgRevision"].as_i64().unwrap();
+    eventually(WAIT, "the second gateway to apply the delete", || async {
+        let (_, s) = gw2.admin().get("/api/management/v1/status").await.ok()?;
+        (s["appliedRevision"].as_i64() >= Some(want)).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // A handle held by a gateway-created artifact: the deploy is refused and says why.
+    let local = json!({"apiVersion": "gatehouse.dev/v1", "kind": "RestApi", "metadata": {"name": "taken"},
+        "spec": {"displayName": "taken", "context": "/local-taken", "upstream": {"main": {"url": env.up.url("")}}}});
+    assert_eq!(
+        env.gw
+            .admin()
+            .post("/api/management/v1/rest-apis", &local)
+            .await
+            .unwrap()
+            .0,
+        201
+    );
+    env.create("rest-apis", "taken").await;
+    let d = env.deploy("rest-apis", "taken").await;
+    let failed = env
+        .wait_dep_status("rest-apis", "taken", &d, "FAILED")
+        .await;
+    assert_eq!(failed["statusReason"], "HANDLE_CONFLICT", "{failed}");
+
+    // Deployed while the gateway is down: times out, then lands when the gateway applies it.
+    env.gw.kill();
+    env.create("rest-apis", "late").await;
+    let d = env.deploy("rest-apis", "late").await;
+    let f = env.wait_dep_status("rest-apis", "late", &d, "FAILED").await;
+    assert_eq!(f["statusReason"], "DEPLOYMENT_TIMEOUT");
+    env.gw.respawn().unwrap();
+    env.gw.wait_ready().await.unwrap();
+    env.wait_probe("rest-apis", "late", 200).await;
+    env.wait_dep_status("rest-apis", "late", &d, "DEPLOYED")
+        .await;
+    let _ = env.token.len();
+}
