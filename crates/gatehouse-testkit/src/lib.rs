@@ -300,6 +300,31 @@ impl Platform {
         self.wait_healthy().await
     }
 
+    /// Starts another platform process on the same database (a replica).
+    pub async fn replica(&self) -> anyhow::Result<Replica> {
+        let addr = free_addr();
+        let process = spawn_platform(&self.bin, &self.db, addr, &self.extra)?;
+        let mut r = Replica {
+            base: format!("http://{addr}"),
+            addr,
+            process,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(res) = client.get(format!("{}/health", r.base)).send().await {
+                if res.status().is_success() {
+                    return Ok(r);
+                }
+            }
+            if let Some(status) = r.process.try_exit() {
+                anyhow::bail!("replica exited ({status}):\n{}", r.process.output());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "replica did not become healthy");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// A client logged in as `admin` to organization `org`.
     pub async fn login(&self, org: &str) -> anyhow::Result<Client> {
         let anon = Client::anonymous(&self.base);
@@ -310,6 +335,13 @@ impl Platform {
         let token = body["token"].as_str().context("login token")?.to_owned();
         Ok(anon.with_bearer(&token))
     }
+}
+
+/// A second platform process on the same database.
+pub struct Replica {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub process: Process,
 }
 
 fn spawn_platform(
