@@ -208,7 +208,6 @@ impl World {
                 self.log.push("heal connection".into());
             }
         }
-        return;
     }
 
     /// (uuid → (state, deployment id)) the platform wants on the gateway.
