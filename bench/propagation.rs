@@ -14,7 +14,10 @@ use serde_json::json;
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
 fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -29,8 +32,15 @@ async fn main() -> anyhow::Result<()> {
     let db = TestDatabase::new(Backend::Sqlite).await?.expect("sqlite");
     let p = Platform::start(Path::new(BIN), db, &[]).await?;
     let admin = p.login("default").await?;
-    admin.post("/api/v1/gateways", &json!({"id": "edge", "displayName": "Edge"})).await?;
-    let (_, t) = admin.post("/api/v1/gateways/edge/tokens", &json!({})).await?;
+    admin
+        .post(
+            "/api/v1/gateways",
+            &json!({"id": "edge", "displayName": "Edge"}),
+        )
+        .await?;
+    let (_, t) = admin
+        .post("/api/v1/gateways/edge/tokens", &json!({}))
+        .await?;
     let token = t["token"].as_str().unwrap().to_owned();
     let up = EchoServer::start("upstream").await;
     let body = |id: &str| {
@@ -39,7 +49,11 @@ async fn main() -> anyhow::Result<()> {
     };
 
     // 1. Propagation to a connected gateway.
-    let gw = Gateway::start(Path::new(BIN), &["--control-plane", &p.base, "--token", &token]).await?;
+    let gw = Gateway::start(
+        Path::new(BIN),
+        &["--control-plane", &p.base, "--token", &token],
+    )
+    .await?;
     let probe = reqwest::Client::new();
     let mut samples = Vec::with_capacity(deploys);
     for i in 0..deploys {
@@ -47,13 +61,21 @@ async fn main() -> anyhow::Result<()> {
         admin.post("/api/v1/rest-apis", &body(&id)).await?;
         let url = format!("{}/{id}/x", gw.base);
         let started = Instant::now();
-        let (s, _) = admin.post(&format!("/api/v1/rest-apis/{id}/deployments"), &json!({"gatewayId": "edge"})).await?;
+        let (s, _) = admin
+            .post(
+                &format!("/api/v1/rest-apis/{id}/deployments"),
+                &json!({"gatewayId": "edge"}),
+            )
+            .await?;
         anyhow::ensure!(s == 201, "deploy failed");
         loop {
             if probe.get(&url).send().await?.status() == 200 {
                 break;
             }
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(10), "{id} not served");
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "{id} not served"
+            );
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
         samples.push(started.elapsed());
@@ -73,20 +95,44 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..apis {
         let id = format!("cold-{i}");
         admin.post("/api/v1/rest-apis", &body(&id)).await?;
-        admin.post(&format!("/api/v1/rest-apis/{id}/deployments"), &json!({"gatewayId": "edge"})).await?;
+        admin
+            .post(
+                &format!("/api/v1/rest-apis/{id}/deployments"),
+                &json!({"gatewayId": "edge"}),
+            )
+            .await?;
     }
-    eprintln!("created and deployed {apis} APIs in {:.1} s", created.elapsed().as_secs_f64());
-    let (_, t2) = admin.post("/api/v1/gateways/edge/tokens", &json!({})).await?;
+    eprintln!(
+        "created and deployed {apis} APIs in {:.1} s",
+        created.elapsed().as_secs_f64()
+    );
+    let (_, t2) = admin
+        .post("/api/v1/gateways/edge/tokens", &json!({}))
+        .await?;
     let started = Instant::now();
-    let cold = Gateway::start(Path::new(BIN), &["--control-plane", &p.base, "--token", t2["token"].as_str().unwrap()]).await?;
+    let cold = Gateway::start(
+        Path::new(BIN),
+        &[
+            "--control-plane",
+            &p.base,
+            "--token",
+            t2["token"].as_str().unwrap(),
+        ],
+    )
+    .await?;
     let last = format!("{}/cold-{}/x", cold.base, apis - 1);
     let total = apis + deploys;
     loop {
         let (_, s) = cold.admin().get("/api/management/v1/status").await?;
-        if s["routeTable"]["artifacts"].as_u64() == Some(total as u64) && probe.get(&last).send().await?.status() == 200 {
+        if s["routeTable"]["artifacts"].as_u64() == Some(total as u64)
+            && probe.get(&last).send().await?.status() == 200
+        {
             break;
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "cold sync did not finish: {s}");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "cold sync did not finish: {s}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let took = started.elapsed();

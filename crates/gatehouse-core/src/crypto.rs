@@ -31,6 +31,16 @@ pub fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
+/// `***` and the last five characters of a key, for listings (`********` for short ones).
+pub fn mask(key: &str) -> String {
+    let n = key.chars().count();
+    if n <= 5 {
+        "********".to_owned()
+    } else {
+        format!("***{}", key.chars().skip(n - 5).collect::<String>())
+    }
+}
+
 /// Hashes a password with argon2id and a random salt.
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let salt =

@@ -116,6 +116,16 @@ pub enum ControlPlaneChange<'a> {
     },
     /// Forget the artifact with this platform uuid, with its keys and subscriptions.
     Delete { uuid: &'a str },
+    /// Add or replace one key (by its id) of the artifact with this platform uuid.
+    Key {
+        artifact_uuid: &'a str,
+        key: &'a StoredKey,
+    },
+    /// Make the artifact's keys exactly these.
+    Keys {
+        artifact_uuid: &'a str,
+        keys: &'a [StoredKey],
+    },
     /// Nothing to change; only the revision advances.
     Nothing,
 }
@@ -617,6 +627,35 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            ControlPlaneChange::Key { artifact_uuid, key } => {
+                let id: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM artifacts WHERE artifact_uuid = ?")
+                        .bind(artifact_uuid)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(id) = id {
+                    upsert_key(&mut tx, &id, key).await?;
+                }
+            }
+            ControlPlaneChange::Keys {
+                artifact_uuid,
+                keys,
+            } => {
+                let id: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM artifacts WHERE artifact_uuid = ?")
+                        .bind(artifact_uuid)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(id) = id {
+                    sqlx::query("DELETE FROM api_keys WHERE artifact_id = ?")
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for key in keys {
+                        upsert_key(&mut tx, &id, key).await?;
+                    }
+                }
+            }
             ControlPlaneChange::Nothing => {}
         }
         if let Some(rev) = revision {
@@ -660,6 +699,28 @@ impl Store {
     }
 }
 
+async fn upsert_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    artifact_id: &str,
+    key: &StoredKey,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, artifact_id, display_name, key_hash, masked, status, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, expires_at = excluded.expires_at, display_name = excluded.display_name",
+    )
+    .bind(&key.id)
+    .bind(artifact_id)
+    .bind(&key.display_name)
+    .bind(&key.key_hash)
+    .bind(&key.masked_api_key)
+    .bind(&key.status)
+    .bind(key.expires_at)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 async fn check_context_free(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     context: &str,
@@ -692,15 +753,7 @@ fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<StoredKey> {
     })
 }
 
-/// `***` and the last characters of a key, for listings.
-pub fn mask(key: &str) -> String {
-    let n = key.chars().count();
-    if n <= 5 {
-        "********".to_owned()
-    } else {
-        format!("***{}", key.chars().skip(n - 5).collect::<String>())
-    }
-}
+pub use gatehouse_core::crypto::mask;
 
 #[cfg(test)]
 mod tests {

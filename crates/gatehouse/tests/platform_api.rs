@@ -1120,9 +1120,12 @@ async fn every_route_refuses_missing_and_foreign_tokens(backend: Backend) {
         let path = template
             .replace("{id}", &id)
             .replace("{deployment_id}", &dep)
-            .replace("{token_id}", &token_id);
+            .replace("{token_id}", &token_id)
+            .replace("{key_id}", "some-key");
         let body = if template.ends_with("/deployments") {
             json!({"gatewayId": "edge"})
+        } else if template.ends_with("/api-keys") {
+            json!({"displayName": "k"})
         } else if deployment_of.contains_key(collection) {
             artifact_body(collection, &id, &format!("/{id}"))
         } else {

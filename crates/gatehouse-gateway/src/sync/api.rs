@@ -58,6 +58,42 @@ struct ExistsAnswer {
     artifacts: Vec<Existence>,
 }
 
+/// An API key as the platform delivers it (in events and `GET /api-keys`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyInfo {
+    pub artifact_id: String,
+    pub key_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub api_key_hash: String,
+    #[serde(default)]
+    pub masked_api_key: String,
+    pub status: String,
+    pub expires_at: Option<i64>,
+}
+
+impl KeyInfo {
+    /// The key as the gateway stores it.
+    pub fn stored(&self) -> crate::store::StoredKey {
+        crate::store::StoredKey {
+            id: self.key_id.clone(),
+            artifact_id: String::new(),
+            display_name: self.name.clone(),
+            key_hash: self.api_key_hash.clone(),
+            masked_api_key: self.masked_api_key.clone(),
+            status: self.status.clone(),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyList {
+    api_keys: Vec<KeyInfo>,
+}
+
 /// A client of `/api/internal/v1` with the gateway's token.
 #[derive(Clone)]
 pub struct InternalApi {
@@ -148,6 +184,16 @@ impl InternalApi {
             );
         }
         Ok(out)
+    }
+
+    /// The keys of the artifacts this gateway holds (or of one of them).
+    pub async fn keys(&self, artifact: Option<&str>) -> anyhow::Result<Vec<KeyInfo>> {
+        let mut req = self.http.get(format!("{}/api-keys", self.base));
+        if let Some(a) = artifact {
+            req = req.query(&[("artifactId", a)]);
+        }
+        let l: KeyList = self.call(req, "GET /api-keys").await?;
+        Ok(l.api_keys)
     }
 
     /// The WebSocket URL for `applied`.

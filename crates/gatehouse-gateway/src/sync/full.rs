@@ -240,6 +240,7 @@ pub async fn run(
             }
         }
     }
+    pull_keys(rt, api, None).await?;
     rt.store
         .apply_control_plane(ControlPlaneChange::Nothing, Some(desired.revision))
         .await
@@ -294,4 +295,44 @@ pub async fn store_content(
         .apply_control_plane(ControlPlaneChange::Upsert(&art), revision)
         .await
         .map_err(|e| (error_code(&e), e.to_string()))
+}
+
+/// Makes the keys of held control-plane artifacts (all, or one) equal to the platform's.
+pub async fn pull_keys(
+    rt: &Runtime,
+    api: &InternalApi,
+    artifact: Option<&str>,
+) -> anyhow::Result<()> {
+    let keys = api.keys(artifact).await?;
+    let mut by_artifact: HashMap<String, Vec<crate::store::StoredKey>> = HashMap::new();
+    for k in &keys {
+        by_artifact
+            .entry(k.artifact_id.clone())
+            .or_default()
+            .push(k.stored());
+    }
+    let held: Vec<String> = match artifact {
+        Some(a) => vec![a.to_owned()],
+        None => rt
+            .store
+            .control_plane_artifacts()
+            .await?
+            .into_iter()
+            .filter_map(|a| a.artifact_uuid)
+            .collect(),
+    };
+    for uuid in held {
+        let keys = by_artifact.remove(&uuid).unwrap_or_default();
+        rt.store
+            .apply_control_plane(
+                ControlPlaneChange::Keys {
+                    artifact_uuid: &uuid,
+                    keys: &keys,
+                },
+                None,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(())
 }

@@ -304,8 +304,19 @@ async fn apply_event(
     env: &EventEnvelope,
 ) -> anyhow::Result<Option<DeploymentAck>> {
     let rev = Some(env.revision);
+    if env.event_type.starts_with("apikey.") {
+        let key: api::KeyInfo = serde_json::from_value(env.payload.clone())?;
+        let stored = key.stored();
+        let change = ControlPlaneChange::Key {
+            artifact_uuid: &key.artifact_id,
+            key: &stored,
+        };
+        rt.store.apply_control_plane(change, rev).await?;
+        rt.rebuild().await?;
+        return Ok(None);
+    }
     let Some((_kind, change)) = parse_artifact_event_type(&env.event_type) else {
-        // Not an artifact event (keys and subscriptions are handled elsewhere); advance.
+        // Not an event this gateway acts on (yet); the revision still advances.
         rt.store
             .apply_control_plane(ControlPlaneChange::Nothing, rev)
             .await?;
@@ -353,7 +364,7 @@ async fn apply_event(
                     let mut contents = api.fetch(std::slice::from_ref(&p.deployment_id)).await?;
                     match contents.pop() {
                         Some(c) => {
-                            full::store_content(
+                            let stored = full::store_content(
                                 rt,
                                 &p.artifact_id,
                                 &p.deployment_id,
@@ -362,7 +373,12 @@ async fn apply_event(
                                 c.content,
                                 rev,
                             )
-                            .await
+                            .await;
+                            if stored.is_ok() {
+                                // Newly held: bring its keys along.
+                                full::pull_keys(rt, api, Some(&p.artifact_id)).await?;
+                            }
+                            stored
                         }
                         None => {
                             // Superseded or deleted since; a later event carries what replaced it.

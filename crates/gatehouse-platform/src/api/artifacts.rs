@@ -12,6 +12,7 @@ use gatehouse_core::ArtifactKind;
 use crate::api::{JsonBody, Params};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
+use crate::service::api_keys::{self, ApiKey, CreatedApiKey, NewApiKey};
 use crate::service::artifacts::{self, ArtifactFilter};
 use crate::service::deployments::{self, DeployRequest, Deployment, DeploymentFilter};
 use crate::service::{List, Page};
@@ -166,5 +167,48 @@ pub async fn delete_deployment(
     Path((id, dep)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     deployments::delete(&st, &c, kind, &id, &dep).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Create an API key for the artifact; the key is shown only in this answer.
+#[utoipa::path(post, path = "/api/v1/rest-apis/{id}/api-keys", tag = "artifacts", params(("id" = String, Path)),
+    request_body = NewApiKey, security(("bearer" = [])),
+    responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_key(
+    State(st): State<AppState>,
+    Extension(kind): Extension<ArtifactKind>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<NewApiKey>,
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(api_keys::create(&st, &c, kind, &id, req).await?),
+    ))
+}
+
+/// List the artifact's API keys (masked).
+#[utoipa::path(get, path = "/api/v1/rest-apis/{id}/api-keys", tag = "artifacts", params(("id" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = List<ApiKey>), (status = 404, body = ErrorBody)))]
+pub async fn list_keys(
+    State(st): State<AppState>,
+    Extension(kind): Extension<ArtifactKind>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<List<ApiKey>>> {
+    Ok(Json(api_keys::list(&st, &c, kind, &id).await?))
+}
+
+/// Revoke an API key.
+#[utoipa::path(delete, path = "/api/v1/rest-apis/{id}/api-keys/{key_id}", tag = "artifacts",
+    params(("id" = String, Path), ("key_id" = String, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke_key(
+    State(st): State<AppState>,
+    Extension(kind): Extension<ArtifactKind>,
+    c: Caller,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    api_keys::revoke(&st, &c, kind, &id, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -97,3 +97,16 @@ pub async fn ack(
 pub struct AckResult {
     pub applied: bool,
 }
+
+/// The API keys (hashes) of the artifacts this gateway holds, deployed or undeployed.
+#[utoipa::path(get, path = "/api/internal/v1/api-keys", tag = "internal", params(crate::service::api_keys::KeysQuery),
+    security(("api-key" = [])), responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+pub async fn api_keys(
+    State(st): State<AppState>,
+    gw: GatewayCaller,
+    Params(q): Params<crate::service::api_keys::KeysQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(
+        crate::service::api_keys::for_gateway(&st, &gw, q).await?,
+    ))
+}

@@ -97,6 +97,16 @@ pub fn router(state: AppState) -> Router {
             .route(
                 &format!("/{c}/{{id}}/deployments/{{deployment_id}}/restore"),
                 post(artifacts::restore).layer(k),
+            )
+            .route(
+                &format!("/{c}/{{id}}/api-keys"),
+                post(artifacts::create_key)
+                    .get(artifacts::list_keys)
+                    .layer(k),
+            )
+            .route(
+                &format!("/{c}/{{id}}/api-keys/{{key_id}}"),
+                axum::routing::delete(artifacts::revoke_key).layer(k),
             );
     }
     public = public.route("/openapi.json", get(openapi::public_spec));
@@ -107,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/deployment-acks", post(internal::ack))
         .route("/artifacts/exists", post(internal::exists))
         .route("/events", get(internal::events))
+        .route("/api-keys", get(internal::api_keys))
         .route("/ws/gateways/connect", get(ws::connect))
         .route("/openapi.json", get(openapi::internal_spec));
     for kind in ArtifactKind::ALL {

@@ -21,7 +21,7 @@ use crate::state::AppState;
         resources::create_token, resources::list_tokens, resources::revoke_token,
         artifacts::create, artifacts::list, artifacts::get, artifacts::update, artifacts::delete,
         artifacts::deploy, artifacts::list_deployments, artifacts::get_deployment, artifacts::undeploy, artifacts::restore,
-        artifacts::delete_deployment,
+        artifacts::delete_deployment, artifacts::create_key, artifacts::list_keys, artifacts::revoke_key,
     ),
     components(schemas(
         gatehouse_core::spec::RestApiSpec, gatehouse_core::spec::LlmProviderSpec,
@@ -124,7 +124,7 @@ fn type_artifact_operation(op: &mut utoipa::openapi::path::Operation, kind: Arti
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gatehouse gateway internal API", description = "What gateways read from the control plane. Every call carries the gateway's token in the api-key header."),
-    paths(ws::connect, internal::desired_state, internal::fetch_batch, internal::current_content, internal::exists, internal::events, internal::ack),
+    paths(ws::connect, internal::desired_state, internal::fetch_batch, internal::current_content, internal::exists, internal::events, internal::ack, internal::api_keys),
     modifiers(&GatewayAuth)
 )]
 struct InternalApi;

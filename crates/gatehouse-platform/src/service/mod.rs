@@ -1,6 +1,7 @@
 //! Domain operations of the control plane. Each write is one store transaction that also
 //! appends what gateways must learn to the change log.
 
+pub mod api_keys;
 pub mod artifacts;
 pub mod deployments;
 pub mod gateways;

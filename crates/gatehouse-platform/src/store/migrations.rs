@@ -13,10 +13,11 @@ struct Migration {
 }
 
 /// The schema. `{INT}` is the 64-bit integer type of the backend.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sql: r#"
 CREATE TABLE settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -134,7 +135,29 @@ CREATE TABLE events (
 );
 CREATE INDEX events_created ON events(created_at);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "api keys",
+        sql: r#"
+CREATE TABLE api_keys (
+    uuid TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    artifact_id TEXT NOT NULL REFERENCES artifacts(uuid) ON DELETE CASCADE,
+    handle TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    masked TEXT NOT NULL,
+    status TEXT NOT NULL,
+    expires_at {INT},
+    created_at {INT} NOT NULL,
+    revoked_at {INT},
+    UNIQUE (artifact_id, handle),
+    UNIQUE (artifact_id, key_hash)
+);
+"#,
+    },
+];
 
 fn render(sql: &str, backend: Backend) -> String {
     let int = match backend {
