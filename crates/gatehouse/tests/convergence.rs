@@ -1,5 +1,5 @@
 //! Randomized convergence: seeded sequences of creates, deploys, undeploys, restores, deletes,
-//! gateway kills and restarts and connection cuts; afterwards the gateway's state equals the
+//! key creations and revocations, gateway kills and restarts and connection cuts; afterwards the gateway's state equals the
 //! platform's desired state for it, and nothing deleted is served.
 //!
 //! `GATEHOUSE_CONVERGENCE_SEEDS=N` (default 2) and `GATEHOUSE_CONVERGENCE_STEPS=M` (default 40)
@@ -122,7 +122,7 @@ impl World {
                 }
                 None => "deploy: nothing".into(),
             },
-            50..=74 => match self.pick_existing() {
+            50..=66 => match self.pick_existing() {
                 Some((c, id)) => {
                     let deps = self.deployments(&c, &id).await;
                     if deps.is_empty() {
@@ -148,6 +148,47 @@ impl World {
                                 .0
                         };
                         format!("{what} {c}/{id} {dep}: {s}")
+                    }
+                }
+                None => "no artifact".into(),
+            },
+            67..=74 => match self.pick_existing() {
+                Some((c, id)) => {
+                    let (_, keys) = self
+                        .admin
+                        .get(&format!("/api/v1/{c}/{id}/api-keys"))
+                        .await
+                        .unwrap();
+                    let active: Vec<String> = keys["list"]
+                        .as_array()
+                        .map(|l| {
+                            l.iter()
+                                .filter(|k| k["status"] == "active")
+                                .filter_map(|k| k["id"].as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if !active.is_empty() && self.rng.gen_bool(0.4) {
+                        let k = &active[self.rng.gen_range(0..active.len())];
+                        let s = self
+                            .admin
+                            .delete(&format!("/api/v1/{c}/{id}/api-keys/{k}"))
+                            .await
+                            .unwrap()
+                            .0;
+                        format!("revoke key {c}/{id}/{k}: {s}")
+                    } else {
+                        self.next += 1;
+                        let k = format!("k{}", self.next);
+                        let (s, _) = self
+                            .admin
+                            .post(
+                                &format!("/api/v1/{c}/{id}/api-keys"),
+                                &json!({"id": k, "displayName": k}),
+                            )
+                            .await
+                            .unwrap();
+                        format!("create key {c}/{id}/{k}: {s}")
                     }
                 }
                 None => "no artifact".into(),
@@ -268,11 +309,75 @@ impl World {
         Some(out)
     }
 
+    /// (artifact uuid → key uuid → status) as the platform has them for the gateway's artifacts.
+    async fn platform_keys(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        let (_, k) = self
+            .internal
+            .get("/api/internal/v1/api-keys")
+            .await
+            .unwrap();
+        let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for key in k["apiKeys"].as_array().unwrap() {
+            out.entry(key["artifactId"].as_str().unwrap().to_owned())
+                .or_default()
+                .insert(
+                    key["keyId"].as_str().unwrap().to_owned(),
+                    key["status"].as_str().unwrap().to_owned(),
+                );
+        }
+        out
+    }
+
+    /// The same, as the gateway holds them.
+    async fn gateway_keys(
+        &self,
+        held: &BTreeMap<String, (String, String, String)>,
+    ) -> Option<BTreeMap<String, BTreeMap<String, String>>> {
+        let mut out = BTreeMap::new();
+        for (uuid, (_, _, name)) in held {
+            for c in KINDS {
+                let (s, l) = self
+                    .gw
+                    .admin()
+                    .get(&format!("/api/management/v1/{c}/{name}/api-keys"))
+                    .await
+                    .ok()?;
+                if s != 200 {
+                    continue;
+                }
+                let keys: BTreeMap<String, String> = l["list"]
+                    .as_array()?
+                    .iter()
+                    .map(|k| {
+                        (
+                            k["id"].as_str().unwrap_or_default().to_owned(),
+                            k["status"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect();
+                if !keys.is_empty() {
+                    out.insert(uuid.clone(), keys);
+                }
+            }
+        }
+        Some(out)
+    }
+
     async fn converged(&self) -> bool {
         let desired = self.desired().await;
         let Some(held) = self.held().await else {
             return false;
         };
+        // Keys: the gateway holds exactly the platform's keys of the artifacts it holds.
+        let platform_keys: BTreeMap<String, BTreeMap<String, String>> = self
+            .platform_keys()
+            .await
+            .into_iter()
+            .filter(|(uuid, _)| held.contains_key(uuid))
+            .collect();
+        if self.gateway_keys(&held).await.as_ref() != Some(&platform_keys) {
+            return false;
+        }
         for (uuid, (state, dep)) in &desired {
             match held.get(uuid) {
                 Some((s, d, _)) if s == state && d == dep => {}
@@ -362,6 +467,15 @@ async fn run_seed(seed: u64, steps: u64) {
             world.desired().await,
             world.held().await
         );
+    }
+    let keyed = world
+        .platform_keys()
+        .await
+        .values()
+        .map(|k| k.len())
+        .sum::<usize>();
+    if std::env::var("GATEHOUSE_CONVERGENCE_DEBUG").is_ok() {
+        eprintln!("seed {seed}: {keyed} keys on held artifacts");
     }
     if std::env::var("GATEHOUSE_CONVERGENCE_DEBUG").is_ok() {
         let status = world
