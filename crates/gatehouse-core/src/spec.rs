@@ -80,6 +80,9 @@ pub struct RestApiSpec {
     pub operations: Vec<Operation>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
+    /// Handles of the subscription plans offered; when any, callers need a subscription.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscription_plans: Vec<String>,
 }
 
 /// How the gateway authenticates to an LLM upstream.
@@ -147,6 +150,9 @@ pub struct LlmProviderSpec {
     pub access_control: AccessControl,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
+    /// Handles of the subscription plans offered; when any, callers need a subscription.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscription_plans: Vec<String>,
 }
 
 /// Reference from an LLM proxy to its provider.
@@ -170,6 +176,9 @@ pub struct LlmProxySpec {
     pub provider: ProviderRef,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
+    /// Handles of the subscription plans offered; when any, callers need a subscription.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscription_plans: Vec<String>,
 }
 
 /// `spec` of an `Mcp` proxy.
@@ -187,6 +196,9 @@ pub struct McpSpec {
     pub tools: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
+    /// Handles of the subscription plans offered; when any, callers need a subscription.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscription_plans: Vec<String>,
 }
 
 /// A validated spec of any kind.
@@ -289,6 +301,16 @@ impl ArtifactSpec {
         }
     }
 
+    /// Handles of the subscription plans the artifact offers.
+    pub fn subscription_plans(&self) -> &[String] {
+        match self {
+            ArtifactSpec::RestApi(s) => &s.subscription_plans,
+            ArtifactSpec::LlmProvider(s) => &s.subscription_plans,
+            ArtifactSpec::LlmProxy(s) => &s.subscription_plans,
+            ArtifactSpec::Mcp(s) => &s.subscription_plans,
+        }
+    }
+
     /// The upstream credential, for kinds that carry one.
     pub fn credential_mut(&mut self) -> Option<&mut Option<String>> {
         match self {
@@ -303,6 +325,9 @@ impl ArtifactSpec {
         validate_version(self.version())?;
         validate_context(self.context(), self.version())?;
         validate_policies(kind, self.policies(), "policies")?;
+        for (i, p) in self.subscription_plans().iter().enumerate() {
+            crate::handle::Handle::parse(&format!("subscriptionPlans[{i}]"), p)?;
+        }
         match self {
             ArtifactSpec::RestApi(s) => {
                 validate_url("upstream.main.url", &s.upstream.main.url)?;

@@ -91,7 +91,9 @@ impl Runtime {
         let started = Instant::now();
         let artifacts = self.store.artifacts().await?;
         let keys = self.store.keys().await?;
-        let table = RouteTable::compile(&artifacts, &keys, &self.limiters);
+        let plans = self.store.plans().await?;
+        let subs = self.store.subscriptions().await?;
+        let table = RouteTable::compile_with(&artifacts, &keys, &plans, &subs, &self.limiters);
         metrics::gauge!("gatehouse_gateway_route_table_routes").set(table.routes as f64);
         metrics::gauge!("gatehouse_gateway_route_table_artifacts").set(table.len() as f64);
         self.proxy.swap(table);

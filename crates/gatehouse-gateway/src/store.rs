@@ -126,8 +126,49 @@ pub enum ControlPlaneChange<'a> {
         artifact_uuid: &'a str,
         keys: &'a [StoredKey],
     },
+    /// Add or replace a subscription plan.
+    Plan(&'a StoredPlan),
+    /// Forget a plan.
+    PlanDeleted { id: &'a str },
+    /// Make the plans exactly these.
+    Plans(&'a [StoredPlan]),
+    /// Add or replace a subscription of the artifact with this platform uuid.
+    Subscription {
+        artifact_uuid: &'a str,
+        sub: &'a StoredSubscription,
+    },
+    /// Forget a subscription.
+    SubscriptionDeleted { id: &'a str },
+    /// Make the artifact's subscriptions exactly these.
+    Subscriptions {
+        artifact_uuid: &'a str,
+        subs: &'a [StoredSubscription],
+    },
     /// Nothing to change; only the revision advances.
     Nothing,
+}
+
+/// A subscription plan: its quotas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredPlan {
+    #[serde(rename = "planId")]
+    pub id: String,
+    #[serde(default)]
+    pub handle: String,
+    #[serde(default)]
+    pub limits: Vec<PlanLimit>,
+    #[serde(default)]
+    pub status: String,
+}
+
+/// One quota of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanLimit {
+    pub limit_count: u64,
+    pub time_unit: String,
+    pub stop_on_quota_reach: bool,
 }
 
 /// Why a write was refused.
@@ -180,6 +221,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
     expires_at INTEGER,
     created_at INTEGER NOT NULL,
     UNIQUE (artifact_id, key_hash)
+);
+CREATE TABLE IF NOT EXISTS plans (
+    id TEXT PRIMARY KEY,
+    handle TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    status TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS subscriptions (
     id TEXT PRIMARY KEY,
@@ -656,6 +703,44 @@ impl Store {
                     }
                 }
             }
+            ControlPlaneChange::Plan(plan) => upsert_plan(&mut tx, plan).await?,
+            ControlPlaneChange::PlanDeleted { id } => {
+                sqlx::query("DELETE FROM plans WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            ControlPlaneChange::Plans(plans) => {
+                sqlx::query("DELETE FROM plans").execute(&mut *tx).await?;
+                for plan in plans {
+                    upsert_plan(&mut tx, plan).await?;
+                }
+            }
+            ControlPlaneChange::Subscription { artifact_uuid, sub } => {
+                if let Some(id) = local_id(&mut tx, artifact_uuid).await? {
+                    upsert_subscription_tx(&mut tx, &id, sub).await?;
+                }
+            }
+            ControlPlaneChange::SubscriptionDeleted { id } => {
+                sqlx::query("DELETE FROM subscriptions WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            ControlPlaneChange::Subscriptions {
+                artifact_uuid,
+                subs,
+            } => {
+                if let Some(id) = local_id(&mut tx, artifact_uuid).await? {
+                    sqlx::query("DELETE FROM subscriptions WHERE artifact_id = ?")
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for sub in subs {
+                        upsert_subscription_tx(&mut tx, &id, sub).await?;
+                    }
+                }
+            }
             ControlPlaneChange::Nothing => {}
         }
         if let Some(rev) = revision {
@@ -680,6 +765,43 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// Every plan.
+    pub async fn plans(&self) -> anyhow::Result<Vec<StoredPlan>> {
+        let rows: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT id, handle, limits, status FROM plans ORDER BY handle")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(id, handle, limits, status)| {
+                Ok(StoredPlan {
+                    id,
+                    handle,
+                    limits: serde_json::from_str(&limits)?,
+                    status,
+                })
+            })
+            .collect()
+    }
+
+    /// Every subscription of every artifact.
+    pub async fn subscriptions(&self) -> anyhow::Result<Vec<StoredSubscription>> {
+        let rows = sqlx::query("SELECT * FROM subscriptions ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredSubscription {
+                    id: r.try_get("id")?,
+                    artifact_id: r.try_get("artifact_id")?,
+                    subscriber_id: r.try_get("subscriber_id")?,
+                    token_hash: r.try_get("token_hash")?,
+                    plan_id: r.try_get("plan_id")?,
+                    status: r.try_get("status")?,
+                })
+            })
+            .collect()
+    }
+
     /// A value of the store's metadata.
     pub async fn meta(&self, key: &str) -> anyhow::Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
@@ -697,6 +819,57 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+async fn local_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    artifact_uuid: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM artifacts WHERE artifact_uuid = ?")
+            .bind(artifact_uuid)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
+}
+
+async fn upsert_plan(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    plan: &StoredPlan,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO plans (id, handle, limits, status) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET handle = excluded.handle, limits = excluded.limits, status = excluded.status",
+    )
+    .bind(&plan.id)
+    .bind(&plan.handle)
+    .bind(serde_json::to_string(&plan.limits).map_err(anyhow::Error::from)?)
+    .bind(&plan.status)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_subscription_tx(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    artifact_id: &str,
+    sub: &StoredSubscription,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO subscriptions (id, artifact_id, subscriber_id, token_hash, plan_id, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET subscriber_id = excluded.subscriber_id, token_hash = excluded.token_hash, \
+           plan_id = excluded.plan_id, status = excluded.status",
+    )
+    .bind(&sub.id)
+    .bind(artifact_id)
+    .bind(&sub.subscriber_id)
+    .bind(&sub.token_hash)
+    .bind(&sub.plan_id)
+    .bind(&sub.status)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn upsert_key(

@@ -160,7 +160,7 @@ async fn migrations_are_idempotent_across_restarts(backend: Backend) {
             .fetch_all(again.pool())
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     assert!(
         identity::bootstrap(&again, None).await.unwrap().is_none(),
         "admin exists: nothing generated"

@@ -1058,3 +1058,168 @@ async fn keys_live_as_long_as_their_artifact() {
     );
     wait_call(Some(k1), 404).await;
 }
+
+/// Subscription plans and subscriptions, from the control plane to traffic: an artifact that
+/// offers plans needs an active subscription (403), the plan's quota applies (429 with
+/// RateLimit-* and Retry-After), the subscription header is not forwarded, and changes to
+/// subscriptions reach the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_and_plan_quotas_are_enforced() {
+    let env = setup(Backend::Sqlite, &[], &[], false).await.unwrap();
+    let (s, plan) = env
+        .admin
+        .post("/api/v1/subscription-plans", &json!({"id": "bronze", "displayName": "Bronze", "limits": [{"limitCount": 3, "timeUnit": "MINUTE", "stopOnQuotaReach": true}]}))
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{plan}");
+    let (s, b) = env
+        .admin
+        .post(
+            "/api/v1/subscription-plans",
+            &json!({"displayName": "Bad", "limits": [{"limitCount": 3, "timeUnit": "WEEK"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s, b["field"].as_str()), (400, Some("limits[0].timeUnit")));
+    let mut body = env.body("rest-apis", "metered");
+    body["subscriptionPlans"] = json!(["bronze"]);
+    assert_eq!(
+        env.admin.post("/api/v1/rest-apis", &body).await.unwrap().0,
+        201
+    );
+    let mut bad = env.body("rest-apis", "unmetered");
+    bad["subscriptionPlans"] = json!(["gold"]);
+    assert_eq!(
+        env.admin.post("/api/v1/rest-apis", &bad).await.unwrap().1["field"],
+        "subscriptionPlans[0]"
+    );
+    env.deploy("rest-apis", "metered").await;
+    env.wait_probe("rest-apis", "metered", 403).await;
+
+    let (s, sub) = env
+        .admin
+        .post("/api/v1/subscriptions", &json!({"artifactId": "metered", "kind": "RestApi", "subscriberId": "team-a", "planId": "bronze"}))
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{sub}");
+    let token = sub["subscriptionToken"].as_str().unwrap().to_owned();
+    let (_, listed) = env
+        .admin
+        .get("/api/v1/subscriptions?artifactId=metered")
+        .await
+        .unwrap();
+    assert_eq!(listed["count"], 1);
+    assert!(
+        !listed.to_string().contains(&token),
+        "the token is shown once"
+    );
+    let t = env.gw.traffic();
+    let call = |tok: &str| {
+        let (t, tok) = (t.clone(), tok.to_owned());
+        async move {
+            t.raw(
+                reqwest::Method::GET,
+                "/metered/x",
+                &[("subscription-key", tok.as_str())],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    eventually(WAIT, "the subscription to reach the gateway", || async {
+        (call(&token).await.status() == 200).then_some(())
+    })
+    .await
+    .unwrap();
+    // That was request 1 of 3 in this minute.
+    let r = call(&token).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["ratelimit-limit"], "3");
+    assert_eq!(r.headers()["ratelimit-remaining"], "1");
+    let echoed: Value = r.json().await.unwrap();
+    assert!(
+        echoed["headers"].get("subscription-key").is_none(),
+        "not forwarded upstream"
+    );
+    assert_eq!(call(&token).await.status(), 200);
+    let r = call(&token).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["ratelimit-remaining"], "0");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(call("not-a-subscription").await.status(), 403);
+
+    // Inactive, then deleted: refused.
+    let sid = sub["id"].as_str().unwrap();
+    let (s, _) = env
+        .admin
+        .put(
+            &format!("/api/v1/subscriptions/{sid}"),
+            &json!({"status": "INACTIVE"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    eventually(WAIT, "the inactive subscription to be refused", || async {
+        (call(&token).await.status() == 403).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        env.admin
+            .delete("/api/v1/subscription-plans/bronze")
+            .await
+            .unwrap()
+            .0,
+        409,
+        "a plan in use is kept"
+    );
+    assert_eq!(
+        env.admin
+            .delete(&format!("/api/v1/subscriptions/{sid}"))
+            .await
+            .unwrap()
+            .0,
+        204
+    );
+    assert_eq!(
+        env.admin
+            .get(&format!("/api/v1/subscriptions/{sid}"))
+            .await
+            .unwrap()
+            .0,
+        404
+    );
+
+    // Another organization sees none of it.
+    env.admin
+        .post(
+            "/api/v1/organizations",
+            &json!({"id": "other", "displayName": "Other"}),
+        )
+        .await
+        .unwrap();
+    let other = env.p.login("other").await.unwrap();
+    assert_eq!(
+        other
+            .get("/api/v1/subscription-plans/bronze")
+            .await
+            .unwrap()
+            .0,
+        404
+    );
+    assert_eq!(
+        other.get("/api/v1/subscriptions").await.unwrap().1["count"],
+        0
+    );
+    let (s, _) = other
+        .post(
+            "/api/v1/subscriptions",
+            &json!({"artifactId": "metered", "kind": "RestApi", "subscriberId": "x"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s, 400,
+        "another organization's artifact cannot be subscribed to"
+    );
+}

@@ -199,6 +199,16 @@ impl Proxy {
         }
         // The most restrictive limit's state goes back in the RateLimit-* headers.
         let mut decision: Option<policies::rate_limit::Decision> = None;
+        if let Some(subs) = &entry.subscriptions {
+            match policies::subscription::check(&mut parts.headers, subs, Instant::now()) {
+                Ok(d) => decision = d,
+                Err(refusal) => {
+                    let r = refusal.response();
+                    entry.metrics.record(r.status().as_u16(), started.elapsed());
+                    return r;
+                }
+            }
+        }
         for rl in &chain.rate_limits {
             let d = rl.check(key_id.as_ref(), Instant::now());
             if !d.allowed {

@@ -13,8 +13,9 @@ use gatehouse_core::ArtifactKind;
 
 use crate::proxy::metrics::ArtifactMetrics;
 use crate::proxy::policies::api_key_auth::{key_digest, KeyEntry};
+use crate::proxy::policies::subscription::{SubEntry, SubSet};
 use crate::proxy::policies::{Chain, Cors, KeySet, RateLimiters};
-use crate::store::{State, StoredArtifact, StoredKey};
+use crate::store::{State, StoredArtifact, StoredKey, StoredPlan, StoredSubscription};
 
 /// Where requests of an artifact go.
 #[derive(Debug)]
@@ -168,6 +169,8 @@ pub struct Entry {
     /// Header and value injected upstream (an LLM provider's credential).
     pub credential: Option<(HeaderName, HeaderValue)>,
     pub keys: Arc<KeySet>,
+    /// Present when the artifact offers subscription plans: callers need one of these.
+    pub subscriptions: Option<SubSet>,
     pub metrics: ArtifactMetrics,
     /// Why the artifact cannot be served right now (e.g. its LLM provider is not deployed).
     pub unavailable: Option<String>,
@@ -222,6 +225,54 @@ impl RouteTable {
         keys: &[StoredKey],
         limiters: &RateLimiters,
     ) -> Self {
+        Self::compile_with(artifacts, keys, &[], &[], limiters)
+    }
+
+    /// Compiles the deployed artifacts with their keys, subscriptions and the plans.
+    pub fn compile_with(
+        artifacts: &[StoredArtifact],
+        keys: &[StoredKey],
+        plans: &[StoredPlan],
+        subs: &[StoredSubscription],
+        limiters: &RateLimiters,
+    ) -> Self {
+        let plans: HashMap<&str, &StoredPlan> = plans.iter().map(|p| (p.id.as_str(), p)).collect();
+        let mut sub_sets: HashMap<&str, SubSet> = HashMap::new();
+        for s in subs {
+            let plan = s.plan_id.as_deref().and_then(|p| plans.get(p));
+            let quotas = plan
+                .map(|p| {
+                    p.limits
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| l.stop_on_quota_reach)
+                        .filter_map(|(i, l)| {
+                            let window = match l.time_unit.as_str() {
+                                "MINUTE" => "1m",
+                                "HOUR" => "1h",
+                                "DAY" => "1d",
+                                _ => "30d",
+                            };
+                            let params =
+                                serde_json::json!({"requests": l.limit_count, "window": window});
+                            limiters.get(
+                                &format!("{}|sub:{}:{}:{i}", s.artifact_id, s.id, p.id),
+                                params.as_object()?,
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let active = s.status == "ACTIVE" && plan.is_none_or(|p| p.status == "ACTIVE");
+            sub_sets.entry(s.artifact_id.as_str()).or_default().insert(
+                hex_digest(&s.token_hash).unwrap_or_else(|| key_digest(&s.token_hash)),
+                SubEntry {
+                    id: s.id.as_str().into(),
+                    active,
+                    quotas,
+                },
+            );
+        }
         let mut key_sets: HashMap<&str, KeySet> = HashMap::new();
         for k in keys {
             key_sets.entry(k.artifact_id.as_str()).or_default().insert(
@@ -250,7 +301,10 @@ impl RouteTable {
                 continue;
             }
             let keys = Arc::new(key_sets.remove(art.id.as_str()).unwrap_or_default());
-            let entry = compile_entry(art, &providers, keys, limiters);
+            let mut entry = compile_entry(art, &providers, keys, limiters);
+            if !art.document.spec.subscription_plans().is_empty() {
+                entry.subscriptions = Some(sub_sets.remove(art.id.as_str()).unwrap_or_default());
+            }
             table.routes += entry.ops.len();
             table
                 .by_context
@@ -306,6 +360,7 @@ fn compile_entry(
         access: None,
         credential: None,
         keys,
+        subscriptions: None,
         metrics: ArtifactMetrics::new(art.handle(), art.kind()),
         unavailable: None,
     };

@@ -94,6 +94,46 @@ struct KeyList {
     api_keys: Vec<KeyInfo>,
 }
 
+/// A subscription as the platform delivers it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubInfo {
+    pub subscription_id: String,
+    pub artifact_id: String,
+    #[serde(default)]
+    pub subscriber_id: String,
+    #[serde(default)]
+    pub token_hash: String,
+    pub plan_id: Option<String>,
+    #[serde(default)]
+    pub status: String,
+}
+
+impl SubInfo {
+    /// The subscription as the gateway stores it.
+    pub fn stored(&self) -> crate::store::StoredSubscription {
+        crate::store::StoredSubscription {
+            id: self.subscription_id.clone(),
+            artifact_id: String::new(),
+            subscriber_id: self.subscriber_id.clone(),
+            token_hash: self.token_hash.clone(),
+            plan_id: self.plan_id.clone(),
+            status: self.status.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanList {
+    subscription_plans: Vec<crate::store::StoredPlan>,
+}
+
+#[derive(Deserialize)]
+struct SubList {
+    subscriptions: Vec<SubInfo>,
+}
+
 /// A client of `/api/internal/v1` with the gateway's token.
 #[derive(Clone)]
 pub struct InternalApi {
@@ -194,6 +234,28 @@ impl InternalApi {
         }
         let l: KeyList = self.call(req, "GET /api-keys").await?;
         Ok(l.api_keys)
+    }
+
+    /// The organization's subscription plans.
+    pub async fn plans(&self) -> anyhow::Result<Vec<crate::store::StoredPlan>> {
+        let l: PlanList = self
+            .call(
+                self.http.get(format!("{}/subscription-plans", self.base)),
+                "GET /subscription-plans",
+            )
+            .await?;
+        Ok(l.subscription_plans)
+    }
+
+    /// The subscriptions of the artifacts this gateway holds.
+    pub async fn subscriptions(&self) -> anyhow::Result<Vec<SubInfo>> {
+        let l: SubList = self
+            .call(
+                self.http.get(format!("{}/subscriptions", self.base)),
+                "GET /subscriptions",
+            )
+            .await?;
+        Ok(l.subscriptions)
     }
 
     /// The WebSocket URL for `applied`.

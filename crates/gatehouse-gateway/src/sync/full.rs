@@ -241,6 +241,12 @@ pub async fn run(
         }
     }
     pull_keys(rt, api, None).await?;
+    pull_subscriptions(rt, api, None).await?;
+    let plans = api.plans().await?;
+    rt.store
+        .apply_control_plane(ControlPlaneChange::Plans(&plans), None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     rt.store
         .apply_control_plane(ControlPlaneChange::Nothing, Some(desired.revision))
         .await
@@ -328,6 +334,46 @@ pub async fn pull_keys(
                 ControlPlaneChange::Keys {
                     artifact_uuid: &uuid,
                     keys: &keys,
+                },
+                None,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(())
+}
+
+/// Makes the subscriptions of held control-plane artifacts (all, or one) equal to the platform's.
+pub async fn pull_subscriptions(
+    rt: &Runtime,
+    api: &InternalApi,
+    artifact: Option<&str>,
+) -> anyhow::Result<()> {
+    let subs = api.subscriptions().await?;
+    let mut by_artifact: HashMap<String, Vec<crate::store::StoredSubscription>> = HashMap::new();
+    for s in &subs {
+        by_artifact
+            .entry(s.artifact_id.clone())
+            .or_default()
+            .push(s.stored());
+    }
+    let held: Vec<String> = match artifact {
+        Some(a) => vec![a.to_owned()],
+        None => rt
+            .store
+            .control_plane_artifacts()
+            .await?
+            .into_iter()
+            .filter_map(|a| a.artifact_uuid)
+            .collect(),
+    };
+    for uuid in held {
+        let subs = by_artifact.remove(&uuid).unwrap_or_default();
+        rt.store
+            .apply_control_plane(
+                ControlPlaneChange::Subscriptions {
+                    artifact_uuid: &uuid,
+                    subs: &subs,
                 },
                 None,
             )

@@ -304,6 +304,34 @@ async fn apply_event(
     env: &EventEnvelope,
 ) -> anyhow::Result<Option<DeploymentAck>> {
     let rev = Some(env.revision);
+    if let Some(action) = env.event_type.strip_prefix("subscriptionPlan.") {
+        let plan: crate::store::StoredPlan = serde_json::from_value(env.payload.clone())?;
+        let change = if action == "deleted" {
+            ControlPlaneChange::PlanDeleted { id: &plan.id }
+        } else {
+            ControlPlaneChange::Plan(&plan)
+        };
+        rt.store.apply_control_plane(change, rev).await?;
+        rt.rebuild().await?;
+        return Ok(None);
+    }
+    if let Some(action) = env.event_type.strip_prefix("subscription.") {
+        let sub: api::SubInfo = serde_json::from_value(env.payload.clone())?;
+        let stored = sub.stored();
+        let change = if action == "deleted" {
+            ControlPlaneChange::SubscriptionDeleted {
+                id: &sub.subscription_id,
+            }
+        } else {
+            ControlPlaneChange::Subscription {
+                artifact_uuid: &sub.artifact_id,
+                sub: &stored,
+            }
+        };
+        rt.store.apply_control_plane(change, rev).await?;
+        rt.rebuild().await?;
+        return Ok(None);
+    }
     if env.event_type.starts_with("apikey.") {
         let key: api::KeyInfo = serde_json::from_value(env.payload.clone())?;
         let stored = key.stored();
@@ -377,6 +405,7 @@ async fn apply_event(
                             if stored.is_ok() {
                                 // Newly held: bring its keys along.
                                 full::pull_keys(rt, api, Some(&p.artifact_id)).await?;
+                                full::pull_subscriptions(rt, api, Some(&p.artifact_id)).await?;
                             }
                             stored
                         }

@@ -8,6 +8,7 @@ mod internal;
 mod openapi;
 mod ops;
 mod resources;
+mod subscriptions;
 mod ws;
 
 use axum::extract::DefaultBodyLimit;
@@ -61,6 +62,26 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/gateways/{id}/tokens/{token_id}",
             axum::routing::delete(resources::revoke_token),
+        )
+        .route(
+            "/subscription-plans",
+            post(subscriptions::create_plan).get(subscriptions::list_plans),
+        )
+        .route(
+            "/subscription-plans/{id}",
+            get(subscriptions::get_plan)
+                .put(subscriptions::update_plan)
+                .delete(subscriptions::delete_plan),
+        )
+        .route(
+            "/subscriptions",
+            post(subscriptions::create).get(subscriptions::list),
+        )
+        .route(
+            "/subscriptions/{id}",
+            get(subscriptions::get)
+                .put(subscriptions::update)
+                .delete(subscriptions::delete),
         );
     // The four kinds share one set of handlers; the route tells them which kind they serve.
     for kind in ArtifactKind::ALL {
@@ -118,6 +139,8 @@ pub fn router(state: AppState) -> Router {
         .route("/artifacts/exists", post(internal::exists))
         .route("/events", get(internal::events))
         .route("/api-keys", get(internal::api_keys))
+        .route("/subscription-plans", get(subscriptions::internal_plans))
+        .route("/subscriptions", get(subscriptions::internal_subscriptions))
         .route("/ws/gateways/connect", get(ws::connect))
         .route("/openapi.json", get(openapi::internal_spec));
     for kind in ArtifactKind::ALL {

@@ -8,7 +8,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use gatehouse_core::ArtifactKind;
 
-use crate::api::{artifacts, identity, internal, resources, ws};
+use crate::api::{artifacts, identity, internal, resources, subscriptions, ws};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -22,6 +22,8 @@ use crate::state::AppState;
         artifacts::create, artifacts::list, artifacts::get, artifacts::update, artifacts::delete,
         artifacts::deploy, artifacts::list_deployments, artifacts::get_deployment, artifacts::undeploy, artifacts::restore,
         artifacts::delete_deployment, artifacts::create_key, artifacts::list_keys, artifacts::revoke_key,
+        subscriptions::create_plan, subscriptions::list_plans, subscriptions::get_plan, subscriptions::update_plan, subscriptions::delete_plan,
+        subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update, subscriptions::delete,
     ),
     components(schemas(
         gatehouse_core::spec::RestApiSpec, gatehouse_core::spec::LlmProviderSpec,
@@ -124,7 +126,7 @@ fn type_artifact_operation(op: &mut utoipa::openapi::path::Operation, kind: Arti
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gatehouse gateway internal API", description = "What gateways read from the control plane. Every call carries the gateway's token in the api-key header."),
-    paths(ws::connect, internal::desired_state, internal::fetch_batch, internal::current_content, internal::exists, internal::events, internal::ack, internal::api_keys),
+    paths(ws::connect, internal::desired_state, internal::fetch_batch, internal::current_content, internal::exists, internal::events, internal::ack, internal::api_keys, subscriptions::internal_plans, subscriptions::internal_subscriptions),
     modifiers(&GatewayAuth)
 )]
 struct InternalApi;

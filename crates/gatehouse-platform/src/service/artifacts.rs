@@ -206,6 +206,22 @@ async fn resolve_refs(
         }
         None => None,
     };
+    for (i, plan) in body.spec.subscription_plans().iter().enumerate() {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM subscription_plans WHERE org_id = $1 AND handle = $2",
+        )
+        .bind(org_id)
+        .bind(plan)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if found.is_none() {
+            return Err(FieldError::new(
+                format!("subscriptionPlans[{i}]"),
+                format!("subscription plan '{plan}' does not exist"),
+            )
+            .into());
+        }
+    }
     Ok((project, provider))
 }
 

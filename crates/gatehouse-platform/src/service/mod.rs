@@ -8,6 +8,7 @@ pub mod gateways;
 pub mod identity;
 pub mod internal;
 pub mod projects;
+pub mod subscriptions;
 
 use serde::{Deserialize, Serialize};
 

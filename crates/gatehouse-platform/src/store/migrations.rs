@@ -157,6 +157,36 @@ CREATE TABLE api_keys (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        name: "subscription plans and subscriptions",
+        sql: r#"
+CREATE TABLE subscription_plans (
+    uuid TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    handle TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at {INT} NOT NULL,
+    updated_at {INT} NOT NULL,
+    UNIQUE (org_id, handle)
+);
+CREATE TABLE subscriptions (
+    uuid TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    artifact_id TEXT NOT NULL REFERENCES artifacts(uuid) ON DELETE CASCADE,
+    subscriber_id TEXT NOT NULL,
+    plan_id TEXT REFERENCES subscription_plans(uuid),
+    token_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at {INT} NOT NULL,
+    updated_at {INT} NOT NULL,
+    UNIQUE (artifact_id, token_hash)
+);
+CREATE INDEX subscriptions_plan ON subscriptions(plan_id);
+"#,
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

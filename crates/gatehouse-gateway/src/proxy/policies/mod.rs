@@ -5,6 +5,7 @@ pub mod api_key_auth;
 pub mod cors;
 pub mod rate_limit;
 pub mod set_headers;
+pub mod subscription;
 
 use std::sync::Arc;
 

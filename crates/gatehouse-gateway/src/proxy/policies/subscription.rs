@@ -1,0 +1,126 @@
+//! Subscriptions: an artifact that offers subscription plans needs a valid, active
+//! `Subscription-Key` (403 otherwise), and the subscription's plan quotas apply (429 once spent
+//! when the plan stops on quota). The header never reaches the upstream.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderName, StatusCode};
+
+use super::api_key_auth::key_digest;
+use super::rate_limit::{Decision, RateLimit};
+use crate::proxy::respond::{json_error, GatewayResponse};
+
+/// The header carrying the subscription token.
+pub static HEADER: HeaderName = HeaderName::from_static("subscription-key");
+
+/// One subscription as the data plane checks it.
+pub struct SubEntry {
+    pub id: Arc<str>,
+    pub active: bool,
+    /// The plan's quotas that stop requests once spent.
+    pub quotas: Vec<Arc<RateLimit>>,
+}
+
+/// An artifact's subscriptions by the SHA-256 of their token.
+pub type SubSet = HashMap<[u8; 32], SubEntry>;
+
+/// Why a request was refused.
+pub enum Refusal {
+    Missing,
+    Invalid,
+    Quota(Arc<RateLimit>, Decision),
+}
+
+impl Refusal {
+    /// The answer for the refusal.
+    pub fn response(&self) -> GatewayResponse {
+        match self {
+            Refusal::Missing => json_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "a subscription is required: send the Subscription-Key header",
+            ),
+            Refusal::Invalid => json_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "unknown or inactive subscription",
+            ),
+            Refusal::Quota(rl, d) => rl.refuse(d),
+        }
+    }
+}
+
+/// Checks (and removes) the request's subscription token; returns the most restrictive quota
+/// state for the `RateLimit-*` headers.
+pub fn check(
+    headers: &mut HeaderMap,
+    subs: &SubSet,
+    now: Instant,
+) -> Result<Option<Decision>, Refusal> {
+    let token = headers.remove(&HEADER).ok_or(Refusal::Missing)?;
+    let digest = token
+        .to_str()
+        .map(key_digest)
+        .map_err(|_| Refusal::Invalid)?;
+    let sub = subs
+        .get(&digest)
+        .filter(|s| s.active)
+        .ok_or(Refusal::Invalid)?;
+    let mut tightest: Option<Decision> = None;
+    for q in &sub.quotas {
+        let d = q.check(None, now);
+        if !d.allowed {
+            return Err(Refusal::Quota(q.clone(), d));
+        }
+        if tightest.is_none_or(|t| d.remaining < t.remaining) {
+            tightest = Some(d);
+        }
+    }
+    Ok(tightest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn needs_an_active_subscription_and_applies_its_quota() {
+        let mut subs = SubSet::new();
+        let quota = Arc::new(RateLimit::new(2, Duration::from_secs(60), false));
+        subs.insert(
+            key_digest("tok"),
+            SubEntry {
+                id: "s1".into(),
+                active: true,
+                quotas: vec![quota],
+            },
+        );
+        subs.insert(
+            key_digest("off"),
+            SubEntry {
+                id: "s2".into(),
+                active: false,
+                quotas: vec![],
+            },
+        );
+        let now = Instant::now();
+        let run = |v: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(v) = v {
+                h.insert(&HEADER, v.parse().unwrap());
+            }
+            let r = check(&mut h, &subs, now).map_err(|r| r.response().status());
+            assert!(h.get(&HEADER).is_none(), "never forwarded");
+            r
+        };
+        assert_eq!(run(None).unwrap_err(), StatusCode::FORBIDDEN);
+        assert_eq!(run(Some("nope")).unwrap_err(), StatusCode::FORBIDDEN);
+        assert_eq!(run(Some("off")).unwrap_err(), StatusCode::FORBIDDEN);
+        assert_eq!(run(Some("tok")).unwrap().unwrap().remaining, 1);
+        assert_eq!(run(Some("tok")).unwrap().unwrap().remaining, 0);
+        assert_eq!(run(Some("tok")).unwrap_err(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}
