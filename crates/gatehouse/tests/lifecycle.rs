@@ -919,144 +919,190 @@ async fn every_connection_of_a_gateway_gets_every_event() {
     .unwrap();
 }
 
-/// The seed's second bug: keys must live exactly as long as their artifact. Keys reach the
-/// gateway with the deploy and later as events; a revoke stops a key within a second; deleting
-/// the deployment (artifact kept) and restarting keeps the artifact and its keys; redeploying
-/// serves the old key; deleting the artifact removes them.
+/// The seed's second bug: keys must live exactly as long as their artifact, for REST APIs and
+/// LLM proxies. Keys reach the gateway with the deploy and later as events (also when made
+/// while the gateway is stopped); a revoke stops a key within a second; a key of one artifact
+/// does not open another; deleting the deployment (artifact kept) and restarting keeps the
+/// artifact and its keys; redeploying serves the old key; deleting the artifact removes them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_live_as_long_as_their_artifact() {
     let mut env = setup(Backend::Sqlite, &[], &["--sync-interval", "1s"], false)
         .await
         .unwrap();
-    let mut body = env.body("rest-apis", "keyed");
-    body["policies"] = json!([{"name": "api-key-auth"}]);
+    env.base_provider().await;
+    // Another artifact with key auth: keys of the first must not open it.
+    let mut other = env.body("rest-apis", "neighbour");
+    other["policies"] = json!([{"name": "api-key-auth"}]);
     assert_eq!(
-        env.admin.post("/api/v1/rest-apis", &body).await.unwrap().0,
+        env.admin.post("/api/v1/rest-apis", &other).await.unwrap().0,
         201
     );
-    let (s, k1) = env
-        .admin
-        .post(
-            "/api/v1/rest-apis/keyed/api-keys",
-            &json!({"displayName": "first"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, 201, "{k1}");
-    let k1 = k1["apiKey"].as_str().unwrap().to_owned();
-    assert!(k1.starts_with("ghk_"));
-    let (_, listed) = env
-        .admin
-        .get("/api/v1/rest-apis/keyed/api-keys")
-        .await
-        .unwrap();
-    assert!(!listed.to_string().contains(&k1), "listing is masked");
+    env.deploy("rest-apis", "neighbour").await;
     let traffic = env.gw.traffic();
-    let call = |key: Option<String>| {
+    let call = |path: String, key: Option<String>| {
         let t = traffic.clone();
         async move {
             let headers: Vec<(&str, &str)> = match &key {
                 Some(k) => vec![("api-key", k.as_str())],
                 None => vec![],
             };
-            t.raw(reqwest::Method::GET, "/keyed/x", &headers)
+            t.raw(reqwest::Method::GET, &path, &headers)
                 .await
                 .unwrap()
                 .status()
                 .as_u16()
         }
     };
-    let wait_call = |key: Option<String>, want: u16| {
+    let wait_call = |path: String, key: Option<String>, want: u16| {
         let call = &call;
         async move {
-            eventually(WAIT, &format!("key call to answer {want}"), || {
-                let key = key.clone();
-                async move { (call(key).await == want).then_some(()) }
-            })
+            eventually(
+                WAIT,
+                &format!("{path} with {key:?} to answer {want}"),
+                || {
+                    let (path, key) = (path.clone(), key.clone());
+                    async move { (call(path, key).await == want).then_some(()) }
+                },
+            )
             .await
             .unwrap()
         }
     };
-    let d = env.deploy("rest-apis", "keyed").await;
-    wait_call(Some(k1.clone()), 200).await;
-    assert_eq!(call(None).await, 401);
-    // A key made after the deploy arrives as an event; a revoke stops it within a second.
-    let (_, k2) = env
-        .admin
-        .post(
-            "/api/v1/rest-apis/keyed/api-keys",
-            &json!({"id": "second", "displayName": "Second", "apiKey": "supplied-key-0123456789"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(k2["apiKey"], "supplied-key-0123456789");
-    wait_call(Some("supplied-key-0123456789".into()), 200).await;
-    let revoked_at = std::time::Instant::now();
-    assert_eq!(
-        env.admin
-            .delete("/api/v1/rest-apis/keyed/api-keys/second")
+    for c in ["rest-apis", "llm-proxies"] {
+        let id = format!("keyed-{}", event_prefix(c));
+        let path = format!("/{id}/models");
+        let mut body = env.body(c, &id);
+        body["policies"] = json!([{"name": "api-key-auth"}]);
+        assert_eq!(
+            env.admin
+                .post(&format!("/api/v1/{c}"), &body)
+                .await
+                .unwrap()
+                .0,
+            201
+        );
+        let (s, k1) = env
+            .admin
+            .post(
+                &format!("/api/v1/{c}/{id}/api-keys"),
+                &json!({"displayName": "first"}),
+            )
             .await
-            .unwrap()
-            .0,
-        204
-    );
-    wait_call(Some("supplied-key-0123456789".into()), 401).await;
-    assert!(
-        revoked_at.elapsed() < Duration::from_secs(1),
-        "revocation took {:?}",
-        revoked_at.elapsed()
-    );
+            .unwrap();
+        assert_eq!(s, 201, "{k1}");
+        let k1 = k1["apiKey"].as_str().unwrap().to_owned();
+        assert!(k1.starts_with("ghk_") && k1.len() >= 40);
+        let (_, listed) = env
+            .admin
+            .get(&format!("/api/v1/{c}/{id}/api-keys"))
+            .await
+            .unwrap();
+        assert!(!listed.to_string().contains(&k1), "listing is masked");
+        let d = env.deploy(c, &id).await;
+        wait_call(path.clone(), Some(k1.clone()), 200).await;
+        assert_eq!(call(path.clone(), None).await, 401);
+        assert_eq!(
+            call("/neighbour/models".into(), Some(k1.clone())).await,
+            401,
+            "a key opens only its artifact"
+        );
+        // A key made after the deploy arrives as an event; a revoke stops it within a second.
+        let supplied = format!("supplied-key-{id}-0123456789");
+        let (_, k2) = env
+            .admin
+            .post(
+                &format!("/api/v1/{c}/{id}/api-keys"),
+                &json!({"id": "second", "displayName": "Second", "apiKey": supplied}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(k2["apiKey"], supplied.as_str());
+        wait_call(path.clone(), Some(supplied.clone()), 200).await;
+        let revoked_at = std::time::Instant::now();
+        assert_eq!(
+            env.admin
+                .delete(&format!("/api/v1/{c}/{id}/api-keys/second"))
+                .await
+                .unwrap()
+                .0,
+            204
+        );
+        wait_call(path.clone(), Some(supplied.clone()), 401).await;
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "revocation took {:?}",
+            revoked_at.elapsed()
+        );
+        // A key made while the gateway is stopped works once it is back.
+        env.gw.kill();
+        let (_, k3) = env
+            .admin
+            .post(
+                &format!("/api/v1/{c}/{id}/api-keys"),
+                &json!({"displayName": "while stopped"}),
+            )
+            .await
+            .unwrap();
+        let k3 = k3["apiKey"].as_str().unwrap().to_owned();
+        env.gw.respawn().unwrap();
+        env.gw.wait_ready().await.unwrap();
+        wait_call(path.clone(), Some(k3.clone()), 200).await;
 
-    // Undeploy keeps the keys; deleting the deployment keeps artifact and keys (retained by the
-    // periodic sync); so does a restart.
-    env.action("rest-apis", "keyed", &d, "undeploy").await;
-    env.wait_held_state("rest-apis", "keyed", Some("undeployed"))
-        .await;
-    assert_eq!(
-        env.admin
-            .delete(&format!("/api/v1/rest-apis/keyed/deployments/{d}"))
-            .await
-            .unwrap()
-            .0,
-        204
-    );
-    eventually(WAIT, "a sync that retains it", || async {
-        (env.status().await["lastSync"]["retained"].as_u64() >= Some(1)).then_some(())
-    })
-    .await
-    .unwrap();
-    env.gw.kill();
-    env.gw.respawn().unwrap();
-    env.gw.wait_ready().await.unwrap();
-    env.wait_held_state("rest-apis", "keyed", Some("undeployed"))
-        .await;
-    let (_, keys) = env
-        .gw
-        .admin()
-        .get("/api/management/v1/rest-apis/keyed/api-keys")
+        // Undeploy keeps the keys; deleting the deployment keeps artifact and keys (retained
+        // by the periodic sync); so does a restart.
+        env.action(c, &id, &d, "undeploy").await;
+        env.wait_held_state(c, &id, Some("undeployed")).await;
+        assert_eq!(call(path.clone(), Some(k1.clone())).await, 404);
+        assert_eq!(
+            env.admin
+                .delete(&format!("/api/v1/{c}/{id}/deployments/{d}"))
+                .await
+                .unwrap()
+                .0,
+            204
+        );
+        eventually(WAIT, "a sync that retains it", || async {
+            (env.status().await["lastSync"]["retained"].as_u64() >= Some(1)).then_some(())
+        })
         .await
         .unwrap();
-    assert_eq!(keys["count"], 2, "{keys}");
-    // Redeploy: the old key is served.
-    env.deploy("rest-apis", "keyed").await;
-    wait_call(Some(k1.clone()), 200).await;
-    assert_eq!(call(Some("supplied-key-0123456789".into())).await, 401);
-    // Deleting the artifact removes it and its keys everywhere.
-    assert_eq!(
-        env.admin.delete("/api/v1/rest-apis/keyed").await.unwrap().0,
-        204
-    );
-    env.wait_held_state("rest-apis", "keyed", None).await;
-    assert_eq!(
-        env.gw
+        env.gw.kill();
+        env.gw.respawn().unwrap();
+        env.gw.wait_ready().await.unwrap();
+        env.wait_held_state(c, &id, Some("undeployed")).await;
+        let (_, keys) = env
+            .gw
             .admin()
-            .get("/api/management/v1/rest-apis/keyed/api-keys")
+            .get(&format!("/api/management/v1/{c}/{id}/api-keys"))
             .await
-            .unwrap()
-            .0,
-        404
-    );
-    wait_call(Some(k1), 404).await;
+            .unwrap();
+        assert_eq!(keys["count"], 3, "{keys}");
+        // Redeploy: the old keys are served, the revoked one is not.
+        env.deploy(c, &id).await;
+        wait_call(path.clone(), Some(k1.clone()), 200).await;
+        assert_eq!(call(path.clone(), Some(k3.clone())).await, 200);
+        assert_eq!(call(path.clone(), Some(supplied.clone())).await, 401);
+        // Deleting the artifact removes it and its keys everywhere.
+        assert_eq!(
+            env.admin
+                .delete(&format!("/api/v1/{c}/{id}"))
+                .await
+                .unwrap()
+                .0,
+            204
+        );
+        env.wait_held_state(c, &id, None).await;
+        assert_eq!(
+            env.gw
+                .admin()
+                .get(&format!("/api/management/v1/{c}/{id}/api-keys"))
+                .await
+                .unwrap()
+                .0,
+            404
+        );
+        wait_call(path, Some(k1), 404).await;
+    }
 }
 
 /// Subscription plans and subscriptions, from the control plane to traffic: an artifact that
