@@ -240,6 +240,16 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 );
 "#;
 
+/// Now, as RFC 3339 with milliseconds (the format the control plane uses).
+pub fn now_rfc3339() -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(FORMAT)
+        .unwrap_or_default()
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -19,6 +19,7 @@ use gatehouse_core::crypto::{random_token, sha256_hex};
 use gatehouse_core::{ArtifactDocument, ArtifactKind, FieldError};
 
 use crate::runtime::Runtime;
+use crate::store::now_rfc3339;
 use crate::store::{mask, Origin, State as ArtifactState, StoreError, StoredArtifact, StoredKey};
 
 pub use auth::AdminCredentials;
@@ -195,15 +196,6 @@ fn parse_for(kind: ArtifactKind, doc: Value) -> AdminResult<ArtifactDocument> {
         .into());
     }
     Ok(doc)
-}
-
-fn now_rfc3339() -> String {
-    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time::OffsetDateTime::now_utc()
-        .format(FORMAT)
-        .unwrap_or_default()
 }
 
 async fn status(State(rt): State<Arc<Runtime>>) -> AdminResult<Json<Value>> {

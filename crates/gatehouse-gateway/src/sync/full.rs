@@ -303,21 +303,9 @@ pub async fn store_content(
         .map_err(|e| (error_code(&e), e.to_string()))
 }
 
-/// Makes the keys of held control-plane artifacts (all, or one) equal to the platform's.
-pub async fn pull_keys(
-    rt: &Runtime,
-    api: &InternalApi,
-    artifact: Option<&str>,
-) -> anyhow::Result<()> {
-    let keys = api.keys(artifact).await?;
-    let mut by_artifact: HashMap<String, Vec<crate::store::StoredKey>> = HashMap::new();
-    for k in &keys {
-        by_artifact
-            .entry(k.artifact_id.clone())
-            .or_default()
-            .push(k.stored());
-    }
-    let held: Vec<String> = match artifact {
+/// The platform uuids of the held control-plane artifacts (all, or the one named).
+async fn held_uuids(rt: &Runtime, artifact: Option<&str>) -> anyhow::Result<Vec<String>> {
+    Ok(match artifact {
         Some(a) => vec![a.to_owned()],
         None => rt
             .store
@@ -326,21 +314,46 @@ pub async fn pull_keys(
             .into_iter()
             .filter_map(|a| a.artifact_uuid)
             .collect(),
-    };
-    for uuid in held {
-        let keys = by_artifact.remove(&uuid).unwrap_or_default();
+    })
+}
+
+/// Groups `items` by artifact uuid and applies `change` for each held artifact (an artifact
+/// without items gets an empty set, which removes what it had).
+async fn replace_per_artifact<T>(
+    rt: &Runtime,
+    artifact: Option<&str>,
+    items: impl IntoIterator<Item = (String, T)>,
+    change: impl for<'a> Fn(&'a str, &'a [T]) -> ControlPlaneChange<'a>,
+) -> anyhow::Result<()> {
+    let mut by_artifact: HashMap<String, Vec<T>> = HashMap::new();
+    for (uuid, item) in items {
+        by_artifact.entry(uuid).or_default().push(item);
+    }
+    for uuid in held_uuids(rt, artifact).await? {
+        let items = by_artifact.remove(&uuid).unwrap_or_default();
         rt.store
-            .apply_control_plane(
-                ControlPlaneChange::Keys {
-                    artifact_uuid: &uuid,
-                    keys: &keys,
-                },
-                None,
-            )
+            .apply_control_plane(change(&uuid, &items), None)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok(())
+}
+
+/// Makes the keys of held control-plane artifacts (all, or one) equal to the platform's.
+pub async fn pull_keys(
+    rt: &Runtime,
+    api: &InternalApi,
+    artifact: Option<&str>,
+) -> anyhow::Result<()> {
+    let keys = api.keys(artifact).await?;
+    let items = keys.iter().map(|k| (k.artifact_id.clone(), k.stored()));
+    replace_per_artifact(rt, artifact, items, |artifact_uuid, keys| {
+        ControlPlaneChange::Keys {
+            artifact_uuid,
+            keys,
+        }
+    })
+    .await
 }
 
 /// Makes the subscriptions of held control-plane artifacts (all, or one) equal to the platform's.
@@ -350,35 +363,12 @@ pub async fn pull_subscriptions(
     artifact: Option<&str>,
 ) -> anyhow::Result<()> {
     let subs = api.subscriptions().await?;
-    let mut by_artifact: HashMap<String, Vec<crate::store::StoredSubscription>> = HashMap::new();
-    for s in &subs {
-        by_artifact
-            .entry(s.artifact_id.clone())
-            .or_default()
-            .push(s.stored());
-    }
-    let held: Vec<String> = match artifact {
-        Some(a) => vec![a.to_owned()],
-        None => rt
-            .store
-            .control_plane_artifacts()
-            .await?
-            .into_iter()
-            .filter_map(|a| a.artifact_uuid)
-            .collect(),
-    };
-    for uuid in held {
-        let subs = by_artifact.remove(&uuid).unwrap_or_default();
-        rt.store
-            .apply_control_plane(
-                ControlPlaneChange::Subscriptions {
-                    artifact_uuid: &uuid,
-                    subs: &subs,
-                },
-                None,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    Ok(())
+    let items = subs.iter().map(|s| (s.artifact_id.clone(), s.stored()));
+    replace_per_artifact(rt, artifact, items, |artifact_uuid, subs| {
+        ControlPlaneChange::Subscriptions {
+            artifact_uuid,
+            subs,
+        }
+    })
+    .await
 }

@@ -22,6 +22,7 @@ use gatehouse_core::protocol::{
 };
 
 use crate::runtime::Runtime;
+use crate::store::now_rfc3339;
 use crate::store::{ControlPlaneChange, State};
 use api::InternalApi;
 use full::SyncCounts;
@@ -67,15 +68,6 @@ type Socket =
 enum Ended {
     Shutdown,
     Lost(String),
-}
-
-fn now_rfc3339() -> String {
-    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time::OffsetDateTime::now_utc()
-        .format(FORMAT)
-        .unwrap_or_default()
 }
 
 /// Keeps the gateway connected to the control plane until shutdown.
