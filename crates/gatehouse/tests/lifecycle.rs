@@ -1191,8 +1191,18 @@ async fn subscriptions_and_plan_quotas_are_enforced() {
     let r = call(&token).await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["ratelimit-remaining"], "0");
-    assert!(r.headers().contains_key("retry-after"));
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!(call("not-a-subscription").await.status(), 403);
+    // The window resets when Retry-After said it would.
+    tokio::time::sleep(Duration::from_millis(retry * 1000 + 300)).await;
+    let r = call(&token).await;
+    assert_eq!(r.status(), 200, "a new window");
+    assert_eq!(r.headers()["ratelimit-remaining"], "2");
 
     // Inactive, then deleted: refused.
     let sid = sub["id"].as_str().unwrap();
