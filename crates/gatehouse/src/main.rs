@@ -1,6 +1,7 @@
 //! `gatehouse`: one binary for the control plane, gateways and the CLI. This crate only parses
 //! commands and settings and wires the libraries together.
 
+mod dev;
 mod settings;
 
 // The data plane allocates per request; mimalloc's per-thread heaps suit its one-runtime-per-core
@@ -40,6 +41,10 @@ enum Command {
     ///
     /// Example: gatehouse gateway --listen 0.0.0.0:8080 --admin-password s3cret --data-dir /var/lib/gatehouse
     Gateway(GatewayArgs),
+    /// Run the platform and one connected gateway in one process, with a sample API deployed.
+    ///
+    /// State lives in ./.gatehouse/; running it again keeps what was there.
+    Dev(dev::DevArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -66,6 +71,7 @@ fn main() -> anyhow::Result<()> {
                 let config = args.resolve()?;
                 gatehouse_platform::run(config).await
             }
+            Command::Dev(args) => dev::run(args).await,
             Command::Gateway(args) => {
                 let config = args.resolve()?;
                 gatehouse_gateway::run(config).await

@@ -1,0 +1,86 @@
+//! `gatehouse dev` as a newcomer runs it: the three printed curl lines behave as printed, Ctrl-C
+//! (SIGTERM) stops it cleanly, and running it again keeps what was there.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gatehouse_testkit::{free_addr, Process, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+/// Runs the `curl -s URL [-H 'Name: value']` line with reqwest; returns the status.
+async fn run_curl(line: &str) -> u16 {
+    let rest = line.trim().strip_prefix("curl -s ").expect("a curl line");
+    let (url, header) = match rest.split_once(" -H '") {
+        Some((url, h)) => (url, Some(h.trim_end_matches('\''))),
+        None => (rest, None),
+    };
+    let mut req = reqwest::Client::new().get(url.trim());
+    if let Some(h) = header {
+        let (name, value) = h.split_once(": ").expect("a header");
+        req = req.header(name, value);
+    }
+    req.send()
+        .await
+        .expect("the printed URL answers")
+        .status()
+        .as_u16()
+}
+
+async fn start(dir: &TempDir, ports: &[String]) -> (Process, Vec<String>) {
+    let mut args = vec!["dev".to_string()];
+    for (flag, port) in [
+        "--platform-listen",
+        "--gateway-listen",
+        "--admin-listen",
+        "--upstream-listen",
+    ]
+    .iter()
+    .zip(ports)
+    {
+        args.push(flag.to_string());
+        args.push(port.clone());
+    }
+    let mut p = Process::spawn(Path::new(BIN), &args, dir.path(), &[]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = p.output();
+        if out.contains("Ctrl-C stops.") {
+            let curls = out
+                .lines()
+                .filter(|l| l.trim_start().starts_with("curl "))
+                .map(str::to_owned)
+                .collect();
+            return (p, curls);
+        }
+        if let Some(s) = p.try_exit() {
+            panic!("dev exited ({s}):\n{out}");
+        }
+        assert!(Instant::now() < deadline, "dev did not come up:\n{out}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_prints_three_curl_lines_that_work_and_keeps_its_state() {
+    let dir = TempDir::new("dev").unwrap();
+    let ports: Vec<String> = (0..4).map(|_| free_addr().to_string()).collect();
+    let (mut p, curls) = start(&dir, &ports).await;
+    assert_eq!(curls.len(), 3, "{curls:?}");
+    assert_eq!(run_curl(&curls[0]).await, 200, "{}", curls[0]);
+    assert_eq!(run_curl(&curls[1]).await, 401, "{}", curls[1]);
+    assert_eq!(run_curl(&curls[2]).await, 404, "{}", curls[2]);
+    let status = p
+        .terminate(Duration::from_secs(20))
+        .expect("dev stops on SIGTERM");
+    assert!(status.success(), "clean exit: {status}\n{}", p.output());
+    assert!(dir.path().join(".gatehouse/platform.db").exists());
+
+    // Again: the same sample API and key, still served.
+    let (mut p, again) = start(&dir, &ports).await;
+    assert_eq!(again[0], curls[0], "the same key is kept");
+    assert_eq!(run_curl(&again[0]).await, 200);
+    assert!(p
+        .terminate(Duration::from_secs(20))
+        .is_some_and(|s| s.success()));
+}
