@@ -1,6 +1,7 @@
 //! `gatehouse`: one binary for the control plane, gateways and the CLI. This crate only parses
 //! commands and settings and wires the libraries together.
 
+mod cli;
 mod dev;
 mod settings;
 
@@ -45,6 +46,22 @@ enum Command {
     ///
     /// State lives in ./.gatehouse/; running it again keeps what was there.
     Dev(dev::DevArgs),
+    /// Log in to a platform; the token is kept in the user's config directory (mode 0600).
+    ///
+    /// Example: gatehouse login --server http://127.0.0.1:9243 --password s3cret
+    Login(cli::LoginArgs),
+    /// Create or update artifacts from YAML/JSON documents, by handle; shows the plan first.
+    ///
+    /// Example: gatehouse apply -f apis/ --deploy edge-1
+    Apply(cli::ApplyArgs),
+    /// List or read resources.
+    ///
+    /// Example: gatehouse get rest-apis -o yaml
+    Get(cli::GetArgs),
+    /// Deploy an artifact to a gateway.
+    ///
+    /// Example: gatehouse deploy rest-apis/orders --gateway edge-1 --wait
+    Deploy(cli::DeployArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -72,6 +89,10 @@ fn main() -> anyhow::Result<()> {
                 gatehouse_platform::run(config).await
             }
             Command::Dev(args) => dev::run(args).await,
+            Command::Login(args) => cli::login(args).await,
+            Command::Apply(args) => cli::apply(args).await,
+            Command::Get(args) => cli::get(args).await,
+            Command::Deploy(args) => cli::deploy(args).await,
             Command::Gateway(args) => {
                 let config = args.resolve()?;
                 gatehouse_gateway::run(config).await

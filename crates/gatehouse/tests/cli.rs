@@ -1,0 +1,180 @@
+//! The CLI end to end against a real platform and gateway.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use gatehouse_testkit::echo::EchoServer;
+use gatehouse_testkit::{Gateway, TempDir};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+fn cli(config: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("GATEHOUSE_CONFIG_DIR", config)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_get_and_deploy_from_the_command_line() {
+    let p = platform(Backend::Sqlite, &[]).await.unwrap();
+    let admin = p.login("default").await.unwrap();
+    admin
+        .post(
+            "/api/v1/gateways",
+            &json!({"id": "edge", "displayName": "Edge"}),
+        )
+        .await
+        .unwrap();
+    let (_, t) = admin
+        .post("/api/v1/gateways/edge/tokens", &json!({}))
+        .await
+        .unwrap();
+    let gw = Gateway::start(
+        Path::new(BIN),
+        &[
+            "--control-plane",
+            &p.base,
+            "--token",
+            t["token"].as_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    let up = EchoServer::start("upstream").await;
+    let config = TempDir::new("cli-config").unwrap();
+    let docs = TempDir::new("cli-docs").unwrap();
+
+    let (ok, out, err) = cli(
+        config.path(),
+        &[
+            "login",
+            "--server",
+            &p.base,
+            "--password",
+            &p.admin_password,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(config.path().join("credentials.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let url = up.url("/up");
+    std::fs::write(
+        docs.path().join("llm.yaml"),
+        format!(
+            "apiVersion: gatehouse.dev/v1\nkind: LlmProvider\nmetadata:\n  name: openai\nspec:\n  displayName: OpenAI\n  template: openai\n  context: /openai\n  upstream:\n    url: {url}\n    auth: {{ type: api-key, header: Authorization, value: Bearer sk-1 }}\n---\napiVersion: gatehouse.dev/v1\nkind: LlmProxy\nmetadata:\n  name: chat\nspec:\n  displayName: Chat\n  context: /chat\n  provider: {{ id: openai }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        docs.path().join("orders.yaml"),
+        format!("apiVersion: gatehouse.dev/v1\nkind: RestApi\nmetadata:\n  name: orders\nspec:\n  displayName: Orders\n  version: v1.0\n  context: /orders/$version\n  upstream:\n    main: {{ url: {url} }}\n  operations:\n    - {{ method: GET, path: /items/{{id}} }}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        docs.path().join("tools.json"),
+        json!({"apiVersion": "gatehouse.dev/v1", "kind": "Mcp", "metadata": {"name": "tools"}, "spec": {"displayName": "Tools", "context": "/tools", "upstream": {"url": url}}}).to_string(),
+    )
+    .unwrap();
+    let dir = docs.path().to_str().unwrap();
+
+    // A dry run shows the plan and changes nothing.
+    let (ok, out, _) = cli(config.path(), &["apply", "-f", dir, "--dry-run"]);
+    assert!(ok);
+    assert_eq!(out.matches("+ create").count(), 4, "{out}");
+    assert_eq!(admin.get("/api/v1/rest-apis/orders").await.unwrap().0, 404);
+
+    let (ok, out, err) = cli(config.path(), &["apply", "-f", dir, "--deploy", "edge"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("applied 4 change(s)"), "{out}");
+    let t = gw.traffic();
+    for path in ["/orders/v1.0/items/1", "/openai/models", "/chat/models"] {
+        eventually(Duration::from_secs(20), path, || async {
+            (t.get(path).await.ok()?.0 == 200).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+    eventually(Duration::from_secs(20), "mcp", || async {
+        (t.raw(reqwest::Method::POST, "/tools/mcp", &[])
+            .await
+            .ok()?
+            .status()
+            == 200)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+
+    // Again: nothing to do.
+    let (ok, out, _) = cli(config.path(), &["apply", "-f", dir]);
+    assert!(ok);
+    assert!(out.contains("no change"), "{out}");
+    assert_eq!(out.matches("= unchanged").count(), 4, "{out}");
+
+    // A broken document: non-zero, the message names file and field, nothing changes.
+    std::fs::write(docs.path().join("zz-broken.yaml"), "apiVersion: gatehouse.dev/v1\nkind: RestApi\nmetadata:\n  name: broken\nspec:\n  displayName: Broken\n  context: no-slash\n  upstream:\n    main: { url: http://x }\n").unwrap();
+    let (ok, out, err) = cli(config.path(), &["apply", "-f", dir]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("zz-broken.yaml") && err.contains("spec.context"),
+        "{err}"
+    );
+    assert_eq!(admin.get("/api/v1/rest-apis/broken").await.unwrap().0, 404);
+    std::fs::remove_file(docs.path().join("zz-broken.yaml")).unwrap();
+
+    // An update is planned as one.
+    let orders = std::fs::read_to_string(docs.path().join("orders.yaml"))
+        .unwrap()
+        .replace("Orders", "Orders v2");
+    std::fs::write(docs.path().join("orders.yaml"), orders).unwrap();
+    let (ok, out, _) = cli(config.path(), &["apply", "-f", dir]);
+    assert!(ok);
+    assert!(out.contains("~ update    RestApi/orders"), "{out}");
+
+    // get in each format.
+    let (ok, out, _) = cli(config.path(), &["get", "rest-apis", "-o", "json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["list"][0]["displayName"], "Orders v2");
+    let (ok, out, _) = cli(config.path(), &["get", "rest-apis", "orders", "-o", "yaml"]);
+    assert!(ok && out.contains("context: /orders/$version"), "{out}");
+    let (ok, out, _) = cli(config.path(), &["get", "gateways"]);
+    assert!(
+        ok && out.contains("edge") && out.contains("connected=true"),
+        "{out}"
+    );
+
+    // deploy --wait returns once the gateway acked.
+    let (ok, out, err) = cli(
+        config.path(),
+        &["deploy", "rest-apis/orders", "--gateway", "edge", "--wait"],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("deployed"), "{out}");
+    let (ok, _, err) = cli(
+        config.path(),
+        &["deploy", "rest-apis/nope", "--gateway", "edge"],
+    );
+    assert!(!ok && err.contains("not found"), "{err}");
+}
