@@ -464,3 +464,214 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         }
     }
 }
+
+/// `gatehouse undeploy|restore`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// `<kind>/<handle>`.
+    target: String,
+    #[arg(long)]
+    gateway: String,
+    /// Return when the gateway has acked (or fail with its reason).
+    #[arg(long)]
+    wait: bool,
+}
+
+/// Undeploys (or restores) the artifact's current deployment on a gateway.
+pub async fn change_state(args: StateArgs, action: &str) -> anyhow::Result<()> {
+    let session = Session::load()?;
+    let (kind, name) = args
+        .target
+        .split_once('/')
+        .context("the target is <kind>/<handle>, e.g. rest-apis/orders")?;
+    let (s, deps) = session
+        .call(
+            reqwest::Method::GET,
+            &format!("/{kind}/{name}/deployments?gatewayId={}", args.gateway),
+            None,
+        )
+        .await?;
+    if s >= 400 {
+        bail!("{}", deps["message"].as_str().unwrap_or(&deps.to_string()));
+    }
+    let list = deps["list"].as_array().cloned().unwrap_or_default();
+    // Undeploy the current one; restore the newest that is not current-and-live.
+    let pick = list.iter().find(|d| match action {
+        "undeploy" => matches!(
+            d["status"].as_str(),
+            Some("DEPLOYED" | "DEPLOYING" | "FAILED")
+        ),
+        _ => !matches!(d["status"].as_str(), Some("DEPLOYED" | "DEPLOYING")),
+    });
+    let Some(dep) = pick else {
+        bail!(
+            "{} has no deployment on {} to {action}",
+            args.target,
+            args.gateway
+        )
+    };
+    let id = dep["deploymentId"].as_str().unwrap_or_default().to_owned();
+    let (s, d) = session
+        .call(
+            reqwest::Method::POST,
+            &format!("/{kind}/{name}/deployments/{id}/{action}"),
+            Some(&json!({})),
+        )
+        .await?;
+    if s >= 400 {
+        bail!("{}", d["message"].as_str().unwrap_or(&d.to_string()));
+    }
+    println!(
+        "deployment {id}: {}",
+        d["status"].as_str().unwrap_or_default()
+    );
+    if args.wait {
+        let want = if action == "undeploy" {
+            "UNDEPLOYED"
+        } else {
+            "DEPLOYED"
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (_, d) = session
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/{kind}/{name}/deployments/{id}"),
+                    None,
+                )
+                .await?;
+            match d["status"].as_str() {
+                Some(s) if s == want => {
+                    println!("{}", want.to_lowercase());
+                    return Ok(());
+                }
+                Some("FAILED") => bail!(
+                    "{action} failed: {}",
+                    d["statusReason"].as_str().unwrap_or_default()
+                ),
+                _ if Instant::now() > deadline => {
+                    bail!("no ack from gateway {} in time", args.gateway)
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `gatehouse delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// `<kind>/<handle>`.
+    target: String,
+}
+
+/// Deletes an artifact (every gateway of the organization is told).
+pub async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
+    let session = Session::load()?;
+    let (kind, name) = args
+        .target
+        .split_once('/')
+        .context("the target is <kind>/<handle>, e.g. rest-apis/orders")?;
+    let (s, v) = session
+        .call(reqwest::Method::DELETE, &format!("/{kind}/{name}"), None)
+        .await?;
+    if s >= 400 {
+        bail!("{}", v["message"].as_str().unwrap_or(&v.to_string()));
+    }
+    println!("deleted {}", args.target);
+    Ok(())
+}
+
+/// Lists gateways with their sync status.
+pub async fn gateways() -> anyhow::Result<()> {
+    let session = Session::load()?;
+    let (s, v) = session
+        .call(reqwest::Method::GET, "/gateways", None)
+        .await?;
+    if s >= 400 {
+        bail!("{}", v["message"].as_str().unwrap_or(&v.to_string()));
+    }
+    println!(
+        "{:<24} {:<10} {:<8} {:>9} {:>9}",
+        "GATEWAY", "CONNECTED", "IN SYNC", "APPLIED", "ORG REV"
+    );
+    for g in v["list"].as_array().into_iter().flatten() {
+        let st = &g["status"];
+        println!(
+            "{:<24} {:<10} {:<8} {:>9} {:>9}",
+            g["id"].as_str().unwrap_or_default(),
+            st["connected"],
+            st["inSync"],
+            st["appliedRevision"],
+            st["orgRevision"]
+        );
+    }
+    Ok(())
+}
+
+/// `gatehouse keys`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// `create`, `list` or `revoke`.
+    #[arg(value_parser = ["create", "list", "revoke"])]
+    action: String,
+    /// `<kind>/<handle>` of the artifact.
+    target: String,
+    /// The key's handle (create: optional; revoke: required).
+    #[arg(long)]
+    id: Option<String>,
+    /// Display name of a new key.
+    #[arg(long, default_value = "cli key")]
+    name: String,
+}
+
+/// Creates, lists or revokes an artifact's API keys.
+pub async fn keys(args: KeysArgs) -> anyhow::Result<()> {
+    let session = Session::load()?;
+    let (kind, name) = args
+        .target
+        .split_once('/')
+        .context("the target is <kind>/<handle>, e.g. rest-apis/orders")?;
+    let base = format!("/{kind}/{name}/api-keys");
+    let (s, v) = match args.action.as_str() {
+        "create" => {
+            session
+                .call(
+                    reqwest::Method::POST,
+                    &base,
+                    Some(&json!({"id": args.id, "displayName": args.name})),
+                )
+                .await?
+        }
+        "list" => session.call(reqwest::Method::GET, &base, None).await?,
+        _ => {
+            let id = args.id.as_deref().context("revoke needs --id")?;
+            session
+                .call(reqwest::Method::DELETE, &format!("{base}/{id}"), None)
+                .await?
+        }
+    };
+    if s >= 400 {
+        bail!("{}", v["message"].as_str().unwrap_or(&v.to_string()));
+    }
+    match args.action.as_str() {
+        "create" => println!(
+            "key {} created; it is shown only now:\n{}",
+            v["id"].as_str().unwrap_or_default(),
+            v["apiKey"].as_str().unwrap_or_default()
+        ),
+        "list" => {
+            for k in v["list"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<24} {:<10} {}",
+                    k["id"].as_str().unwrap_or_default(),
+                    k["status"].as_str().unwrap_or_default(),
+                    k["maskedApiKey"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        _ => println!("revoked"),
+    }
+    Ok(())
+}

@@ -62,6 +62,25 @@ enum Command {
     ///
     /// Example: gatehouse deploy rest-apis/orders --gateway edge-1 --wait
     Deploy(cli::DeployArgs),
+    /// Undeploy an artifact's current deployment on a gateway (it keeps its keys).
+    Undeploy(cli::StateArgs),
+    /// Deploy an artifact's newest non-live deployment on a gateway again.
+    Restore(cli::StateArgs),
+    /// Delete an artifact; every gateway of the organization is told.
+    Delete(cli::DeleteArgs),
+    /// List gateways with their connection and sync status.
+    Gateways,
+    /// Create, list or revoke an artifact's API keys.
+    ///
+    /// Example: gatehouse keys create rest-apis/orders --name "mobile app"
+    Keys(cli::KeysArgs),
+    /// Print shell completions.
+    ///
+    /// Example: gatehouse completions bash > /etc/bash_completion.d/gatehouse
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -93,6 +112,21 @@ fn main() -> anyhow::Result<()> {
             Command::Apply(args) => cli::apply(args).await,
             Command::Get(args) => cli::get(args).await,
             Command::Deploy(args) => cli::deploy(args).await,
+            Command::Undeploy(args) => cli::change_state(args, "undeploy").await,
+            Command::Restore(args) => cli::change_state(args, "restore").await,
+            Command::Delete(args) => cli::delete(args).await,
+            Command::Gateways => cli::gateways().await,
+            Command::Keys(args) => cli::keys(args).await,
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "gatehouse",
+                    &mut std::io::stdout(),
+                );
+                Ok(())
+            }
             Command::Gateway(args) => {
                 let config = args.resolve()?;
                 gatehouse_gateway::run(config).await

@@ -177,4 +177,83 @@ async fn apply_get_and_deploy_from_the_command_line() {
         &["deploy", "rest-apis/nope", "--gateway", "edge"],
     );
     assert!(!ok && err.contains("not found"), "{err}");
+
+    // undeploy / restore --wait, with the traffic following.
+    let (ok, out, err) = cli(
+        config.path(),
+        &[
+            "undeploy",
+            "rest-apis/orders",
+            "--gateway",
+            "edge",
+            "--wait",
+        ],
+    );
+    assert!(ok && out.contains("undeployed"), "{out}{err}");
+    assert_eq!(t.get("/orders/v1.0/items/1").await.unwrap().0, 404);
+    let (ok, out, err) = cli(
+        config.path(),
+        &["restore", "rest-apis/orders", "--gateway", "edge", "--wait"],
+    );
+    assert!(ok && out.contains("deployed"), "{out}{err}");
+    assert_eq!(t.get("/orders/v1.0/items/1").await.unwrap().0, 200);
+
+    // keys create / list / revoke.
+    let (ok, out, _) = cli(
+        config.path(),
+        &[
+            "keys",
+            "create",
+            "mcp-proxies/tools",
+            "--id",
+            "ci",
+            "--name",
+            "CI",
+        ],
+    );
+    assert!(ok, "{out}");
+    let key = out.lines().last().unwrap().trim().to_owned();
+    assert!(key.starts_with("ghk_"), "{out}");
+    let (ok, out, _) = cli(config.path(), &["keys", "list", "mcp-proxies/tools"]);
+    assert!(
+        ok && out.contains("ci") && out.contains("active") && !out.contains(&key),
+        "{out}"
+    );
+    let (ok, _, _) = cli(
+        config.path(),
+        &["keys", "revoke", "mcp-proxies/tools", "--id", "ci"],
+    );
+    assert!(ok);
+    let (_, out, _) = cli(config.path(), &["keys", "list", "mcp-proxies/tools"]);
+    assert!(out.contains("revoked"), "{out}");
+
+    let (ok, out, _) = cli(config.path(), &["gateways"]);
+    assert!(
+        ok && out
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("edge") && l.contains("true")),
+        "{out}"
+    );
+    let (ok, out, _) = cli(config.path(), &["delete", "mcp-proxies/tools"]);
+    assert!(ok && out.contains("deleted"), "{out}");
+    eventually(
+        Duration::from_secs(20),
+        "the delete to reach the gateway",
+        || async {
+            (t.raw(reqwest::Method::POST, "/tools/mcp", &[])
+                .await
+                .ok()?
+                .status()
+                == 404)
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let (ok, out, _) = cli(config.path(), &["completions", "bash"]);
+    assert!(
+        ok && out.contains("gatehouse") && out.contains("apply"),
+        "completions"
+    );
 }
