@@ -601,10 +601,10 @@ pub async fn gateways() -> anyhow::Result<()> {
         println!(
             "{:<24} {:<10} {:<8} {:>9} {:>9}",
             g["id"].as_str().unwrap_or_default(),
-            st["connected"],
-            st["inSync"],
-            st["appliedRevision"],
-            st["orgRevision"]
+            st["connected"].to_string(),
+            st["inSync"].to_string(),
+            st["appliedRevision"].to_string(),
+            st["orgRevision"].to_string()
         );
     }
     Ok(())

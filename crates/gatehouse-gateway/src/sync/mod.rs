@@ -238,54 +238,60 @@ async fn session(
     let mut resync = tokio::time::interval(interval);
     resync.tick().await;
     let mut last_heard = Instant::now();
+    let mut last_hash = config_hash(rt).await;
     loop {
         tokio::select! {
-            msg = ws.next() => {
-                last_heard = Instant::now();
-                match msg {
-                    Some(Ok(Message::Text(text))) => {
-                        let env: EventEnvelope = match serde_json::from_str(text.as_str()) {
-                            Ok(e) => e,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "unreadable event ignored");
-                                continue;
+                    msg = ws.next() => {
+                        last_heard = Instant::now();
+                        match msg {
+                            Some(Ok(Message::Text(text))) => {
+                                let env: EventEnvelope = match serde_json::from_str(text.as_str()) {
+                                    Ok(e) => e,
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "unreadable event ignored");
+                                        continue;
+                                    }
+                                };
+                                if env.revision <= covered {
+                                    continue;
+                                }
+                                if let Some(ack) = apply_event(rt, api, &env).await? {
+                                    send(&mut ws, &GatewayMessage::DeploymentAck(ack)).await?;
+                                }
+                                covered = env.revision;
+                                rt.update_sync(|s| s.events_applied += 1);
+                                // Report progress at once, so the platform's in-sync view does not wait
+                                // for the next heartbeat (the configuration hash is the last computed).
+                                let hb = Heartbeat { applied_revision: env.revision, config_hash: last_hash.clone() };
+                                send(&mut ws, &GatewayMessage::Heartbeat(hb)).await?;
                             }
-                        };
-                        if env.revision <= covered {
-                            continue;
+                            Some(Ok(Message::Close(frame))) => {
+                                return Ok(Ended::Lost(format!("closed by the control plane: {}", frame.map(|f| f.reason.to_string()).unwrap_or_default())));
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(e)) => return Ok(Ended::Lost(e.to_string())),
+                            None => return Ok(Ended::Lost("connection closed".into())),
                         }
-                        if let Some(ack) = apply_event(rt, api, &env).await? {
-                            send(&mut ws, &GatewayMessage::DeploymentAck(ack)).await?;
+                    }
+                    _ = heartbeat.tick() => {
+                        if last_heard.elapsed() > SILENT_FOR {
+                            return Ok(Ended::Lost("no word from the control plane for 45 s".into()));
                         }
-                        covered = env.revision;
-                        rt.update_sync(|s| s.events_applied += 1);
+        last_hash = config_hash(rt).await;
+                        let hb = Heartbeat { applied_revision: rt.store.applied_revision().await?, config_hash: last_hash.clone() };
+                        send(&mut ws, &GatewayMessage::Heartbeat(hb)).await?;
                     }
-                    Some(Ok(Message::Close(frame))) => {
-                        return Ok(Ended::Lost(format!("closed by the control plane: {}", frame.map(|f| f.reason.to_string()).unwrap_or_default())));
+                    _ = resync.tick() => {
+                        covered = covered.max(full_sync(rt, api, &mut ws, exists, "periodic").await?);
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Ok(Ended::Lost(e.to_string())),
-                    None => return Ok(Ended::Lost("connection closed".into())),
+                    changed = shutdown.changed() => {
+                        let stop = changed.is_err() || *shutdown.borrow();
+                        if stop {
+                            let _ = ws.close(None).await;
+                            return Ok(Ended::Shutdown);
+                        }
+                    }
                 }
-            }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > SILENT_FOR {
-                    return Ok(Ended::Lost("no word from the control plane for 45 s".into()));
-                }
-                let hb = Heartbeat { applied_revision: rt.store.applied_revision().await?, config_hash: config_hash(rt).await };
-                send(&mut ws, &GatewayMessage::Heartbeat(hb)).await?;
-            }
-            _ = resync.tick() => {
-                covered = covered.max(full_sync(rt, api, &mut ws, exists, "periodic").await?);
-            }
-            changed = shutdown.changed() => {
-                let stop = changed.is_err() || *shutdown.borrow();
-                if stop {
-                    let _ = ws.close(None).await;
-                    return Ok(Ended::Shutdown);
-                }
-            }
-        }
     }
 }
 
