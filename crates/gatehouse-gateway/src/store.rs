@@ -554,18 +554,7 @@ impl Store {
         .bind(artifact_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredSubscription {
-                    id: r.try_get("id")?,
-                    artifact_id: r.try_get("artifact_id")?,
-                    subscriber_id: r.try_get("subscriber_id")?,
-                    token_hash: r.try_get("token_hash")?,
-                    plan_id: r.try_get("plan_id")?,
-                    status: r.try_get("status")?,
-                })
-            })
-            .collect()
+        rows.iter().map(subscription_from_row).collect()
     }
 
     /// The artifacts that came from the control plane.
@@ -798,18 +787,7 @@ impl Store {
         let rows = sqlx::query("SELECT * FROM subscriptions ORDER BY created_at, id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredSubscription {
-                    id: r.try_get("id")?,
-                    artifact_id: r.try_get("artifact_id")?,
-                    subscriber_id: r.try_get("subscriber_id")?,
-                    token_hash: r.try_get("token_hash")?,
-                    plan_id: r.try_get("plan_id")?,
-                    status: r.try_get("status")?,
-                })
-            })
-            .collect()
+        rows.iter().map(subscription_from_row).collect()
     }
 
     /// A value of the store's metadata.
@@ -922,6 +900,17 @@ async fn check_context_free(
         ))),
         None => Ok(()),
     }
+}
+
+fn subscription_from_row(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<StoredSubscription> {
+    Ok(StoredSubscription {
+        id: row.try_get("id")?,
+        artifact_id: row.try_get("artifact_id")?,
+        subscriber_id: row.try_get("subscriber_id")?,
+        token_hash: row.try_get("token_hash")?,
+        plan_id: row.try_get("plan_id")?,
+        status: row.try_get("status")?,
+    })
 }
 
 fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<StoredKey> {

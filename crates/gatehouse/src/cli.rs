@@ -440,6 +440,18 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     if !args.wait {
         return Ok(());
     }
+    wait_for(&session, kind, name, &id, "DEPLOYED", &args.gateway).await
+}
+
+/// Waits until deployment `id` reaches `want` (the gateway acked), or fails with its reason.
+async fn wait_for(
+    session: &Session,
+    kind: &str,
+    name: &str,
+    id: &str,
+    want: &str,
+    gateway: &str,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (_, d) = session
@@ -450,16 +462,16 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
             )
             .await?;
         match d["status"].as_str() {
-            Some("DEPLOYED") => {
-                println!("deployed");
+            Some(s) if s == want => {
+                println!("{}", want.to_lowercase());
                 return Ok(());
             }
             Some("FAILED") => bail!(
-                "deployment failed: {} {}",
+                "failed: {} {}",
                 d["statusReason"].as_str().unwrap_or_default(),
                 d["statusMessage"].as_str().unwrap_or_default()
             ),
-            _ if Instant::now() > deadline => bail!("no ack from gateway {} in time", args.gateway),
+            _ if Instant::now() > deadline => bail!("no ack from gateway {gateway} in time"),
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
@@ -531,30 +543,7 @@ pub async fn change_state(args: StateArgs, action: &str) -> anyhow::Result<()> {
         } else {
             "DEPLOYED"
         };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let (_, d) = session
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/{kind}/{name}/deployments/{id}"),
-                    None,
-                )
-                .await?;
-            match d["status"].as_str() {
-                Some(s) if s == want => {
-                    println!("{}", want.to_lowercase());
-                    return Ok(());
-                }
-                Some("FAILED") => bail!(
-                    "{action} failed: {}",
-                    d["statusReason"].as_str().unwrap_or_default()
-                ),
-                _ if Instant::now() > deadline => {
-                    bail!("no ack from gateway {} in time", args.gateway)
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
+        wait_for(&session, kind, name, &id, want, &args.gateway).await?;
     }
     Ok(())
 }
