@@ -526,20 +526,9 @@ impl Store {
 
     /// Records (or replaces) a subscription of an artifact.
     pub async fn upsert_subscription(&self, sub: &StoredSubscription) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO subscriptions (id, artifact_id, subscriber_id, token_hash, plan_id, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET subscriber_id = excluded.subscriber_id, token_hash = excluded.token_hash, \
-               plan_id = excluded.plan_id, status = excluded.status",
-        )
-        .bind(&sub.id)
-        .bind(&sub.artifact_id)
-        .bind(&sub.subscriber_id)
-        .bind(&sub.token_hash)
-        .bind(&sub.plan_id)
-        .bind(&sub.status)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        upsert_subscription_tx(&mut tx, &sub.artifact_id, sub).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -577,22 +577,6 @@ impl Client {
         .await
     }
 
-    /// `PUT path` with a raw body and content type.
-    pub async fn put_typed(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> anyhow::Result<(u16, Value)> {
-        self.send(
-            self.http
-                .put(format!("{}{path}", self.base))
-                .header("content-type", content_type)
-                .body(body),
-        )
-        .await
-    }
-
     /// Sends a request built on this client's base URL and headers; returns the raw response.
     pub async fn raw(
         &self,
