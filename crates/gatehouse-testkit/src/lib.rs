@@ -2,6 +2,7 @@
 //! PostgreSQL database), the real `gatehouse` binary spawned on a free port, and a small JSON
 //! client for its APIs.
 
+pub mod binary;
 pub mod echo;
 pub mod relay;
 
