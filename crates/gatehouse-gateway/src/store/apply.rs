@@ -162,14 +162,13 @@ impl Store {
             Some((id, origin, uuid)) => match Origin::from_column(&id, origin)? {
                 Origin::GatewayApi => {
                     return Err(StoreError::AlreadyExists(format!(
-                        "{} '{}' is held by an artifact created through the gateway's management API",
+                        "{} '{}' is held by an artifact created through the gateway's \
+                         management API",
                         art.kind().label(),
                         art.handle()
                     )))
                 }
-                Origin::ControlPlane if uuid.as_deref() == art.artifact_uuid.as_deref() => {
-                    Some(id)
-                }
+                Origin::ControlPlane if uuid.as_deref() == art.artifact_uuid.as_deref() => Some(id),
                 Origin::ControlPlane => {
                     sqlx::query("DELETE FROM artifacts WHERE id = ?")
                         .bind(&id)

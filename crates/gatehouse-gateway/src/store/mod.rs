@@ -23,7 +23,9 @@ use gatehouse_core::crypto::Sealer;
 pub use apply::ControlPlaneChange;
 pub use error::StoreError;
 pub use gatehouse_core::crypto::mask;
-pub use rows::{Origin, PlanLimit, State, StoredArtifact, StoredKey, StoredPlan, StoredSubscription};
+pub use rows::{
+    Origin, PlanLimit, State, StoredArtifact, StoredKey, StoredPlan, StoredSubscription,
+};
 
 /// A transaction on the store.
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Sqlite>;
@@ -119,14 +121,12 @@ impl Store {
         let Some(value) = self.meta(APPLIED_REVISION).await? else {
             return Ok(0);
         };
-        value
-            .parse()
-            .map_err(|e| StoreError::UnreadablePayload {
-                table: "meta",
-                id: APPLIED_REVISION.into(),
-                column: "value",
-                reason: format!("'{value}' is not a revision: {e}"),
-            })
+        value.parse().map_err(|e| StoreError::UnreadablePayload {
+            table: "meta",
+            id: APPLIED_REVISION.into(),
+            column: "value",
+            reason: format!("'{value}' is not a revision: {e}"),
+        })
     }
 
     /// A value of the store's metadata.
