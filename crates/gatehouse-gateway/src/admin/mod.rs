@@ -67,8 +67,7 @@ impl From<StoreError> for AdminError {
             }
             StoreError::Conflict(m) => AdminError::Conflict(m),
             StoreError::NotFound => AdminError::NotFound("not found".into()),
-            StoreError::Db(e) => AdminError::Internal(e.into()),
-            StoreError::Other(e) => AdminError::Internal(e),
+            other => AdminError::Internal(other.into()),
         }
     }
 }
@@ -211,12 +210,7 @@ async fn status(State(rt): State<Arc<Runtime>>) -> AdminResult<Json<Value>> {
             json!(artifacts.iter().filter(|a| a.kind() == k).count()),
         );
     }
-    let applied: i64 = rt
-        .store
-        .meta("applied_revision")
-        .await?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let applied = rt.store.applied_revision().await?;
     let table = rt.proxy.table();
     let rebuild = *rt.last_rebuild.lock().unwrap_or_else(|e| e.into_inner());
     let sync = rt.sync_status();

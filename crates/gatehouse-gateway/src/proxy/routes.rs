@@ -262,7 +262,10 @@ impl RouteTable {
                         .collect()
                 })
                 .unwrap_or_default();
-            let active = s.status == "ACTIVE" && plan.is_none_or(|p| p.status == "ACTIVE");
+            // Stored statuses are lowercase since store migration 2; the control plane may
+            // still send the uppercase spelling.
+            let active = s.status.eq_ignore_ascii_case("active")
+                && plan.is_none_or(|p| p.status.eq_ignore_ascii_case("active"));
             sub_sets.entry(s.artifact_id.as_str()).or_default().insert(
                 hex_digest(&s.token_hash).unwrap_or_else(|| key_digest(&s.token_hash)),
                 SubEntry {
