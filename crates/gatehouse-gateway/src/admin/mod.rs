@@ -36,7 +36,7 @@ pub fn install_prometheus() -> &'static PrometheusHandle {
     })
 }
 
-/// An error of the management API, as `{code, message, field?}`.
+/// An error of the management API, answered as `{code, message, field?}`.
 #[derive(Debug)]
 pub enum AdminError {
     Invalid(FieldError),
@@ -44,13 +44,8 @@ pub enum AdminError {
     NotFound(String),
     Conflict(String),
     TooLarge,
-    Internal(anyhow::Error),
-}
-
-impl From<anyhow::Error> for AdminError {
-    fn from(e: anyhow::Error) -> Self {
-        AdminError::Internal(e)
-    }
+    /// The store failed; logged, answered as a plain 500.
+    Internal(StoreError),
 }
 
 impl From<FieldError> for AdminError {
@@ -67,7 +62,7 @@ impl From<StoreError> for AdminError {
             }
             StoreError::Conflict(m) => AdminError::Conflict(m),
             StoreError::NotFound => AdminError::NotFound("not found".into()),
-            other => AdminError::Internal(other.into()),
+            other => AdminError::Internal(other),
         }
     }
 }
