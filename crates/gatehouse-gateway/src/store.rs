@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use gatehouse_core::crypto::Sealer;
+use gatehouse_core::protocol::Revision;
 use gatehouse_core::{ArtifactDocument, ArtifactKind};
 
 /// Whether a held artifact is served.
@@ -570,7 +571,7 @@ impl Store {
     pub async fn apply_control_plane(
         &self,
         change: ControlPlaneChange<'_>,
-        revision: Option<i64>,
+        revision: Option<Revision>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         match change {
@@ -745,12 +746,13 @@ impl Store {
     }
 
     /// The last control-plane revision applied (0: none).
-    pub async fn applied_revision(&self) -> anyhow::Result<i64> {
-        Ok(self
-            .meta("applied_revision")
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+    pub async fn applied_revision(&self) -> anyhow::Result<Revision> {
+        Ok(Revision(
+            self.meta("applied_revision")
+                .await?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        ))
     }
 
     /// Every plan.

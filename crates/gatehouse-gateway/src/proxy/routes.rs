@@ -8,6 +8,7 @@ use std::sync::Arc;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method};
 
+use gatehouse_core::protocol::{ApiKeyStatus, PlanStatus, SubscriptionStatus, TimeUnit};
 use gatehouse_core::spec::{AccessControl, AccessMode, ArtifactSpec, Policy};
 use gatehouse_core::ArtifactKind;
 
@@ -247,11 +248,12 @@ impl RouteTable {
                         .enumerate()
                         .filter(|(_, l)| l.stop_on_quota_reach)
                         .filter_map(|(i, l)| {
-                            let window = match l.time_unit.as_str() {
-                                "MINUTE" => "1m",
-                                "HOUR" => "1h",
-                                "DAY" => "1d",
-                                _ => "30d",
+                            let window = match l.time_unit.parse::<TimeUnit>() {
+                                Ok(unit) => unit.window(),
+                                Err(e) => {
+                                    tracing::warn!(plan = %p.id, error = %e, "quota skipped");
+                                    return None;
+                                }
                             };
                             let params =
                                 serde_json::json!({"requests": l.limit_count, "window": window});
@@ -263,7 +265,8 @@ impl RouteTable {
                         .collect()
                 })
                 .unwrap_or_default();
-            let active = s.status == "ACTIVE" && plan.is_none_or(|p| p.status == "ACTIVE");
+            let active = s.status.parse() == Ok(SubscriptionStatus::Active)
+                && plan.is_none_or(|p| p.status.parse() == Ok(PlanStatus::Active));
             sub_sets.entry(s.artifact_id.as_str()).or_default().insert(
                 hex_digest(&s.token_hash).unwrap_or_else(|| key_digest(&s.token_hash)),
                 SubEntry {
@@ -279,7 +282,7 @@ impl RouteTable {
                 hex_digest(&k.key_hash).unwrap_or_else(|| key_digest(&k.key_hash)),
                 KeyEntry {
                     id: k.id.as_str().into(),
-                    active: k.status == "active",
+                    active: k.status.parse() == Ok(ApiKeyStatus::Active),
                     expires_at_ms: k.expires_at,
                 },
             );
