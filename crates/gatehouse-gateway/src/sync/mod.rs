@@ -122,12 +122,11 @@ async fn send(ws: &mut Socket, msg: &GatewayMessage) -> anyhow::Result<()> {
 }
 
 /// A hash of what the gateway holds from the control plane, for the heartbeat.
-async fn config_hash(rt: &Runtime) -> String {
+async fn config_hash(rt: &Runtime) -> anyhow::Result<String> {
     let mut lines: Vec<String> = rt
         .store
         .control_plane_artifacts()
-        .await
-        .unwrap_or_default()
+        .await?
         .iter()
         .map(|a| {
             format!(
@@ -140,7 +139,7 @@ async fn config_hash(rt: &Runtime) -> String {
         })
         .collect();
     lines.sort();
-    hex::encode(Sha256::digest(lines.join("\n").as_bytes()))
+    Ok(hex::encode(Sha256::digest(lines.join("\n").as_bytes())))
 }
 
 async fn full_sync(
@@ -236,66 +235,87 @@ async fn session(
     let mut resync = tokio::time::interval(interval);
     resync.tick().await;
     let mut last_heard = Instant::now();
-    let mut last_hash = config_hash(rt).await;
+    let mut last_hash = config_hash(rt).await?;
     loop {
         tokio::select! {
-                    msg = ws.next() => {
-                        last_heard = Instant::now();
-                        match msg {
-                            Some(Ok(Message::Text(text))) => {
-                                let (revision, ack) = match Incoming::read(text.as_str()) {
-                                    Incoming::Event(env) if env.revision > covered => {
-                                        (env.revision, apply_event(rt, api, &env).await?)
-                                    }
-                                    Incoming::UnknownType { revision, event_type } if revision > covered => {
-                                        // From a newer platform: nothing to apply, but it counts as applied.
-                                        tracing::warn!(%event_type, %revision, "event of an unknown type skipped");
-                                        rt.store.apply_control_plane(ControlPlaneChange::Nothing, Some(revision)).await?;
-                                        (revision, None)
-                                    }
-                                    Incoming::Unreadable(e) => {
-                                        tracing::warn!(error = %e, "unreadable event ignored");
-                                        continue;
-                                    }
-                                    // Already covered by what was applied or by a full sync.
-                                    _ => continue,
-                                };
-                                if let Some(ack) = ack {
-                                    send(&mut ws, &GatewayMessage::DeploymentAck(ack)).await?;
-                                }
-                                covered = revision;
-                                rt.update_sync(|s| s.events_applied += 1);
-                                // Report progress at once, so the platform's in-sync view does not wait
-                                // for the next heartbeat (the configuration hash is the last computed).
-                                let hb = Heartbeat { applied_revision: revision, config_hash: last_hash.clone() };
-                                send(&mut ws, &GatewayMessage::Heartbeat(hb)).await?;
-                            }
-                            Some(Ok(Message::Close(frame))) => {
-                                return Ok(Ended::Lost(format!("closed by the control plane: {}", frame.map(|f| f.reason.to_string()).unwrap_or_default())));
-                            }
-                            Some(Ok(_)) => {}
-                            Some(Err(e)) => return Ok(Ended::Lost(e.to_string())),
-                            None => return Ok(Ended::Lost("connection closed".into())),
+            msg = ws.next() => {
+                last_heard = Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(revision) = on_frame(rt, api, &mut ws, text.as_str(), covered).await? {
+                            covered = revision;
+                            // Report progress at once, so the platform's in-sync view does not
+                            // wait for the next heartbeat (the configuration hash is the last computed).
+                            let hb = Heartbeat { applied_revision: revision, config_hash: last_hash.clone() };
+                            send(&mut ws, &GatewayMessage::Heartbeat(hb)).await?;
                         }
                     }
-                    _ = heartbeat.tick() => {
-                        if last_heard.elapsed() > SILENT_FOR {
-                            return Ok(Ended::Lost("no word from the control plane for 45 s".into()));
-                        }
-        last_hash = config_hash(rt).await;
-                        let hb = Heartbeat { applied_revision: rt.store.applied_revision().await?, config_hash: last_hash.clone() };
-                        send(&mut ws, &GatewayMessage::Heartbeat(hb)).await?;
+                    Some(Ok(Message::Close(frame))) => {
+                        let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                        return Ok(Ended::Lost(format!("closed by the control plane: {reason}")));
                     }
-                    _ = resync.tick() => {
-                        covered = covered.max(full_sync(rt, api, &mut ws, exists, "periodic").await?);
-                    }
-                    changed = shutdown.changed() => {
-                        let stop = changed.is_err() || *shutdown.borrow();
-                        if stop {
-                            let _ = ws.close(None).await;
-                            return Ok(Ended::Shutdown);
-                        }
-                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Ok(Ended::Lost(e.to_string())),
+                    None => return Ok(Ended::Lost("connection closed".into())),
                 }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > SILENT_FOR {
+                    return Ok(Ended::Lost("no word from the control plane for 45 s".into()));
+                }
+                last_hash = config_hash(rt).await?;
+                let applied_revision = rt.store.applied_revision().await?;
+                let hb = Heartbeat { applied_revision, config_hash: last_hash.clone() };
+                send(&mut ws, &GatewayMessage::Heartbeat(hb)).await?;
+            }
+            _ = resync.tick() => {
+                covered = covered.max(full_sync(rt, api, &mut ws, exists, "periodic").await?);
+            }
+            changed = shutdown.changed() => {
+                let stop = changed.is_err() || *shutdown.borrow();
+                if stop {
+                    let _ = ws.close(None).await;
+                    return Ok(Ended::Shutdown);
+                }
+            }
+        }
     }
+}
+
+/// Handles one text frame: applies an event after `covered` (acking deploys and undeploys) and
+/// returns its revision; frames at or below `covered`, or unreadable ones, return `None`.
+async fn on_frame(
+    rt: &Runtime,
+    api: &InternalApi,
+    ws: &mut Socket,
+    text: &str,
+    covered: Revision,
+) -> anyhow::Result<Option<Revision>> {
+    let (revision, ack) = match Incoming::read(text) {
+        Incoming::Event(env) if env.revision > covered => {
+            (env.revision, apply_event(rt, api, &env).await?)
+        }
+        Incoming::UnknownType {
+            revision,
+            event_type,
+        } if revision > covered => {
+            // From a newer platform: nothing to apply, but it counts as applied.
+            tracing::warn!(%event_type, %revision, "event of an unknown type skipped");
+            rt.store
+                .apply_control_plane(ControlPlaneChange::Nothing, Some(revision))
+                .await?;
+            (revision, None)
+        }
+        Incoming::Unreadable(e) => {
+            tracing::warn!(error = %e, "unreadable event ignored");
+            return Ok(None);
+        }
+        // Already covered by what was applied or by a full sync.
+        _ => return Ok(None),
+    };
+    if let Some(ack) = ack {
+        send(ws, &GatewayMessage::DeploymentAck(ack)).await?;
+    }
+    rt.update_sync(|s| s.events_applied += 1);
+    Ok(Some(revision))
 }
