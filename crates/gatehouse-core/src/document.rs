@@ -59,7 +59,7 @@ impl ArtifactDocument {
         let kind: ArtifactKind = raw
             .kind
             .parse()
-            .map_err(|m: String| FieldError::new("kind", m))?;
+            .map_err(|e: crate::protocol::UnknownValue| FieldError::new("kind", e.to_string()))?;
         let spec = ArtifactSpec::parse(kind, raw.spec).map_err(|e| e.prefixed("spec"))?;
         Ok(Self {
             kind,

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+use crate::protocol::UnknownValue;
+
 /// What kind of artifact a document or a row is.
 #[derive(
     Debug,
@@ -100,13 +102,13 @@ impl fmt::Display for ArtifactKind {
 }
 
 impl FromStr for ArtifactKind {
-    type Err = String;
+    type Err = UnknownValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown kind '{s}': expected RestApi, LlmProvider, LlmProxy or Mcp")
+                UnknownValue::new("kind", s, &["RestApi", "LlmProvider", "LlmProxy", "Mcp"])
             })
     }
 }

@@ -140,9 +140,10 @@ pub async fn authenticate_gateway(
 ) -> Result<Option<GatewayCaller>, ApiError> {
     let row = sqlx::query(
         "SELECT g.uuid, g.handle, g.org_id, t.uuid FROM gateway_tokens t JOIN gateways g ON g.uuid = t.gateway_id \
-         WHERE t.token_hash = $1 AND t.status = 'active'",
+         WHERE t.token_hash = $1 AND t.status = $2",
     )
     .bind(sha256_hex(token))
+    .bind(crate::service::gateways::TokenStatus::Active.as_str())
     .fetch_optional(state.db.pool())
     .await?;
     Ok(match row {

@@ -6,15 +6,45 @@
 //! row lock it takes is held until commit, so writers of one organization commit in revision
 //! order and a reader sees a prefix of the log, never revision N+1 without N. A rolled-back
 //! transaction takes its increment with it, so no gap appears.
+//!
+//! Writers append through a [`ChangeTx`], which also owns the announcement: after its commit it
+//! wakes this replica's readers (the [`ChangeFeed`]) and, with PostgreSQL, the other replicas
+//! (`pg_notify` on [`CHANGES_CHANNEL`], sent inside the transaction so it is delivered at
+//! commit). A rolled-back transaction announces nothing.
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+
 use sqlx::AnyConnection;
 use sqlx::Row;
 use tokio::sync::broadcast;
 
-use gatehouse_core::protocol::{EventEnvelope, Revision};
+use gatehouse_core::protocol::{Event, EventEnvelope, EventType, Revision};
 
-use crate::store::{format_ms, now_ms, Db};
+use crate::store::{format_ms, now_ms, Backend, Db, WriteTx};
+
+/// The PostgreSQL channel on which a replica announces `org:revision` after a commit.
+pub const CHANGES_CHANNEL: &str = "gatehouse_changes";
+
+/// Why the change log could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeLogError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// A stored event that cannot be read back: an unknown type or a payload that is not JSON.
+    #[error("event {revision} of organization {org_id} is unreadable: {reason}")]
+    Unreadable {
+        org_id: String,
+        revision: Revision,
+        reason: String,
+    },
+    /// An event whose payload cannot be serialized.
+    #[error("event {event_type} cannot be serialized: {source}")]
+    Payload {
+        event_type: EventType,
+        #[source]
+        source: serde_json::Error,
+    },
+}
 
 /// Which gateways an event is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +55,18 @@ pub enum Target {
     AllGateways,
 }
 
-/// An event to append.
+/// An event to append: what happened and who must learn it.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub event_type: String,
+    pub event: Event,
     pub target: Target,
-    pub payload: Value,
+}
+
+impl NewEvent {
+    /// `event` for `target`.
+    pub fn new(event: Event, target: Target) -> Self {
+        Self { event, target }
+    }
 }
 
 /// Sent after a commit that appended events, so that waiting readers wake.
@@ -40,7 +76,8 @@ pub struct ChangeNotice {
     pub revision: Revision,
 }
 
-/// Wakes readers of the log in this process.
+/// Wakes readers of the log in this process. Only the change log itself announces: a
+/// [`ChangeTx`] after its commit, and [`ChangeFeed::relay`] for another replica's commit.
 #[derive(Clone)]
 pub struct ChangeFeed {
     tx: broadcast::Sender<ChangeNotice>,
@@ -55,11 +92,23 @@ impl Default for ChangeFeed {
 
 impl ChangeFeed {
     /// Announces that `org_id` reached `revision` (after the commit).
-    pub fn notify(&self, org_id: &str, revision: Revision) {
+    fn notify(&self, org_id: &str, revision: Revision) {
         let _ = self.tx.send(ChangeNotice {
             org_id: org_id.to_owned(),
             revision,
         });
+    }
+
+    /// Passes on another replica's announcement (the payload of a [`CHANGES_CHANNEL`]
+    /// notification); one that cannot be read is logged and dropped, since readers also poll.
+    pub fn relay(&self, payload: &str) {
+        let parsed = payload
+            .rsplit_once(':')
+            .and_then(|(org, rev)| Some((org, Revision(rev.parse().ok()?))));
+        match parsed {
+            Some((org, rev)) => self.notify(org, rev),
+            None => tracing::warn!(payload, "unreadable change notification ignored"),
+        }
     }
 
     /// Subscribes to notices.
@@ -68,13 +117,74 @@ impl ChangeFeed {
     }
 }
 
-/// Appends `events` to `org_id`'s log inside the caller's transaction; returns the revision of
-/// the last one. Appending nothing returns `None` and takes no lock.
-pub async fn append(
+/// A write transaction that may append to the change log. Committing it commits the change and
+/// its events together, then wakes this replica's readers and (with PostgreSQL) the other
+/// replicas'. Dropping it without `commit` rolls back and announces nothing.
+pub struct ChangeTx {
+    tx: WriteTx,
+    feed: ChangeFeed,
+    backend: Backend,
+    /// The last revision appended, per organization.
+    appended: BTreeMap<String, Revision>,
+}
+
+impl ChangeTx {
+    /// Begins a write transaction whose appends `feed` will announce.
+    pub async fn begin(db: &Db, feed: &ChangeFeed) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            tx: db.write().await?,
+            feed: feed.clone(),
+            backend: db.backend(),
+            appended: BTreeMap::new(),
+        })
+    }
+
+    /// The connection to run the change's own statements on.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        self.tx.conn()
+    }
+
+    /// Appends `events` to `org_id`'s log in this transaction; returns the revision of the
+    /// last one. Appending nothing returns `None` and takes no lock.
+    pub async fn append(
+        &mut self,
+        org_id: &str,
+        events: &[NewEvent],
+    ) -> Result<Option<Revision>, ChangeLogError> {
+        let last = append(self.tx.conn(), org_id, events).await?;
+        if let Some(rev) = last {
+            self.appended.insert(org_id.to_owned(), rev);
+        }
+        Ok(last)
+    }
+
+    /// Commits, then announces what was appended.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            // Delivered at commit to every replica listening, so their gateways hear of it too.
+            for (org_id, rev) in &self.appended {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANGES_CHANNEL)
+                    .bind(format!("{org_id}:{rev}"))
+                    .execute(self.tx.conn())
+                    .await?;
+            }
+        }
+        self.tx.commit().await?;
+        for (org_id, rev) in &self.appended {
+            self.feed.notify(org_id, *rev);
+        }
+        Ok(())
+    }
+}
+
+/// Appends `events` inside the caller's transaction. The revision comes from the row lock on
+/// `org_revisions`, held until commit.
+async fn append(
     conn: &mut AnyConnection,
     org_id: &str,
     events: &[NewEvent],
-) -> Result<Option<Revision>, sqlx::Error> {
+) -> Result<Option<Revision>, ChangeLogError> {
     if events.is_empty() {
         return Ok(None);
     }
@@ -88,6 +198,11 @@ pub async fn append(
     let first = last - events.len() as i64 + 1;
     let now = now_ms();
     for (i, e) in events.iter().enumerate() {
+        let event_type = e.event.event_type();
+        let payload = e
+            .event
+            .payload()
+            .map_err(|source| ChangeLogError::Payload { event_type, source })?;
         let target = match &e.target {
             Target::Gateway(g) => Some(g.as_str()),
             Target::AllGateways => None,
@@ -98,22 +213,15 @@ pub async fn append(
         )
         .bind(org_id)
         .bind(first + i as i64)
-        .bind(&e.event_type)
+        .bind(event_type.to_string())
         .bind(target)
         .bind(uuid::Uuid::new_v4().to_string())
-        .bind(e.payload.to_string())
+        .bind(payload.to_string())
         .bind(now)
         .execute(&mut *conn)
         .await?;
-        metrics::counter!("gatehouse_changelog_events_total", "type" => e.event_type.clone())
+        metrics::counter!("gatehouse_changelog_events_total", "type" => event_type.to_string())
             .increment(1);
-    }
-    if conn.backend_name() == "PostgreSQL" {
-        // Delivered at commit to every replica listening, so their gateways hear of it too.
-        sqlx::query("SELECT pg_notify('gatehouse_changes', $1)")
-            .bind(format!("{org_id}:{last}"))
-            .execute(&mut *conn)
-            .await?;
     }
     Ok(Some(Revision(last)))
 }
@@ -153,7 +261,7 @@ pub async fn read_for_gateway(
     gateway_id: &str,
     after: Revision,
     limit: i64,
-) -> Result<EventPage, sqlx::Error> {
+) -> Result<EventPage, ChangeLogError> {
     let mut tx = db.snapshot().await?;
     let row =
         sqlx::query("SELECT revision, compacted_through FROM org_revisions WHERE org_id = $1")
@@ -180,17 +288,25 @@ pub async fn read_for_gateway(
     tx.commit().await?;
     let mut events = Vec::with_capacity(rows.len());
     for r in rows {
+        let revision = Revision(r.try_get(0)?);
+        let unreadable = |reason: String| ChangeLogError::Unreadable {
+            org_id: org_id.to_owned(),
+            revision,
+            reason,
+        };
+        let event_type: String = r.try_get(1)?;
         let payload: String = r.try_get(3)?;
         events.push(EventEnvelope {
-            revision: r.try_get(0)?,
-            event_type: r.try_get(1)?,
+            revision,
+            event_type: event_type.parse().map_err(|e| unreadable(format!("{e}")))?,
             correlation_id: r.try_get(2)?,
-            payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| unreadable(format!("its payload is not JSON: {e}")))?,
             timestamp: format_ms(r.try_get(4)?),
         });
     }
     let next_after = if events.len() as i64 == limit {
-        events.last().map(|e| Revision(e.revision)).unwrap_or(after)
+        events.last().map(|e| e.revision).unwrap_or(after)
     } else {
         Revision(revision.max(after.0))
     };

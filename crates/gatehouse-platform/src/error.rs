@@ -73,6 +73,12 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<crate::changelog::ChangeLogError> for ApiError {
+    fn from(e: crate::changelog::ChangeLogError) -> Self {
+        ApiError::Internal(anyhow::Error::new(e))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();

@@ -213,7 +213,7 @@ fn spawn_pg_listener(state: AppState) -> JoinHandle<()> {
         loop {
             let listener = async {
                 let mut l = sqlx::postgres::PgListener::connect(&state.config.database).await?;
-                l.listen_all(["gatehouse_changes", "gatehouse_gateway_closed"])
+                l.listen_all([changelog::CHANGES_CHANNEL, "gatehouse_gateway_closed"])
                     .await?;
                 Ok::<_, sqlx::Error>(l)
             };
@@ -232,15 +232,7 @@ fn spawn_pg_listener(state: AppState) -> JoinHandle<()> {
                     Ok(n) if n.channel() == "gatehouse_gateway_closed" => {
                         state.hub.close_gateway(n.payload())
                     }
-                    Ok(n) => {
-                        if let Some((org, rev)) = n.payload().rsplit_once(':') {
-                            if let Ok(rev) = rev.parse() {
-                                state
-                                    .feed
-                                    .notify(org, gatehouse_core::protocol::Revision(rev));
-                            }
-                        }
-                    }
+                    Ok(n) => state.feed.relay(n.payload()),
                     Err(e) => {
                         tracing::warn!(error = %e, "PostgreSQL notification stream broke; reconnecting");
                         break;

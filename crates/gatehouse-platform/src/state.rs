@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::auth::JwtKeys;
-use crate::changelog::ChangeFeed;
+use crate::changelog::{ChangeFeed, ChangeTx};
 use crate::config::PlatformConfig;
 use crate::crypto::Sealer;
 use crate::hub::Hub;
@@ -21,6 +21,11 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// Begins a write transaction whose change-log appends are announced when it commits.
+    pub async fn begin_change(&self) -> Result<ChangeTx, sqlx::Error> {
+        ChangeTx::begin(&self.db, &self.feed).await
+    }
+
     /// Closes every connection of `gateway`, on this replica and (through PostgreSQL
     /// notifications) on the others.
     pub async fn close_gateway(&self, gateway: &str) {

@@ -9,6 +9,7 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method};
 
 use gatehouse_core::policy::{merged, Policy};
+use gatehouse_core::protocol::{ApiKeyStatus, PlanStatus, SubscriptionStatus, TimeUnit};
 use gatehouse_core::spec::{AccessControl, AccessMode, ArtifactSpec};
 use gatehouse_core::ArtifactKind;
 
@@ -248,9 +249,12 @@ impl RouteTable {
                         .enumerate()
                         .filter(|(_, l)| l.stop_on_quota_reach)
                         .filter_map(|(i, l)| {
-                            let Some(window) = plan_window(&l.time_unit) else {
-                                tracing::error!(plan = %p.id, unit = %l.time_unit, "unknown plan time unit; quota not applied");
-                                return None;
+                            let window = match l.time_unit.parse::<TimeUnit>() {
+                                Ok(unit) => unit.window(),
+                                Err(e) => {
+                                    tracing::warn!(plan = %p.id, error = %e, "quota skipped");
+                                    return None;
+                                }
                             };
                             Some(limiters.get(
                                 &format!("{}|sub:{}:{}:{i}", s.artifact_id, s.id, p.id),
@@ -262,10 +266,8 @@ impl RouteTable {
                         .collect()
                 })
                 .unwrap_or_default();
-            // Stored statuses are lowercase since store migration 2; the control plane may
-            // still send the uppercase spelling.
-            let active = s.status.eq_ignore_ascii_case("active")
-                && plan.is_none_or(|p| p.status.eq_ignore_ascii_case("active"));
+            let active = s.status.parse() == Ok(SubscriptionStatus::Active)
+                && plan.is_none_or(|p| p.status.parse() == Ok(PlanStatus::Active));
             sub_sets.entry(s.artifact_id.as_str()).or_default().insert(
                 hex_digest(&s.token_hash).unwrap_or_else(|| key_digest(&s.token_hash)),
                 SubEntry {
@@ -281,7 +283,7 @@ impl RouteTable {
                 hex_digest(&k.key_hash).unwrap_or_else(|| key_digest(&k.key_hash)),
                 KeyEntry {
                     id: k.id.as_str().into(),
-                    active: k.status == "active",
+                    active: k.status.parse() == Ok(ApiKeyStatus::Active),
                     expires_at_ms: k.expires_at,
                 },
             );
@@ -315,18 +317,6 @@ impl RouteTable {
         limiters.retain(|scope| artifacts.iter().any(|a| a.id == scope));
         table
     }
-}
-
-/// The window of a plan limit's time unit (a month counts as 30 days).
-fn plan_window(unit: &str) -> Option<std::time::Duration> {
-    let days = |n: u64| std::time::Duration::from_secs(n * 86_400);
-    Some(match unit {
-        "MINUTE" => std::time::Duration::from_secs(60),
-        "HOUR" => std::time::Duration::from_secs(3600),
-        "DAY" => days(1),
-        "MONTH" => days(30),
-        _ => return None,
-    })
 }
 
 fn hex_digest(h: &str) -> Option<[u8; 32]> {

@@ -6,6 +6,7 @@ use super::keys::upsert_key;
 use super::rows::{Origin, State, StoredArtifact, StoredKey, StoredPlan, StoredSubscription};
 use super::subscriptions::{upsert_plan, upsert_subscription};
 use super::{now_ms, Store, StoreError, Tx, APPLIED_REVISION};
+use gatehouse_core::protocol::Revision;
 
 /// One change the control plane asks for.
 #[derive(Debug)]
@@ -59,7 +60,7 @@ impl Store {
     pub async fn apply_control_plane(
         &self,
         change: ControlPlaneChange<'_>,
-        revision: Option<i64>,
+        revision: Option<Revision>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         match change {
@@ -255,7 +256,7 @@ async fn local_id(tx: &mut Tx<'_>, artifact_uuid: &str) -> Result<Option<String>
 }
 
 /// Records `revision` as applied; the recorded revision never goes back.
-async fn record_revision(tx: &mut Tx<'_>, revision: i64) -> Result<(), StoreError> {
+async fn record_revision(tx: &mut Tx<'_>, revision: Revision) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO meta (key, value) VALUES (?, ?) \
          ON CONFLICT (key) DO UPDATE SET value = CASE WHEN CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER) THEN excluded.value ELSE meta.value END",

@@ -171,6 +171,7 @@ mod tests {
     use sqlx::sqlite::SqliteConnectOptions;
 
     use gatehouse_core::crypto::Sealer;
+    use gatehouse_core::protocol::Revision;
     use gatehouse_core::{ArtifactDocument, ArtifactKind};
 
     use super::super::{data_key, State, Store, StoreError};
@@ -330,7 +331,7 @@ INSERT INTO meta (key, value) VALUES ('applied_revision', '42'), ('admin_passwor
             "subscription statuses are lowercased"
         );
 
-        assert_eq!(store.applied_revision().await.unwrap(), 42);
+        assert_eq!(store.applied_revision().await.unwrap(), Revision(42));
         assert_eq!(
             store.meta("admin_password").await.unwrap().as_deref(),
             Some("argon-hash")

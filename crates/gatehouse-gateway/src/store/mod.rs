@@ -19,6 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use gatehouse_core::crypto::Sealer;
+use gatehouse_core::protocol::Revision;
 
 pub use apply::ControlPlaneChange;
 pub use error::StoreError;
@@ -117,16 +118,19 @@ impl Store {
     }
 
     /// The last control-plane revision applied (0: none).
-    pub async fn applied_revision(&self) -> Result<i64, StoreError> {
+    pub async fn applied_revision(&self) -> Result<Revision, StoreError> {
         let Some(value) = self.meta(APPLIED_REVISION).await? else {
-            return Ok(0);
+            return Ok(Revision::ZERO);
         };
-        value.parse().map_err(|e| StoreError::UnreadablePayload {
-            table: "meta",
-            id: APPLIED_REVISION.into(),
-            column: "value",
-            reason: format!("'{value}' is not a revision: {e}"),
-        })
+        value
+            .parse()
+            .map(Revision)
+            .map_err(|e| StoreError::UnreadablePayload {
+                table: "meta",
+                id: APPLIED_REVISION.into(),
+                column: "value",
+                reason: format!("'{value}' is not a revision: {e}"),
+            })
     }
 
     /// A value of the store's metadata.
@@ -261,7 +265,7 @@ mod tests {
     async fn an_unreadable_applied_revision_is_an_error_not_zero() {
         let dir = std::env::temp_dir().join(format!("gh-store-{}", uuid::Uuid::new_v4().simple()));
         let store = Store::open(&dir).await.unwrap();
-        assert_eq!(store.applied_revision().await.unwrap(), 0);
+        assert_eq!(store.applied_revision().await.unwrap(), Revision(0));
         store.set_meta(APPLIED_REVISION, "forty-two").await.unwrap();
         let err = store.applied_revision().await.unwrap_err().to_string();
         assert!(

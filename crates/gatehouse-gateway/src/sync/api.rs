@@ -3,135 +3,61 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
-use gatehouse_core::protocol::DesiredState;
-use gatehouse_core::ArtifactKind;
+use gatehouse_core::protocol::{
+    ApiKeyInfo, ApiKeyList, DeploymentContent, DesiredStateResponse, ExistsRequest, ExistsResponse,
+    FetchBatchRequest, FetchBatchResponse, PlanInfo, PlanList, Revision, SubscriptionInfo,
+    SubscriptionList,
+};
+
+use crate::store::{PlanLimit, StoredKey, StoredPlan, StoredSubscription};
 
 /// Most ids per `/artifacts/exists` call.
 pub const EXISTS_CHUNK: usize = 1000;
 /// Deployments fetched per `/deployments/fetch-batch` call.
 pub const FETCH_CHUNK: usize = 100;
 
-/// One entry of `GET /deployments`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Desired {
-    pub artifact_id: String,
-    pub kind: ArtifactKind,
-    pub deployment_id: String,
-    pub state: DesiredState,
-    pub deployed_at: String,
-}
-
-/// `GET /deployments`.
-#[derive(Debug, Deserialize)]
-pub struct DesiredList {
-    pub revision: i64,
-    pub deployments: Vec<Desired>,
-}
-
-/// One deployment's content.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Content {
-    pub deployment_id: String,
-    pub artifact_id: String,
-    pub content: Value,
-}
-
-#[derive(Deserialize)]
-struct Batch {
-    deployments: Vec<Content>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Existence {
-    artifact_id: String,
-    exists: bool,
-}
-
-#[derive(Deserialize)]
-struct ExistsAnswer {
-    artifacts: Vec<Existence>,
-}
-
-/// An API key as the platform delivers it (in events and `GET /api-keys`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KeyInfo {
-    pub artifact_id: String,
-    pub key_id: String,
-    pub name: String,
-    #[serde(default)]
-    pub api_key_hash: String,
-    #[serde(default)]
-    pub masked_api_key: String,
-    pub status: String,
-    pub expires_at: Option<i64>,
-}
-
-impl KeyInfo {
-    /// The key as the gateway stores it.
-    pub fn stored(&self) -> crate::store::StoredKey {
-        crate::store::StoredKey {
-            id: self.key_id.clone(),
-            artifact_id: String::new(),
-            display_name: self.name.clone(),
-            key_hash: self.api_key_hash.clone(),
-            masked_api_key: self.masked_api_key.clone(),
-            status: self.status.clone(),
-            expires_at: self.expires_at,
-        }
+/// A delivered key as the gateway stores it.
+pub fn stored_key(k: &ApiKeyInfo) -> StoredKey {
+    StoredKey {
+        id: k.key_id.clone(),
+        artifact_id: String::new(),
+        display_name: k.name.clone(),
+        key_hash: k.api_key_hash.clone(),
+        masked_api_key: k.masked_api_key.clone(),
+        status: k.status.as_str().to_owned(),
+        expires_at: k.expires_at,
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct KeyList {
-    api_keys: Vec<KeyInfo>,
-}
-
-/// A subscription as the platform delivers it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubInfo {
-    pub subscription_id: String,
-    pub artifact_id: String,
-    #[serde(default)]
-    pub subscriber_id: String,
-    #[serde(default)]
-    pub token_hash: String,
-    pub plan_id: Option<String>,
-    #[serde(default)]
-    pub status: String,
-}
-
-impl SubInfo {
-    /// The subscription as the gateway stores it.
-    pub fn stored(&self) -> crate::store::StoredSubscription {
-        crate::store::StoredSubscription {
-            id: self.subscription_id.clone(),
-            artifact_id: String::new(),
-            subscriber_id: self.subscriber_id.clone(),
-            token_hash: self.token_hash.clone(),
-            plan_id: self.plan_id.clone(),
-            status: self.status.clone(),
-        }
+/// A delivered subscription as the gateway stores it.
+pub fn stored_subscription(s: &SubscriptionInfo) -> StoredSubscription {
+    StoredSubscription {
+        id: s.subscription_id.clone(),
+        artifact_id: String::new(),
+        subscriber_id: s.subscriber_id.clone(),
+        token_hash: s.token_hash.clone(),
+        plan_id: s.plan_id.clone(),
+        status: s.status.as_str().to_owned(),
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PlanList {
-    subscription_plans: Vec<crate::store::StoredPlan>,
-}
-
-#[derive(Deserialize)]
-struct SubList {
-    subscriptions: Vec<SubInfo>,
+/// A delivered plan as the gateway stores it.
+pub fn stored_plan(p: &PlanInfo) -> StoredPlan {
+    StoredPlan {
+        id: p.plan_id.clone(),
+        handle: p.handle.clone(),
+        limits: p
+            .limits
+            .iter()
+            .map(|l| PlanLimit {
+                limit_count: l.limit_count,
+                time_unit: l.time_unit.as_str().to_owned(),
+                stop_on_quota_reach: l.stop_on_quota_reach,
+            })
+            .collect(),
+        status: p.status.as_str().to_owned(),
+    }
 }
 
 /// A client of `/api/internal/v1` with the gateway's token.
@@ -176,7 +102,7 @@ impl InternalApi {
     }
 
     /// This gateway's desired state and the revision it reflects.
-    pub async fn desired(&self) -> anyhow::Result<DesiredList> {
+    pub async fn desired(&self) -> anyhow::Result<DesiredStateResponse> {
         self.call(
             self.http.get(format!("{}/deployments", self.base)),
             "GET /deployments",
@@ -185,14 +111,17 @@ impl InternalApi {
     }
 
     /// The contents of `ids` (missing ones omitted).
-    pub async fn fetch(&self, ids: &[String]) -> anyhow::Result<Vec<Content>> {
+    pub async fn fetch(&self, ids: &[String]) -> anyhow::Result<Vec<DeploymentContent>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(FETCH_CHUNK) {
-            let b: Batch = self
+            let request = FetchBatchRequest {
+                deployment_ids: chunk.to_vec(),
+            };
+            let b: FetchBatchResponse = self
                 .call(
                     self.http
                         .post(format!("{}/deployments/fetch-batch", self.base))
-                        .json(&json!({"deploymentIds": chunk})),
+                        .json(&request),
                     "POST /deployments/fetch-batch",
                 )
                 .await?;
@@ -208,11 +137,14 @@ impl InternalApi {
     ) -> anyhow::Result<std::collections::HashSet<String>> {
         let mut out = std::collections::HashSet::new();
         for chunk in ids.chunks(EXISTS_CHUNK) {
-            let a: ExistsAnswer = self
+            let request = ExistsRequest {
+                artifact_ids: chunk.to_vec(),
+            };
+            let a: ExistsResponse = self
                 .call(
                     self.http
                         .post(format!("{}/artifacts/exists", self.base))
-                        .json(&json!({"artifactIds": chunk})),
+                        .json(&request),
                     "POST /artifacts/exists",
                 )
                 .await?;
@@ -227,17 +159,17 @@ impl InternalApi {
     }
 
     /// The keys of the artifacts this gateway holds (or of one of them).
-    pub async fn keys(&self, artifact: Option<&str>) -> anyhow::Result<Vec<KeyInfo>> {
+    pub async fn keys(&self, artifact: Option<&str>) -> anyhow::Result<Vec<ApiKeyInfo>> {
         let mut req = self.http.get(format!("{}/api-keys", self.base));
         if let Some(a) = artifact {
             req = req.query(&[("artifactId", a)]);
         }
-        let l: KeyList = self.call(req, "GET /api-keys").await?;
+        let l: ApiKeyList = self.call(req, "GET /api-keys").await?;
         Ok(l.api_keys)
     }
 
     /// The organization's subscription plans.
-    pub async fn plans(&self) -> anyhow::Result<Vec<crate::store::StoredPlan>> {
+    pub async fn plans(&self) -> anyhow::Result<Vec<PlanInfo>> {
         let l: PlanList = self
             .call(
                 self.http.get(format!("{}/subscription-plans", self.base)),
@@ -248,8 +180,8 @@ impl InternalApi {
     }
 
     /// The subscriptions of the artifacts this gateway holds.
-    pub async fn subscriptions(&self) -> anyhow::Result<Vec<SubInfo>> {
-        let l: SubList = self
+    pub async fn subscriptions(&self) -> anyhow::Result<Vec<SubscriptionInfo>> {
+        let l: SubscriptionList = self
             .call(
                 self.http.get(format!("{}/subscriptions", self.base)),
                 "GET /subscriptions",
@@ -259,7 +191,7 @@ impl InternalApi {
     }
 
     /// The WebSocket URL for `applied`.
-    pub fn ws_url(&self, applied: i64) -> String {
+    pub fn ws_url(&self, applied: Revision) -> String {
         let base = self
             .base
             .replacen("http://", "ws://", 1)

@@ -5,10 +5,12 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use gatehouse_core::protocol::{AckAction, AckStatus, DeploymentAck, DesiredState};
+use gatehouse_core::protocol::{
+    AckAction, AckStatus, DeploymentAck, DesiredDeployment, DesiredState, Revision,
+};
 use gatehouse_core::{ArtifactDocument, ArtifactKind};
 
-use super::api::{Desired, InternalApi};
+use super::api::{stored_key, stored_plan, stored_subscription, InternalApi};
 use crate::runtime::Runtime;
 use crate::store::{ControlPlaneChange, State, StoreError, StoredArtifact};
 
@@ -27,7 +29,7 @@ pub struct SyncCounts {
 /// The outcome: counts, the revision the desired state reflects, and the acks to send.
 pub struct SyncOutcome {
     pub counts: SyncCounts,
-    pub revision: i64,
+    pub revision: Revision,
     pub acks: Vec<DeploymentAck>,
 }
 
@@ -39,7 +41,7 @@ fn kind_rank(kind: ArtifactKind) -> usize {
     }
 }
 
-fn ack(d: &Desired, status: AckStatus, error: Option<(&str, String)>) -> DeploymentAck {
+fn ack(d: &DesiredDeployment, status: AckStatus, error: Option<(&str, String)>) -> DeploymentAck {
     DeploymentAck {
         artifact_id: d.artifact_id.clone(),
         deployment_id: d.deployment_id.clone(),
@@ -54,7 +56,7 @@ fn ack(d: &Desired, status: AckStatus, error: Option<(&str, String)>) -> Deploym
     }
 }
 
-fn local_state(d: &Desired) -> State {
+fn local_state(d: &DesiredDeployment) -> State {
     match d.state {
         DesiredState::Deployed => State::Deployed,
         DesiredState::Undeployed => State::Undeployed,
@@ -92,8 +94,8 @@ pub async fn run(
     let mut acks = vec![];
 
     // Decide, for each desired entry, whether to fetch, update the state, or leave it.
-    let mut to_fetch: Vec<&Desired> = vec![];
-    let mut state_only: Vec<&Desired> = vec![];
+    let mut to_fetch: Vec<&DesiredDeployment> = vec![];
+    let mut state_only: Vec<&DesiredDeployment> = vec![];
     for d in &desired.deployments {
         match local_by_uuid.get(d.artifact_id.as_str()) {
             None => to_fetch.push(d),
@@ -242,7 +244,7 @@ pub async fn run(
     }
     pull_keys(rt, api, None).await?;
     pull_subscriptions(rt, api, None).await?;
-    let plans = api.plans().await?;
+    let plans: Vec<_> = api.plans().await?.iter().map(stored_plan).collect();
     rt.store
         .apply_control_plane(ControlPlaneChange::Plans(&plans), None)
         .await
@@ -261,7 +263,7 @@ pub async fn run(
 /// Stores fetched content for a desired entry.
 pub async fn apply_content(
     rt: &Runtime,
-    d: &Desired,
+    d: &DesiredDeployment,
     content: serde_json::Value,
 ) -> Result<(), (&'static str, String)> {
     store_content(
@@ -284,7 +286,7 @@ pub async fn store_content(
     deployed_at: &str,
     state: State,
     content: serde_json::Value,
-    revision: Option<i64>,
+    revision: Option<Revision>,
 ) -> Result<(), (&'static str, String)> {
     let document = ArtifactDocument::from_value(content)
         .map_err(|e| ("INVALID_CONFIGURATION", e.to_string()))?;
@@ -346,7 +348,7 @@ pub async fn pull_keys(
     artifact: Option<&str>,
 ) -> anyhow::Result<()> {
     let keys = api.keys(artifact).await?;
-    let items = keys.iter().map(|k| (k.artifact_id.clone(), k.stored()));
+    let items = keys.iter().map(|k| (k.artifact_id.clone(), stored_key(k)));
     replace_per_artifact(rt, artifact, items, |artifact_uuid, keys| {
         ControlPlaneChange::Keys {
             artifact_uuid,
@@ -363,7 +365,9 @@ pub async fn pull_subscriptions(
     artifact: Option<&str>,
 ) -> anyhow::Result<()> {
     let subs = api.subscriptions().await?;
-    let items = subs.iter().map(|s| (s.artifact_id.clone(), s.stored()));
+    let items = subs
+        .iter()
+        .map(|s| (s.artifact_id.clone(), stored_subscription(s)));
     replace_per_artifact(rt, artifact, items, |artifact_uuid, subs| {
         ControlPlaneChange::Subscriptions {
             artifact_uuid,

@@ -4,6 +4,7 @@
 //! acks for what it applied; heartbeats; reconnects with jittered backoff.
 
 pub mod api;
+mod events;
 pub mod full;
 
 use std::sync::Arc;
@@ -16,15 +17,12 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use gatehouse_core::protocol::{
-    parse_artifact_event_type, AckAction, AckStatus, ArtifactChange, ConnectionAck, DeletePayload,
-    DeployPayload, DeploymentAck, EventEnvelope, GatewayMessage, Heartbeat, Resume,
-};
+use gatehouse_core::protocol::{ConnectionAck, GatewayMessage, Heartbeat, Resume, Revision};
 
 use crate::runtime::Runtime;
-use crate::store::now_rfc3339;
-use crate::store::{ControlPlaneChange, State};
+use crate::store::{now_rfc3339, ControlPlaneChange};
 use api::InternalApi;
+use events::{apply_event, Incoming};
 use full::SyncCounts;
 
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
@@ -48,7 +46,7 @@ pub struct SyncStatus {
 #[serde(rename_all = "camelCase")]
 pub struct LastSync {
     pub at: String,
-    pub revision: i64,
+    pub revision: Revision,
     pub reason: &'static str,
     #[serde(flatten)]
     pub counts: SyncCounts,
@@ -124,12 +122,11 @@ async fn send(ws: &mut Socket, msg: &GatewayMessage) -> anyhow::Result<()> {
 }
 
 /// A hash of what the gateway holds from the control plane, for the heartbeat.
-async fn config_hash(rt: &Runtime) -> String {
+async fn config_hash(rt: &Runtime) -> anyhow::Result<String> {
     let mut lines: Vec<String> = rt
         .store
         .control_plane_artifacts()
-        .await
-        .unwrap_or_default()
+        .await?
         .iter()
         .map(|a| {
             format!(
@@ -142,7 +139,7 @@ async fn config_hash(rt: &Runtime) -> String {
         })
         .collect();
     lines.sort();
-    hex::encode(Sha256::digest(lines.join("\n").as_bytes()))
+    Ok(hex::encode(Sha256::digest(lines.join("\n").as_bytes())))
 }
 
 async fn full_sync(
@@ -151,7 +148,7 @@ async fn full_sync(
     ws: &mut Socket,
     exists: bool,
     reason: &'static str,
-) -> anyhow::Result<i64> {
+) -> anyhow::Result<Revision> {
     let started = Instant::now();
     let outcome = full::run(rt, api, exists).await?;
     rt.rebuild().await?;
@@ -160,7 +157,7 @@ async fn full_sync(
     }
     tracing::info!(
         reason,
-        revision = outcome.revision,
+        revision = %outcome.revision,
         fetched = outcome.counts.fetched,
         status_updated = outcome.counts.status_updated,
         deleted = outcome.counts.deleted,
@@ -217,7 +214,7 @@ async fn session(
         other => anyhow::bail!("unexpected first frame {other:?}"),
     };
     let exists = ack.capabilities.iter().any(|c| c == "artifacts.exists");
-    tracing::info!(connection = %ack.connection_id, resume = ?ack.resume, revision = ack.revision, applied, "connected to the control plane");
+    tracing::info!(connection = %ack.connection_id, resume = ?ack.resume, revision = %ack.revision, %applied, "connected to the control plane");
     rt.update_sync(|s| {
         s.connected = true;
         s.connection_id = Some(ack.connection_id.clone());
@@ -227,7 +224,7 @@ async fn session(
     // Events up to here are covered (by what was applied, or by the sync below).
     let mut covered = applied;
     if ack.resume == Resume::FullSync {
-        let reason = if applied == 0 {
+        let reason = if applied == Revision::ZERO {
             "first start"
         } else {
             "behind the retained log"
@@ -238,210 +235,87 @@ async fn session(
     let mut resync = tokio::time::interval(interval);
     resync.tick().await;
     let mut last_heard = Instant::now();
-    let mut last_hash = config_hash(rt).await;
+    let mut last_hash = config_hash(rt).await?;
     loop {
         tokio::select! {
-                    msg = ws.next() => {
-                        last_heard = Instant::now();
-                        match msg {
-                            Some(Ok(Message::Text(text))) => {
-                                let env: EventEnvelope = match serde_json::from_str(text.as_str()) {
-                                    Ok(e) => e,
-                                    Err(e) => {
-                                        tracing::warn!(error = %e, "unreadable event ignored");
-                                        continue;
-                                    }
-                                };
-                                if env.revision <= covered {
-                                    continue;
-                                }
-                                if let Some(ack) = apply_event(rt, api, &env).await? {
-                                    send(&mut ws, &GatewayMessage::DeploymentAck(ack)).await?;
-                                }
-                                covered = env.revision;
-                                rt.update_sync(|s| s.events_applied += 1);
-                                // Report progress at once, so the platform's in-sync view does not wait
-                                // for the next heartbeat (the configuration hash is the last computed).
-                                let hb = Heartbeat { applied_revision: env.revision, config_hash: last_hash.clone() };
-                                send(&mut ws, &GatewayMessage::Heartbeat(hb)).await?;
-                            }
-                            Some(Ok(Message::Close(frame))) => {
-                                return Ok(Ended::Lost(format!("closed by the control plane: {}", frame.map(|f| f.reason.to_string()).unwrap_or_default())));
-                            }
-                            Some(Ok(_)) => {}
-                            Some(Err(e)) => return Ok(Ended::Lost(e.to_string())),
-                            None => return Ok(Ended::Lost("connection closed".into())),
+            msg = ws.next() => {
+                last_heard = Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(revision) = on_frame(rt, api, &mut ws, text.as_str(), covered).await? {
+                            covered = revision;
+                            // Report progress at once, so the platform's in-sync view does not
+                            // wait for the next heartbeat (the configuration hash is the last computed).
+                            let hb = Heartbeat { applied_revision: revision, config_hash: last_hash.clone() };
+                            send(&mut ws, &GatewayMessage::Heartbeat(hb)).await?;
                         }
                     }
-                    _ = heartbeat.tick() => {
-                        if last_heard.elapsed() > SILENT_FOR {
-                            return Ok(Ended::Lost("no word from the control plane for 45 s".into()));
-                        }
-        last_hash = config_hash(rt).await;
-                        let hb = Heartbeat { applied_revision: rt.store.applied_revision().await?, config_hash: last_hash.clone() };
-                        send(&mut ws, &GatewayMessage::Heartbeat(hb)).await?;
+                    Some(Ok(Message::Close(frame))) => {
+                        let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                        return Ok(Ended::Lost(format!("closed by the control plane: {reason}")));
                     }
-                    _ = resync.tick() => {
-                        covered = covered.max(full_sync(rt, api, &mut ws, exists, "periodic").await?);
-                    }
-                    changed = shutdown.changed() => {
-                        let stop = changed.is_err() || *shutdown.borrow();
-                        if stop {
-                            let _ = ws.close(None).await;
-                            return Ok(Ended::Shutdown);
-                        }
-                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Ok(Ended::Lost(e.to_string())),
+                    None => return Ok(Ended::Lost("connection closed".into())),
                 }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > SILENT_FOR {
+                    return Ok(Ended::Lost("no word from the control plane for 45 s".into()));
+                }
+                last_hash = config_hash(rt).await?;
+                let applied_revision = rt.store.applied_revision().await?;
+                let hb = Heartbeat { applied_revision, config_hash: last_hash.clone() };
+                send(&mut ws, &GatewayMessage::Heartbeat(hb)).await?;
+            }
+            _ = resync.tick() => {
+                covered = covered.max(full_sync(rt, api, &mut ws, exists, "periodic").await?);
+            }
+            changed = shutdown.changed() => {
+                let stop = changed.is_err() || *shutdown.borrow();
+                if stop {
+                    let _ = ws.close(None).await;
+                    return Ok(Ended::Shutdown);
+                }
+            }
+        }
     }
 }
 
-/// Applies one event; returns the ack to send, if the event asks for one.
-async fn apply_event(
+/// Handles one text frame: applies an event after `covered` (acking deploys and undeploys) and
+/// returns its revision; frames at or below `covered`, or unreadable ones, return `None`.
+async fn on_frame(
     rt: &Runtime,
     api: &InternalApi,
-    env: &EventEnvelope,
-) -> anyhow::Result<Option<DeploymentAck>> {
-    let rev = Some(env.revision);
-    if let Some(action) = env.event_type.strip_prefix("subscriptionPlan.") {
-        let plan: crate::store::StoredPlan = serde_json::from_value(env.payload.clone())?;
-        let change = if action == "deleted" {
-            ControlPlaneChange::PlanDeleted { id: &plan.id }
-        } else {
-            ControlPlaneChange::Plan(&plan)
-        };
-        rt.store.apply_control_plane(change, rev).await?;
-        rt.rebuild().await?;
-        return Ok(None);
-    }
-    if let Some(action) = env.event_type.strip_prefix("subscription.") {
-        let sub: api::SubInfo = serde_json::from_value(env.payload.clone())?;
-        let stored = sub.stored();
-        let change = if action == "deleted" {
-            ControlPlaneChange::SubscriptionDeleted {
-                id: &sub.subscription_id,
-            }
-        } else {
-            ControlPlaneChange::Subscription {
-                artifact_uuid: &sub.artifact_id,
-                sub: &stored,
-            }
-        };
-        rt.store.apply_control_plane(change, rev).await?;
-        rt.rebuild().await?;
-        return Ok(None);
-    }
-    if env.event_type.starts_with("apikey.") {
-        let key: api::KeyInfo = serde_json::from_value(env.payload.clone())?;
-        let stored = key.stored();
-        let change = ControlPlaneChange::Key {
-            artifact_uuid: &key.artifact_id,
-            key: &stored,
-        };
-        rt.store.apply_control_plane(change, rev).await?;
-        rt.rebuild().await?;
-        return Ok(None);
-    }
-    let Some((_kind, change)) = parse_artifact_event_type(&env.event_type) else {
-        // Not an event this gateway acts on (yet); the revision still advances.
-        rt.store
-            .apply_control_plane(ControlPlaneChange::Nothing, rev)
-            .await?;
-        return Ok(None);
-    };
-    let ack = match change {
-        ArtifactChange::Deleted => {
-            let p: DeletePayload = serde_json::from_value(env.payload.clone())?;
+    ws: &mut Socket,
+    text: &str,
+    covered: Revision,
+) -> anyhow::Result<Option<Revision>> {
+    let (revision, ack) = match Incoming::read(text) {
+        Incoming::Event(env) if env.revision > covered => {
+            (env.revision, apply_event(rt, api, &env).await?)
+        }
+        Incoming::UnknownType {
+            revision,
+            event_type,
+        } if revision > covered => {
+            // From a newer platform: nothing to apply, but it counts as applied.
+            tracing::warn!(%event_type, %revision, "event of an unknown type skipped");
             rt.store
-                .apply_control_plane(
-                    ControlPlaneChange::Delete {
-                        uuid: &p.artifact_id,
-                    },
-                    rev,
-                )
+                .apply_control_plane(ControlPlaneChange::Nothing, Some(revision))
                 .await?;
-            None
+            (revision, None)
         }
-        ArtifactChange::Deployed | ArtifactChange::Undeployed => {
-            let p: DeployPayload = serde_json::from_value(env.payload.clone())?;
-            let (state, action) = if change == ArtifactChange::Deployed {
-                (State::Deployed, AckAction::Deploy)
-            } else {
-                (State::Undeployed, AckAction::Undeploy)
-            };
-            let held = rt.store.by_uuid(&p.artifact_id).await?;
-            let result = match held {
-                // Undeploying the deployment held: only the state changes.
-                Some(h)
-                    if state == State::Undeployed
-                        && h.deployment_id.as_deref() == Some(p.deployment_id.as_str()) =>
-                {
-                    let change = ControlPlaneChange::SetState {
-                        uuid: &p.artifact_id,
-                        state,
-                        deployment_id: &p.deployment_id,
-                        deployed_at: &p.performed_at,
-                    };
-                    rt.store
-                        .apply_control_plane(change, rev)
-                        .await
-                        .map_err(|e| (full::error_code(&e), e.to_string()))
-                }
-                _ => {
-                    let mut contents = api.fetch(std::slice::from_ref(&p.deployment_id)).await?;
-                    match contents.pop() {
-                        Some(c) => {
-                            let stored = full::store_content(
-                                rt,
-                                &p.artifact_id,
-                                &p.deployment_id,
-                                &p.performed_at,
-                                state,
-                                c.content,
-                                rev,
-                            )
-                            .await;
-                            if stored.is_ok() {
-                                // Newly held: bring its keys along.
-                                full::pull_keys(rt, api, Some(&p.artifact_id)).await?;
-                                full::pull_subscriptions(rt, api, Some(&p.artifact_id)).await?;
-                            }
-                            stored
-                        }
-                        None => {
-                            // Superseded or deleted since; a later event carries what replaced it.
-                            rt.store
-                                .apply_control_plane(ControlPlaneChange::Nothing, rev)
-                                .await?;
-                            rt.rebuild().await?;
-                            return Ok(None);
-                        }
-                    }
-                }
-            };
-            if result.is_err() {
-                // The event is handled (refused); the revision still advances.
-                rt.store
-                    .apply_control_plane(ControlPlaneChange::Nothing, rev)
-                    .await?;
-            }
-            let (status, error_code, message) = match result {
-                Ok(()) => (AckStatus::Success, None, None),
-                Err((code, msg)) => {
-                    tracing::warn!(artifact = %p.handle, code, msg, "deployment refused");
-                    (AckStatus::Failed, Some(code.to_owned()), Some(msg))
-                }
-            };
-            Some(DeploymentAck {
-                artifact_id: p.artifact_id,
-                deployment_id: p.deployment_id,
-                performed_at: p.performed_at,
-                action,
-                status,
-                error_code,
-                message,
-            })
+        Incoming::Unreadable(e) => {
+            tracing::warn!(error = %e, "unreadable event ignored");
+            return Ok(None);
         }
+        // Already covered by what was applied or by a full sync.
+        _ => return Ok(None),
     };
-    rt.rebuild().await?;
-    Ok(ack)
+    if let Some(ack) = ack {
+        send(ws, &GatewayMessage::DeploymentAck(ack)).await?;
+    }
+    rt.update_sync(|s| s.events_applied += 1);
+    Ok(Some(revision))
 }

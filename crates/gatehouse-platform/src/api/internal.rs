@@ -3,17 +3,17 @@
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 
-use gatehouse_core::protocol::DeploymentAck;
+use gatehouse_core::protocol::{
+    AckResult, ApiKeyList, DeploymentAck, DeploymentContent, DesiredStateResponse, EventsQuery,
+    EventsResponse, ExistsRequest, ExistsResponse, FetchBatchRequest, FetchBatchResponse,
+};
 use gatehouse_core::ArtifactKind;
 
 use crate::api::{JsonBody, Params};
 use crate::auth::GatewayCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::service::deployments;
-use crate::service::internal::{
-    self, DeploymentContent, DesiredStateResponse, EventsQuery, EventsResponse, ExistsRequest,
-    ExistsResponse, FetchBatchRequest, FetchBatchResponse,
-};
+use crate::service::api_keys::{self, KeysQuery};
+use crate::service::{deployments, internal};
 use crate::state::AppState;
 
 /// This gateway's desired state and the revision it reflects.
@@ -92,21 +92,13 @@ pub async fn ack(
     Ok(Json(AckResult { applied }))
 }
 
-/// Whether an ack changed a deployment's status (false: stale or unknown).
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct AckResult {
-    pub applied: bool,
-}
-
 /// The API keys (hashes) of the artifacts this gateway holds, deployed or undeployed.
-#[utoipa::path(get, path = "/api/internal/v1/api-keys", tag = "internal", params(crate::service::api_keys::KeysQuery),
-    security(("api-key" = [])), responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/internal/v1/api-keys", tag = "internal", params(KeysQuery),
+    security(("api-key" = [])), responses((status = 200, body = ApiKeyList), (status = 401, body = ErrorBody)))]
 pub async fn api_keys(
     State(st): State<AppState>,
     gw: GatewayCaller,
-    Params(q): Params<crate::service::api_keys::KeysQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(
-        crate::service::api_keys::for_gateway(&st, &gw, q).await?,
-    ))
+    Params(q): Params<KeysQuery>,
+) -> ApiResult<Json<ApiKeyList>> {
+    Ok(Json(api_keys::for_gateway(&st, &gw, q).await?))
 }

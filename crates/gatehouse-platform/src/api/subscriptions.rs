@@ -4,6 +4,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
+use gatehouse_core::protocol::{PlanList, SubscriptionList};
+
 use crate::api::{JsonBody, Params};
 use crate::auth::{Caller, GatewayCaller};
 use crate::error::{ApiResult, ErrorBody};
@@ -139,21 +141,21 @@ pub async fn delete(
 
 /// The organization's subscription plans.
 #[utoipa::path(get, path = "/api/internal/v1/subscription-plans", tag = "internal", security(("api-key" = [])),
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = PlanList), (status = 401, body = ErrorBody)))]
 pub async fn internal_plans(
     State(st): State<AppState>,
     gw: GatewayCaller,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<PlanList>> {
     Ok(Json(subscriptions::plans_for_gateway(&st, &gw).await?))
 }
 
 /// The subscriptions (token hashes) of the artifacts this gateway holds.
 #[utoipa::path(get, path = "/api/internal/v1/subscriptions", tag = "internal", security(("api-key" = [])),
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = SubscriptionList), (status = 401, body = ErrorBody)))]
 pub async fn internal_subscriptions(
     State(st): State<AppState>,
     gw: GatewayCaller,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<SubscriptionList>> {
     Ok(Json(
         subscriptions::subscriptions_for_gateway(&st, &gw).await?,
     ))

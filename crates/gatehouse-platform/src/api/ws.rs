@@ -31,7 +31,8 @@ const PAGE: i64 = 500;
 #[serde(rename_all = "camelCase")]
 pub struct ConnectQuery {
     /// The last revision the gateway applied (0: none, e.g. an empty store).
-    pub applied_revision: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub applied_revision: Option<Revision>,
 }
 
 /// Upgrades an authenticated gateway to the event stream.
@@ -43,7 +44,10 @@ pub async fn connect(
     Params(q): Params<ConnectQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let applied = q.applied_revision.unwrap_or(0).max(0);
+    let applied = q
+        .applied_revision
+        .unwrap_or(Revision::ZERO)
+        .max(Revision::ZERO);
     ws.on_upgrade(move |socket| async move {
         let gateway = gw.gateway_id.clone();
         let (conn_id, closed) = st.hub.register(&gateway);
@@ -75,7 +79,7 @@ async fn session(
     st: &AppState,
     gw: &GatewayCaller,
     conn_id: &str,
-    applied: i64,
+    applied: Revision,
     mut socket: WebSocket,
     mut closed: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -86,8 +90,8 @@ async fn session(
             .bind(&gw.org_id)
             .fetch_one(st.db.pool())
             .await?;
-    let (revision, compacted): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-    let resume = if applied == 0 || applied < compacted || applied > revision {
+    let (revision, compacted) = (Revision(row.try_get(0)?), Revision(row.try_get(1)?));
+    let resume = if applied == Revision::ZERO || applied < compacted || applied > revision {
         Resume::FullSync
     } else {
         Resume::Replay
@@ -115,7 +119,7 @@ async fn session(
     };
     send_json(&mut socket, &ack).await?;
     gateways::touch(&st.db, &gw.gateway_id, None).await.ok();
-    tracing::info!(gateway = %gw.gateway_handle, applied, revision, ?resume, "gateway connected");
+    tracing::info!(gateway = %gw.gateway_handle, %applied, %revision, ?resume, "gateway connected");
 
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
@@ -124,14 +128,9 @@ async fn session(
     loop {
         // Send everything after the cursor.
         loop {
-            let page = changelog::read_for_gateway(
-                &st.db,
-                &gw.org_id,
-                &gw.gateway_id,
-                Revision(cursor),
-                PAGE,
-            )
-            .await?;
+            let page =
+                changelog::read_for_gateway(&st.db, &gw.org_id, &gw.gateway_id, cursor, PAGE)
+                    .await?;
             if page.full_sync_required {
                 close(
                     &mut socket,
@@ -145,7 +144,7 @@ async fn session(
             for e in &page.events {
                 send_json(&mut socket, e).await?;
             }
-            cursor = page.next_after.0;
+            cursor = page.next_after;
             if (n as i64) < PAGE {
                 break;
             }
@@ -208,12 +207,7 @@ async fn handle_message(st: &AppState, gw: &GatewayCaller, text: &str) -> anyhow
             }
         }
         GatewayMessage::Heartbeat(hb) => {
-            let status: Option<String> =
-                sqlx::query_scalar("SELECT status FROM gateway_tokens WHERE uuid = $1")
-                    .bind(&gw.token_id)
-                    .fetch_optional(st.db.pool())
-                    .await?;
-            if status.as_deref() != Some("active") {
+            if !gateways::token_is_active(&st.db, &gw.token_id).await? {
                 return Ok(false);
             }
             gateways::touch(&st.db, &gw.gateway_id, Some(hb.applied_revision))

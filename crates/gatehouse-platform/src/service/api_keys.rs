@@ -2,18 +2,18 @@
 //! the artifact (deployed or undeployed) through the change log.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use gatehouse_core::crypto::{mask, random_token, sha256_hex};
+use gatehouse_core::protocol::{ApiKeyChange, ApiKeyInfo, ApiKeyList, ApiKeyStatus, Event};
 use gatehouse_core::{ArtifactKind, FieldError};
 
 use crate::auth::{Caller, GatewayCaller};
-use crate::changelog::{self, NewEvent, Target};
+use crate::changelog::{NewEvent, Target};
 use crate::error::{ApiError, ApiResult};
 use crate::service::artifacts::{self, ArtifactRow};
-use crate::service::{new_handle, new_uuid, List};
+use crate::service::{new_handle, new_uuid, parse_stored, List};
 use crate::state::AppState;
 use crate::store::{format_ms, is_unique_violation, now_ms, parse_rfc3339_ms};
 
@@ -38,7 +38,7 @@ pub struct ApiKey {
     pub uuid: String,
     pub display_name: String,
     pub masked_api_key: String,
-    pub status: String,
+    pub status: ApiKeyStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     pub created_at: String,
@@ -64,36 +64,42 @@ fn from_row(r: &AnyRow) -> ApiResult<ApiKey> {
         uuid: r.try_get(1)?,
         display_name: r.try_get(2)?,
         masked_api_key: r.try_get(3)?,
-        status: r.try_get(4)?,
+        status: parse_stored("API key status", &r.try_get::<String, _>(4)?)?,
         expires_at: r.try_get::<Option<i64>, _>(5)?.map(format_ms),
         created_at: format_ms(r.try_get(6)?),
         revoked_at: r.try_get::<Option<i64>, _>(7)?.map(format_ms),
     })
 }
 
-/// The payload gateways get for a key (its hash, never the key).
-fn payload(
+/// A key as gateways get it (its hash, never the key).
+fn delivered(
     art: &ArtifactRow,
     key_uuid: &str,
     handle: &str,
     hash: &str,
     masked: &str,
-    status: &str,
+    status: ApiKeyStatus,
     expires: Option<i64>,
-) -> Value {
-    json!({
-        "artifactId": art.uuid, "kind": art.kind, "handle": art.handle,
-        "keyId": key_uuid, "name": handle, "apiKeyHash": hash, "maskedApiKey": masked,
-        "status": status, "expiresAt": expires,
-    })
+) -> ApiKeyInfo {
+    ApiKeyInfo {
+        artifact_id: art.uuid.clone(),
+        kind: art.kind,
+        handle: art.handle.clone(),
+        key_id: key_uuid.to_owned(),
+        name: handle.to_owned(),
+        api_key_hash: hash.to_owned(),
+        masked_api_key: masked.to_owned(),
+        status,
+        expires_at: expires,
+    }
 }
 
-/// One event per gateway that holds the artifact.
+/// One `apikey.<change>` event per gateway that holds the artifact.
 async fn events_for_holders(
     conn: &mut sqlx::AnyConnection,
     art: &ArtifactRow,
-    event_type: &str,
-    payload: Value,
+    change: ApiKeyChange,
+    key: ApiKeyInfo,
 ) -> ApiResult<Vec<NewEvent>> {
     let gateways: Vec<String> = sqlx::query_scalar(
         "SELECT gateway_id FROM artifact_gateways WHERE artifact_id = $1 ORDER BY gateway_id",
@@ -103,11 +109,7 @@ async fn events_for_holders(
     .await?;
     Ok(gateways
         .into_iter()
-        .map(|g| NewEvent {
-            event_type: event_type.to_owned(),
-            target: Target::Gateway(g),
-            payload: payload.clone(),
-        })
+        .map(|g| NewEvent::new(Event::ApiKey(change, key.clone()), Target::Gateway(g)))
         .collect())
 }
 
@@ -136,12 +138,12 @@ pub async fn create(
         })?),
         None => None,
     };
-    let mut tx = state.db.write().await?;
+    let mut tx = state.begin_change().await?;
     let art = artifacts::load(tx.conn(), &caller.org_id, kind, handle).await?;
     let (uuid, hash, masked) = (new_uuid(), sha256_hex(&plain), mask(&plain));
     let res = sqlx::query(
         "INSERT INTO api_keys (uuid, org_id, artifact_id, handle, display_name, key_hash, masked, status, expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&uuid)
     .bind(&caller.org_id)
@@ -150,6 +152,7 @@ pub async fn create(
     .bind(&name)
     .bind(&hash)
     .bind(&masked)
+    .bind(ApiKeyStatus::Active.as_str())
     .bind(expires)
     .bind(now_ms())
     .execute(tx.conn())
@@ -167,28 +170,25 @@ pub async fn create(
     let events = events_for_holders(
         tx.conn(),
         &art,
-        "apikey.created",
-        payload(
+        ApiKeyChange::Created,
+        delivered(
             &art,
             &uuid,
             key_handle.as_str(),
             &hash,
             &masked,
-            "active",
+            ApiKeyStatus::Active,
             expires,
         ),
     )
     .await?;
-    let rev = changelog::append(tx.conn(), &caller.org_id, &events).await?;
+    tx.append(&caller.org_id, &events).await?;
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE uuid = $1"))
         .bind(&uuid)
         .fetch_one(tx.conn())
         .await?;
     let key = from_row(&row)?;
     tx.commit().await?;
-    if let Some(rev) = rev {
-        state.feed.notify(&caller.org_id, rev);
-    }
     Ok(CreatedApiKey {
         key,
         api_key: plain,
@@ -223,7 +223,7 @@ pub async fn revoke(
     handle: &str,
     key: &str,
 ) -> ApiResult<()> {
-    let mut tx = state.db.write().await?;
+    let mut tx = state.begin_change().await?;
     let art = artifacts::load(tx.conn(), &caller.org_id, kind, handle).await?;
     let row: Option<(String, String, String, String)> =
         sqlx::query_as("SELECT uuid, handle, key_hash, status FROM api_keys WHERE artifact_id = $1 AND (handle = $2 OR uuid = $2)")
@@ -234,26 +234,27 @@ pub async fn revoke(
     let Some((uuid, key_handle, hash, status)) = row else {
         return Err(ApiError::not_found("API key", key));
     };
-    if status == "revoked" {
+    if parse_stored::<ApiKeyStatus>("API key status", &status)? == ApiKeyStatus::Revoked {
         return Ok(());
     }
-    sqlx::query("UPDATE api_keys SET status = 'revoked', revoked_at = $1 WHERE uuid = $2")
+    sqlx::query("UPDATE api_keys SET status = $1, revoked_at = $2 WHERE uuid = $3")
+        .bind(ApiKeyStatus::Revoked.as_str())
         .bind(now_ms())
         .bind(&uuid)
         .execute(tx.conn())
         .await?;
-    let events = events_for_holders(
-        tx.conn(),
+    let revoked = delivered(
         &art,
-        "apikey.revoked",
-        payload(&art, &uuid, &key_handle, &hash, "", "revoked", None),
-    )
-    .await?;
-    let rev = changelog::append(tx.conn(), &caller.org_id, &events).await?;
+        &uuid,
+        &key_handle,
+        &hash,
+        "",
+        ApiKeyStatus::Revoked,
+        None,
+    );
+    let events = events_for_holders(tx.conn(), &art, ApiKeyChange::Revoked, revoked).await?;
+    tx.append(&caller.org_id, &events).await?;
     tx.commit().await?;
-    if let Some(rev) = rev {
-        state.feed.notify(&caller.org_id, rev);
-    }
     Ok(())
 }
 
@@ -267,7 +268,11 @@ pub struct KeysQuery {
 }
 
 /// The keys (hashes) of the artifacts this gateway holds, in the event payload's shape.
-pub async fn for_gateway(state: &AppState, gw: &GatewayCaller, q: KeysQuery) -> ApiResult<Value> {
+pub async fn for_gateway(
+    state: &AppState,
+    gw: &GatewayCaller,
+    q: KeysQuery,
+) -> ApiResult<ApiKeyList> {
     let rows = sqlx::query(
         "SELECT a.uuid, a.kind, a.handle, k.uuid, k.handle, k.key_hash, k.masked, k.status, k.expires_at \
          FROM api_keys k JOIN artifacts a ON a.uuid = k.artifact_id \
@@ -278,14 +283,19 @@ pub async fn for_gateway(state: &AppState, gw: &GatewayCaller, q: KeysQuery) -> 
     .bind(q.artifact_id.unwrap_or_default())
     .fetch_all(state.db.pool())
     .await?;
-    let mut keys = Vec::with_capacity(rows.len());
+    let mut api_keys = Vec::with_capacity(rows.len());
     for r in rows {
-        let kind: String = r.try_get(1)?;
-        keys.push(json!({
-            "artifactId": r.try_get::<String, _>(0)?, "kind": kind, "handle": r.try_get::<String, _>(2)?,
-            "keyId": r.try_get::<String, _>(3)?, "name": r.try_get::<String, _>(4)?, "apiKeyHash": r.try_get::<String, _>(5)?,
-            "maskedApiKey": r.try_get::<String, _>(6)?, "status": r.try_get::<String, _>(7)?, "expiresAt": r.try_get::<Option<i64>, _>(8)?,
-        }));
+        api_keys.push(ApiKeyInfo {
+            artifact_id: r.try_get(0)?,
+            kind: parse_stored("artifact kind", &r.try_get::<String, _>(1)?)?,
+            handle: r.try_get(2)?,
+            key_id: r.try_get(3)?,
+            name: r.try_get(4)?,
+            api_key_hash: r.try_get(5)?,
+            masked_api_key: r.try_get(6)?,
+            status: parse_stored("API key status", &r.try_get::<String, _>(7)?)?,
+            expires_at: r.try_get(8)?,
+        });
     }
-    Ok(json!({"apiKeys": keys}))
+    Ok(ApiKeyList { api_keys })
 }

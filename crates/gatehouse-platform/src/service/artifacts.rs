@@ -6,15 +6,15 @@ use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 use sqlx::Row;
 
-use gatehouse_core::protocol::{artifact_event_type, ArtifactChange, DeletePayload};
+use gatehouse_core::protocol::{DeletePayload, Event};
 use gatehouse_core::spec::ArtifactSpec;
 use gatehouse_core::{ArtifactKind, FieldError};
 
 use crate::auth::Caller;
-use crate::changelog::{self, NewEvent, Target};
+use crate::changelog::{NewEvent, Target};
 use crate::crypto::Sealer;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{new_handle, new_uuid, projects, List, Page};
+use crate::service::{new_handle, new_uuid, parse_stored, projects, List, Page};
 use crate::state::AppState;
 use crate::store::{format_ms, is_unique_violation, now_ms};
 
@@ -46,14 +46,17 @@ const SELECT: &str =
 fn from_row(row: &sqlx::any::AnyRow) -> ApiResult<ArtifactRow> {
     let kind: String = row.try_get(1)?;
     let spec: String = row.try_get(4)?;
+    let uuid: String = row.try_get(0)?;
     Ok(ArtifactRow {
-        uuid: row.try_get(0)?,
-        kind: kind
-            .parse()
-            .map_err(|e: String| ApiError::Internal(anyhow::anyhow!(e)))?,
+        kind: parse_stored("artifact kind", &kind)?,
         handle: row.try_get(2)?,
         project: row.try_get(3)?,
-        spec: serde_json::from_str(&spec).map_err(|e| ApiError::Internal(e.into()))?,
+        spec: serde_json::from_str(&spec).map_err(|e| {
+            ApiError::Internal(anyhow::anyhow!(
+                "stored spec of artifact {uuid} is unreadable: {e}"
+            ))
+        })?,
+        uuid,
         created_at: row.try_get(5)?,
         updated_at: row.try_get(6)?,
     })
@@ -391,7 +394,7 @@ pub async fn delete(
     kind: ArtifactKind,
     handle: &str,
 ) -> ApiResult<()> {
-    let mut tx = state.db.write().await?;
+    let mut tx = state.begin_change().await?;
     let row = load(tx.conn(), &caller.org_id, kind, handle).await?;
     if kind == ArtifactKind::LlmProvider {
         let users: Vec<String> = sqlx::query_scalar(
@@ -411,20 +414,17 @@ pub async fn delete(
         .bind(&row.uuid)
         .execute(tx.conn())
         .await?;
-    let payload = DeletePayload {
+    let deleted = Event::Deleted(DeletePayload {
         artifact_id: row.uuid.clone(),
         kind,
         handle: row.handle.clone(),
-    };
-    let event = NewEvent {
-        event_type: artifact_event_type(kind, ArtifactChange::Deleted),
-        target: Target::AllGateways,
-        payload: serde_json::to_value(payload).map_err(|e| ApiError::Internal(e.into()))?,
-    };
-    let rev = changelog::append(tx.conn(), &caller.org_id, &[event]).await?;
+    });
+    // Every gateway: one may hold the artifact without any deployment row left.
+    tx.append(
+        &caller.org_id,
+        &[NewEvent::new(deleted, Target::AllGateways)],
+    )
+    .await?;
     tx.commit().await?;
-    if let Some(rev) = rev {
-        state.feed.notify(&caller.org_id, rev);
-    }
     Ok(())
 }

@@ -1,8 +1,12 @@
 //! Gateways and their registration tokens.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use gatehouse_core::protocol::{Revision, UnknownValue};
 use gatehouse_core::FieldError;
 
 use crate::auth::Caller;
@@ -10,7 +14,7 @@ use crate::changelog;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{ApiError, ApiResult};
 use crate::hub::Hub;
-use crate::service::{display_name, new_handle, new_uuid, List, Page};
+use crate::service::{display_name, new_handle, new_uuid, parse_stored, List, Page};
 use crate::store::{format_ms, is_unique_violation, now_ms, Db};
 
 /// Active registration tokens a gateway may have at once (one in use, one being rolled out).
@@ -40,9 +44,9 @@ pub struct Gateway {
 pub struct GatewayStatus {
     pub connected: bool,
     /// The last change-log revision the gateway reported as applied.
-    pub applied_revision: i64,
+    pub applied_revision: Revision,
     /// The organization's current revision.
-    pub org_revision: i64,
+    pub org_revision: Revision,
     /// True when the gateway has applied every event meant for it.
     pub in_sync: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,10 +76,49 @@ pub struct NewToken {
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
     pub id: String,
-    pub status: String,
+    pub status: TokenStatus,
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
+}
+
+/// Whether a registration token still authenticates its gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    Active,
+    Revoked,
+}
+
+impl TokenStatus {
+    /// The spelling in the API and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TokenStatus {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, UnknownValue> {
+        match s {
+            "active" => Ok(TokenStatus::Active),
+            "revoked" => Ok(TokenStatus::Revoked),
+            other => Err(UnknownValue::new(
+                "token status",
+                other,
+                &["active", "revoked"],
+            )),
+        }
+    }
 }
 
 /// `?force=` of gateway deletion.
@@ -92,11 +135,11 @@ async fn from_row(
     db: &Db,
     hub: &Hub,
     org_id: &str,
-    org_revision: i64,
+    org_revision: Revision,
     row: &sqlx::any::AnyRow,
 ) -> ApiResult<Gateway> {
     let uuid: String = row.try_get(1)?;
-    let applied: i64 = row.try_get(6)?;
+    let applied = Revision(row.try_get(6)?);
     let last_seen: Option<i64> = row.try_get(7)?;
     let needed = changelog::last_targeting(db, org_id, &uuid).await?;
     Ok(Gateway {
@@ -110,16 +153,16 @@ async fn from_row(
                 || last_seen.is_some_and(|t| now_ms() - t < CONNECTED_WINDOW_MS),
             applied_revision: applied,
             org_revision,
-            in_sync: applied >= needed.0,
+            in_sync: applied >= needed,
             last_seen: last_seen.map(format_ms),
         },
         uuid,
     })
 }
 
-async fn org_revision(db: &Db, org_id: &str) -> ApiResult<i64> {
+async fn org_revision(db: &Db, org_id: &str) -> ApiResult<Revision> {
     let mut conn = db.pool().acquire().await?;
-    Ok(changelog::current_revision(&mut conn, org_id).await?.0)
+    Ok(changelog::current_revision(&mut conn, org_id).await?)
 }
 
 /// Registers a gateway (no token yet: mint one with [`create_token`]).
@@ -267,9 +310,10 @@ pub async fn create_token(db: &Db, caller: &Caller, handle: &str) -> ApiResult<N
     let mut tx = db.write().await?;
     let gateway = resolve(tx.conn(), &caller.org_id, handle).await?;
     let active: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM gateway_tokens WHERE gateway_id = $1 AND status = 'active'",
+        "SELECT COUNT(*) FROM gateway_tokens WHERE gateway_id = $1 AND status = $2",
     )
     .bind(&gateway)
+    .bind(TokenStatus::Active.as_str())
     .fetch_one(tx.conn())
     .await?;
     if active >= MAX_ACTIVE_TOKENS {
@@ -280,10 +324,11 @@ pub async fn create_token(db: &Db, caller: &Caller, handle: &str) -> ApiResult<N
     let token = random_token("ghgw_");
     let id = new_uuid();
     let now = now_ms();
-    sqlx::query("INSERT INTO gateway_tokens (uuid, gateway_id, token_hash, status, created_at) VALUES ($1, $2, $3, 'active', $4)")
+    sqlx::query("INSERT INTO gateway_tokens (uuid, gateway_id, token_hash, status, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(&id)
         .bind(&gateway)
         .bind(sha256_hex(&token))
+        .bind(TokenStatus::Active.as_str())
         .bind(now)
         .execute(tx.conn())
         .await?;
@@ -307,7 +352,7 @@ pub async fn list_tokens(db: &Db, caller: &Caller, handle: &str) -> ApiResult<Ve
         .map(|r| {
             Ok(TokenInfo {
                 id: r.try_get(0)?,
-                status: r.try_get(1)?,
+                status: parse_stored("token status", &r.try_get::<String, _>(1)?)?,
                 created_at: format_ms(r.try_get(2)?),
                 revoked_at: r.try_get::<Option<i64>, _>(3)?.map(format_ms),
             })
@@ -330,12 +375,14 @@ pub async fn revoke_token(
             .bind(&gateway)
             .fetch_optional(tx.conn())
             .await?;
-    match status.as_deref() {
-        None => return Err(ApiError::not_found("token", token_id)),
-        Some("revoked") => return Ok(gateway),
-        Some(_) => {}
+    let Some(status) = status else {
+        return Err(ApiError::not_found("token", token_id));
+    };
+    if parse_stored::<TokenStatus>("token status", &status)? == TokenStatus::Revoked {
+        return Ok(gateway);
     }
-    sqlx::query("UPDATE gateway_tokens SET status = 'revoked', revoked_at = $1 WHERE uuid = $2")
+    sqlx::query("UPDATE gateway_tokens SET status = $1, revoked_at = $2 WHERE uuid = $3")
+        .bind(TokenStatus::Revoked.as_str())
         .bind(now_ms())
         .bind(token_id)
         .execute(tx.conn())
@@ -344,15 +391,28 @@ pub async fn revoke_token(
     Ok(gateway)
 }
 
+/// Whether registration token `token_id` is still active.
+pub async fn token_is_active(db: &Db, token_id: &str) -> ApiResult<bool> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM gateway_tokens WHERE uuid = $1")
+            .bind(token_id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(match status {
+        Some(s) => parse_stored::<TokenStatus>("token status", &s)? == TokenStatus::Active,
+        None => false,
+    })
+}
+
 /// Records that a gateway called in, having applied `applied` (when it says so).
-pub async fn touch(db: &Db, gateway_id: &str, applied: Option<i64>) -> ApiResult<()> {
+pub async fn touch(db: &Db, gateway_id: &str, applied: Option<Revision>) -> ApiResult<()> {
     match applied {
         Some(rev) => {
             sqlx::query(
                 "UPDATE gateways SET last_seen_at = $1, applied_revision = $2 WHERE uuid = $3",
             )
             .bind(now_ms())
-            .bind(rev)
+            .bind(rev.0)
             .bind(gateway_id)
             .execute(db.pool())
             .await?

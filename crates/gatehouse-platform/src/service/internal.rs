@@ -1,116 +1,25 @@
 //! What gateways read from the control plane: their desired state, deployment contents,
 //! artifact existence and the change log.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
 
-use gatehouse_core::protocol::{DesiredState, EventEnvelope};
+use gatehouse_core::protocol::{
+    ArtifactExistence, DeploymentContent, DesiredDeployment, DesiredStateResponse, EventsQuery,
+    EventsResponse, ExistsResponse, FetchBatchResponse, Revision,
+};
 use gatehouse_core::ArtifactKind;
 
 use crate::auth::GatewayCaller;
 use crate::changelog;
 use crate::error::{ApiError, ApiResult};
 use crate::service::artifacts::open_credentials;
+use crate::service::parse_stored;
 use crate::state::AppState;
 use crate::store::{format_ms, placeholders};
 
 /// Most ids one `/artifacts/exists` or `/deployments/fetch-batch` call may carry.
 pub const MAX_IDS: usize = 1000;
-
-/// One entry of a gateway's desired state.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DesiredDeployment {
-    /// The artifact's uuid.
-    pub artifact_id: String,
-    pub kind: ArtifactKind,
-    pub handle: String,
-    pub deployment_id: String,
-    pub state: DesiredState,
-    /// `performedAt` of the last action: a change here with the same deployment id means a
-    /// redeploy or restore of the same snapshot.
-    pub deployed_at: String,
-}
-
-/// `GET /deployments`: the desired state, read in one snapshot with the revision it reflects.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DesiredStateResponse {
-    pub revision: i64,
-    pub deployments: Vec<DesiredDeployment>,
-}
-
-/// Body of `POST /deployments/fetch-batch`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FetchBatchRequest {
-    pub deployment_ids: Vec<String>,
-}
-
-/// A deployment's content.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentContent {
-    pub deployment_id: String,
-    pub artifact_id: String,
-    pub kind: ArtifactKind,
-    /// The artifact document (CONTRACT §5) with `metadata.uid` = the artifact uuid.
-    #[schema(value_type = Object)]
-    pub content: Value,
-}
-
-/// Answer of `POST /deployments/fetch-batch`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FetchBatchResponse {
-    pub deployments: Vec<DeploymentContent>,
-}
-
-/// Body of `POST /artifacts/exists`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExistsRequest {
-    pub artifact_ids: Vec<String>,
-}
-
-/// One answer of `POST /artifacts/exists`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ArtifactExistence {
-    pub artifact_id: String,
-    pub exists: bool,
-}
-
-/// Answer of `POST /artifacts/exists`, one entry per requested id, in order.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExistsResponse {
-    pub artifacts: Vec<ArtifactExistence>,
-}
-
-/// `?after=&limit=` of `GET /events`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EventsQuery {
-    /// The last revision the gateway applied (0 for none).
-    pub after: Option<i64>,
-    /// At most this many events (1 to 1000, default 1000).
-    pub limit: Option<i64>,
-}
-
-/// Answer of `GET /events`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventsResponse {
-    pub events: Vec<EventEnvelope>,
-    /// The organization's revision when read.
-    pub revision: i64,
-    /// Resume from here next time.
-    pub next_after: i64,
-    /// The events after `after` were compacted away: run a full sync instead of replaying.
-    pub full_sync_required: bool,
-}
 
 /// This gateway's desired state with the revision it reflects.
 pub async fn desired_state(
@@ -133,19 +42,15 @@ pub async fn desired_state(
         let desired: String = r.try_get(4)?;
         deployments.push(DesiredDeployment {
             artifact_id: r.try_get(0)?,
-            kind: kind
-                .parse()
-                .map_err(|e: String| ApiError::Internal(anyhow::anyhow!(e)))?,
+            kind: parse_stored("artifact kind", &kind)?,
             handle: r.try_get(2)?,
             deployment_id: r.try_get(3)?,
-            state: desired
-                .parse()
-                .map_err(|e: String| ApiError::Internal(anyhow::anyhow!(e)))?,
+            state: parse_stored("desired state", &desired)?,
             deployed_at: format_ms(r.try_get(5)?),
         });
     }
     Ok(DesiredStateResponse {
-        revision: revision.0,
+        revision,
         deployments,
     })
 }
@@ -157,11 +62,12 @@ fn content_of(
     kind: &str,
     content: &str,
 ) -> ApiResult<DeploymentContent> {
-    let kind: ArtifactKind = kind
-        .parse()
-        .map_err(|e: String| ApiError::Internal(anyhow::anyhow!(e)))?;
-    let mut content: Value =
-        serde_json::from_str(content).map_err(|e| ApiError::Internal(e.into()))?;
+    let kind: ArtifactKind = parse_stored("artifact kind", kind)?;
+    let mut content: Value = serde_json::from_str(content).map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!(
+            "stored content of deployment {deployment_id} is unreadable: {e}"
+        ))
+    })?;
     if let Some(spec) = content.get_mut("spec") {
         open_credentials(&state.sealer, kind, spec)?;
     }
@@ -290,27 +196,21 @@ pub async fn events(
     gw: &GatewayCaller,
     q: EventsQuery,
 ) -> ApiResult<EventsResponse> {
-    let after = q.after.unwrap_or(0);
-    if after < 0 {
+    let after = q.after.unwrap_or(Revision::ZERO);
+    if after < Revision::ZERO {
         return Err(gatehouse_core::FieldError::new("after", "must not be negative").into());
     }
     let limit = q.limit.unwrap_or(1000);
     if !(1..=1000).contains(&limit) {
         return Err(gatehouse_core::FieldError::new("limit", "must be between 1 and 1000").into());
     }
-    let page = changelog::read_for_gateway(
-        &state.db,
-        &gw.org_id,
-        &gw.gateway_id,
-        gatehouse_core::protocol::Revision(after),
-        limit,
-    )
-    .await?;
+    let page =
+        changelog::read_for_gateway(&state.db, &gw.org_id, &gw.gateway_id, after, limit).await?;
     crate::service::gateways::touch(&state.db, &gw.gateway_id, Some(after)).await?;
     Ok(EventsResponse {
         events: page.events,
-        revision: page.revision.0,
-        next_after: page.next_after.0,
+        revision: page.revision,
+        next_after: page.next_after,
         full_sync_required: page.full_sync_required,
     })
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use gatehouse_core::{FieldError, Handle};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
 /// `?limit=&offset=` of list routes.
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
@@ -90,6 +90,18 @@ pub fn display_name(field: &str, value: &str) -> Result<String, ApiError> {
         return Err(FieldError::new(field, "must be at most 128 characters").into());
     }
     Ok(v.to_owned())
+}
+
+/// Reads a value stored as text (a kind, a status, a state); one the code does not know is an
+/// internal error naming the column and the value, never a default.
+pub fn parse_stored<T>(column: &str, value: &str) -> ApiResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored {column} is unreadable: {e}")))
 }
 
 /// A new time-ordered uuid.

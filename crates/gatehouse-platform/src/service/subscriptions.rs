@@ -2,34 +2,22 @@
 //! under a plan), delivered to gateways through the change log.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use gatehouse_core::crypto::{random_token, sha256_hex};
+use gatehouse_core::protocol::{
+    Event, PlanInfo, PlanLimit, PlanList, PlanRef, PlanStatus, RecordChange, SubscriptionInfo,
+    SubscriptionList, SubscriptionStatus,
+};
 use gatehouse_core::{ArtifactKind, FieldError};
 
 use crate::auth::{Caller, GatewayCaller};
-use crate::changelog::{self, NewEvent, Target};
+use crate::changelog::{ChangeTx, NewEvent, Target};
 use crate::error::{ApiError, ApiResult};
-use crate::service::{artifacts, display_name, new_handle, new_uuid, List, Page};
+use crate::service::{artifacts, display_name, new_handle, new_uuid, parse_stored, List, Page};
 use crate::state::AppState;
 use crate::store::{format_ms, is_unique_violation, now_ms};
-
-/// One quota of a plan.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PlanLimit {
-    pub limit_count: u64,
-    /// `MINUTE`, `HOUR`, `DAY` or `MONTH`.
-    pub time_unit: String,
-    #[serde(default = "yes")]
-    pub stop_on_quota_reach: bool,
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// Body of `POST /subscription-plans` and `PUT /subscription-plans/{id}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -39,8 +27,8 @@ pub struct PlanBody {
     pub display_name: String,
     #[serde(default)]
     pub limits: Vec<PlanLimit>,
-    /// `ACTIVE` (default) or `INACTIVE`.
-    pub status: Option<String>,
+    /// `active` (default) or `inactive`.
+    pub status: Option<PlanStatus>,
 }
 
 /// A subscription plan.
@@ -51,7 +39,7 @@ pub struct Plan {
     pub uuid: String,
     pub display_name: String,
     pub limits: Vec<PlanLimit>,
-    pub status: String,
+    pub status: PlanStatus,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -72,8 +60,8 @@ pub struct NewSubscription {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubscriptionUpdate {
-    /// `ACTIVE` or `INACTIVE`.
-    pub status: Option<String>,
+    /// `active` or `inactive`.
+    pub status: Option<SubscriptionStatus>,
     pub plan_id: Option<String>,
 }
 
@@ -87,7 +75,7 @@ pub struct Subscription {
     pub subscriber_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<String>,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,22 +90,8 @@ pub struct SubscriptionFilter {
     pub artifact_id: Option<String>,
 }
 
-fn check_status(field: &str, s: Option<&str>) -> ApiResult<String> {
-    match s.unwrap_or("ACTIVE") {
-        v @ ("ACTIVE" | "INACTIVE") => Ok(v.to_owned()),
-        other => Err(FieldError::new(field, format!("'{other}' is not ACTIVE or INACTIVE")).into()),
-    }
-}
-
 fn check_limits(limits: &[PlanLimit]) -> ApiResult<()> {
     for (i, l) in limits.iter().enumerate() {
-        if !matches!(l.time_unit.as_str(), "MINUTE" | "HOUR" | "DAY" | "MONTH") {
-            return Err(FieldError::new(
-                format!("limits[{i}].timeUnit"),
-                "must be MINUTE, HOUR, DAY or MONTH",
-            )
-            .into());
-        }
         if l.limit_count == 0 {
             return Err(
                 FieldError::new(format!("limits[{i}].limitCount"), "must be positive").into(),
@@ -135,15 +109,30 @@ fn plan_from_row(r: &AnyRow) -> ApiResult<Plan> {
         id: r.try_get(0)?,
         uuid: r.try_get(1)?,
         display_name: r.try_get(2)?,
-        limits: serde_json::from_str(&limits).map_err(|e| ApiError::Internal(e.into()))?,
-        status: r.try_get(4)?,
+        limits: serde_json::from_str(&limits).map_err(|e| {
+            ApiError::Internal(anyhow::anyhow!("stored plan limits are unreadable: {e}"))
+        })?,
+        status: parse_stored("plan status", &r.try_get::<String, _>(4)?)?,
         created_at: format_ms(r.try_get(5)?),
         updated_at: format_ms(r.try_get(6)?),
     })
 }
 
-fn plan_payload(p: &Plan) -> Value {
-    json!({"planId": p.uuid, "handle": p.id, "limits": p.limits, "status": p.status})
+/// A plan as gateways get it.
+fn delivered_plan(p: &Plan) -> PlanInfo {
+    PlanInfo {
+        plan_id: p.uuid.clone(),
+        handle: p.id.clone(),
+        limits: p.limits.clone(),
+        status: p.status,
+    }
+}
+
+/// Appends a plan event for every gateway of the organization.
+async fn append_plan_event(tx: &mut ChangeTx, org: &str, event: Event) -> ApiResult<()> {
+    tx.append(org, &[NewEvent::new(event, Target::AllGateways)])
+        .await?;
+    Ok(())
 }
 
 async fn load_plan(conn: &mut AnyConnection, org: &str, handle: &str) -> ApiResult<Plan> {
@@ -163,8 +152,8 @@ pub async fn create_plan(state: &AppState, caller: &Caller, body: PlanBody) -> A
     let name = display_name("displayName", &body.display_name)?;
     let handle = new_handle(body.id.as_deref(), &name)?;
     check_limits(&body.limits)?;
-    let status = check_status("status", body.status.as_deref())?;
-    let mut tx = state.db.write().await?;
+    let status = body.status.unwrap_or(PlanStatus::Active);
+    let mut tx = state.begin_change().await?;
     let now = now_ms();
     let res = sqlx::query(
         "INSERT INTO subscription_plans (uuid, org_id, handle, display_name, limits, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -174,7 +163,7 @@ pub async fn create_plan(state: &AppState, caller: &Caller, body: PlanBody) -> A
     .bind(handle.as_str())
     .bind(&name)
     .bind(serde_json::to_string(&body.limits).map_err(|e| ApiError::Internal(e.into()))?)
-    .bind(&status)
+    .bind(status.as_str())
     .bind(now)
     .execute(tx.conn())
     .await;
@@ -188,21 +177,10 @@ pub async fn create_plan(state: &AppState, caller: &Caller, body: PlanBody) -> A
         Ok(_) => {}
     }
     let plan = load_plan(tx.conn(), &caller.org_id, handle.as_str()).await?;
-    let ev = NewEvent {
-        event_type: "subscriptionPlan.created".into(),
-        target: Target::AllGateways,
-        payload: plan_payload(&plan),
-    };
-    let rev = changelog::append(tx.conn(), &caller.org_id, &[ev]).await?;
+    let event = Event::PlanSaved(RecordChange::Created, delivered_plan(&plan));
+    append_plan_event(&mut tx, &caller.org_id, event).await?;
     tx.commit().await?;
-    notify(state, &caller.org_id, rev);
     Ok(plan)
-}
-
-fn notify(state: &AppState, org: &str, rev: Option<gatehouse_core::protocol::Revision>) {
-    if let Some(rev) = rev {
-        state.feed.notify(org, rev);
-    }
 }
 
 /// Reads a plan.
@@ -248,33 +226,28 @@ pub async fn update_plan(
     }
     let name = display_name("displayName", &body.display_name)?;
     check_limits(&body.limits)?;
-    let status = check_status("status", body.status.as_deref())?;
-    let mut tx = state.db.write().await?;
+    let status = body.status.unwrap_or(PlanStatus::Active);
+    let mut tx = state.begin_change().await?;
     load_plan(tx.conn(), &caller.org_id, handle).await?;
     sqlx::query("UPDATE subscription_plans SET display_name = $1, limits = $2, status = $3, updated_at = $4 WHERE org_id = $5 AND handle = $6")
         .bind(&name)
         .bind(serde_json::to_string(&body.limits).map_err(|e| ApiError::Internal(e.into()))?)
-        .bind(&status)
+        .bind(status.as_str())
         .bind(now_ms())
         .bind(&caller.org_id)
         .bind(handle)
         .execute(tx.conn())
         .await?;
     let plan = load_plan(tx.conn(), &caller.org_id, handle).await?;
-    let ev = NewEvent {
-        event_type: "subscriptionPlan.updated".into(),
-        target: Target::AllGateways,
-        payload: plan_payload(&plan),
-    };
-    let rev = changelog::append(tx.conn(), &caller.org_id, &[ev]).await?;
+    let event = Event::PlanSaved(RecordChange::Updated, delivered_plan(&plan));
+    append_plan_event(&mut tx, &caller.org_id, event).await?;
     tx.commit().await?;
-    notify(state, &caller.org_id, rev);
     Ok(plan)
 }
 
 /// Deletes a plan no subscription uses (409 naming them otherwise).
 pub async fn delete_plan(state: &AppState, caller: &Caller, handle: &str) -> ApiResult<()> {
-    let mut tx = state.db.write().await?;
+    let mut tx = state.begin_change().await?;
     let plan = load_plan(tx.conn(), &caller.org_id, handle).await?;
     let users: Vec<String> =
         sqlx::query_scalar("SELECT uuid FROM subscriptions WHERE plan_id = $1 LIMIT 10")
@@ -291,14 +264,12 @@ pub async fn delete_plan(state: &AppState, caller: &Caller, handle: &str) -> Api
         .bind(&plan.uuid)
         .execute(tx.conn())
         .await?;
-    let ev = NewEvent {
-        event_type: "subscriptionPlan.deleted".into(),
-        target: Target::AllGateways,
-        payload: json!({"planId": plan.uuid, "handle": plan.id}),
-    };
-    let rev = changelog::append(tx.conn(), &caller.org_id, &[ev]).await?;
+    let event = Event::PlanDeleted(PlanRef {
+        plan_id: plan.uuid,
+        handle: plan.id,
+    });
+    append_plan_event(&mut tx, &caller.org_id, event).await?;
     tx.commit().await?;
-    notify(state, &caller.org_id, rev);
     Ok(())
 }
 
@@ -307,50 +278,49 @@ const SUB_SELECT: &str = "SELECT s.uuid, a.handle, a.kind, s.subscriber_id, p.ha
      LEFT JOIN subscription_plans p ON p.uuid = s.plan_id";
 
 fn sub_from_row(r: &AnyRow) -> ApiResult<Subscription> {
-    let kind: String = r.try_get(2)?;
     Ok(Subscription {
         id: r.try_get(0)?,
         artifact_id: r.try_get(1)?,
-        kind: kind
-            .parse()
-            .map_err(|e: String| ApiError::Internal(anyhow::anyhow!(e)))?,
+        kind: parse_stored("artifact kind", &r.try_get::<String, _>(2)?)?,
         subscriber_id: r.try_get(3)?,
         plan_id: r.try_get(4)?,
-        status: r.try_get(5)?,
+        status: parse_stored("subscription status", &r.try_get::<String, _>(5)?)?,
         created_at: format_ms(r.try_get(6)?),
         updated_at: format_ms(r.try_get(7)?),
         subscription_token: None,
     })
 }
 
-/// The gateways' view of a subscription row (selected with `SUB_SELECT`).
-fn sub_payload(r: &AnyRow) -> ApiResult<Value> {
-    Ok(json!({
-        "subscriptionId": r.try_get::<String, _>(0)?, "artifactId": r.try_get::<String, _>(8)?,
-        "subscriberId": r.try_get::<String, _>(3)?, "tokenHash": r.try_get::<String, _>(9)?,
-        "planId": r.try_get::<Option<String>, _>(10)?, "status": r.try_get::<String, _>(5)?,
-    }))
+/// A subscription row (selected with `SUB_SELECT`) as gateways get it.
+fn delivered_sub(r: &AnyRow) -> ApiResult<SubscriptionInfo> {
+    Ok(SubscriptionInfo {
+        subscription_id: r.try_get(0)?,
+        artifact_id: r.try_get(8)?,
+        subscriber_id: r.try_get(3)?,
+        token_hash: r.try_get(9)?,
+        plan_id: r.try_get(10)?,
+        status: parse_stored("subscription status", &r.try_get::<String, _>(5)?)?,
+    })
 }
 
-async fn sub_events(
-    conn: &mut AnyConnection,
-    artifact: &str,
-    event_type: &str,
-    payload: Value,
-) -> ApiResult<Vec<NewEvent>> {
+/// Appends `subscription.<change>` for every gateway that holds the subscription's artifact.
+async fn append_sub_events(
+    tx: &mut ChangeTx,
+    org: &str,
+    change: RecordChange,
+    sub: SubscriptionInfo,
+) -> ApiResult<()> {
     let gateways: Vec<String> =
         sqlx::query_scalar("SELECT gateway_id FROM artifact_gateways WHERE artifact_id = $1")
-            .bind(artifact)
-            .fetch_all(conn)
+            .bind(&sub.artifact_id)
+            .fetch_all(tx.conn())
             .await?;
-    Ok(gateways
+    let events: Vec<NewEvent> = gateways
         .into_iter()
-        .map(|g| NewEvent {
-            event_type: event_type.to_owned(),
-            target: Target::Gateway(g),
-            payload: payload.clone(),
-        })
-        .collect())
+        .map(|g| NewEvent::new(Event::Subscription(change, sub.clone()), Target::Gateway(g)))
+        .collect();
+    tx.append(org, &events).await?;
+    Ok(())
 }
 
 async fn load_sub(conn: &mut AnyConnection, org: &str, id: &str) -> ApiResult<AnyRow> {
@@ -371,7 +341,7 @@ pub async fn create_subscription(
     if req.subscriber_id.trim().is_empty() {
         return Err(FieldError::new("subscriberId", "must not be empty").into());
     }
-    let mut tx = state.db.write().await?;
+    let mut tx = state.begin_change().await?;
     let art = artifacts::load(tx.conn(), &caller.org_id, req.kind, &req.artifact_id)
         .await
         .map_err(|_| {
@@ -393,7 +363,7 @@ pub async fn create_subscription(
     let now = now_ms();
     sqlx::query(
         "INSERT INTO subscriptions (uuid, org_id, artifact_id, subscriber_id, plan_id, token_hash, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'ACTIVE', $7, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
     )
     .bind(&id)
     .bind(&caller.org_id)
@@ -401,22 +371,16 @@ pub async fn create_subscription(
     .bind(&req.subscriber_id)
     .bind(plan.map(|p| p.uuid))
     .bind(sha256_hex(&token))
+    .bind(SubscriptionStatus::Active.as_str())
     .bind(now)
     .execute(tx.conn())
     .await?;
     let row = load_sub(tx.conn(), &caller.org_id, &id).await?;
-    let events = sub_events(
-        tx.conn(),
-        &art.uuid,
-        "subscription.created",
-        sub_payload(&row)?,
-    )
-    .await?;
-    let rev = changelog::append(tx.conn(), &caller.org_id, &events).await?;
+    let delivered = delivered_sub(&row)?;
+    append_sub_events(&mut tx, &caller.org_id, RecordChange::Created, delivered).await?;
     let mut sub = sub_from_row(&row)?;
     sub.subscription_token = Some(token);
     tx.commit().await?;
-    notify(state, &caller.org_id, rev);
     Ok(sub)
 }
 
@@ -456,11 +420,11 @@ pub async fn update_subscription(
     id: &str,
     req: SubscriptionUpdate,
 ) -> ApiResult<Subscription> {
-    let mut tx = state.db.write().await?;
+    let mut tx = state.begin_change().await?;
     let row = load_sub(tx.conn(), &caller.org_id, id).await?;
-    let status = match req.status.as_deref() {
-        Some(s) => check_status("status", Some(s))?,
-        None => row.try_get(5)?,
+    let status = match req.status {
+        Some(s) => s,
+        None => parse_stored("subscription status", &row.try_get::<String, _>(5)?)?,
     };
     let plan: Option<String> = match &req.plan_id {
         Some(p) => Some(
@@ -474,70 +438,62 @@ pub async fn update_subscription(
     sqlx::query(
         "UPDATE subscriptions SET status = $1, plan_id = $2, updated_at = $3 WHERE uuid = $4",
     )
-    .bind(&status)
+    .bind(status.as_str())
     .bind(plan)
     .bind(now_ms())
     .bind(id)
     .execute(tx.conn())
     .await?;
     let row = load_sub(tx.conn(), &caller.org_id, id).await?;
-    let artifact: String = row.try_get(8)?;
-    let events = sub_events(
-        tx.conn(),
-        &artifact,
-        "subscription.updated",
-        sub_payload(&row)?,
-    )
-    .await?;
-    let rev = changelog::append(tx.conn(), &caller.org_id, &events).await?;
+    let delivered = delivered_sub(&row)?;
+    append_sub_events(&mut tx, &caller.org_id, RecordChange::Updated, delivered).await?;
     tx.commit().await?;
-    notify(state, &caller.org_id, rev);
     sub_from_row(&row)
 }
 
 /// Deletes a subscription; its token stops working on every gateway.
 pub async fn delete_subscription(state: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
-    let mut tx = state.db.write().await?;
+    let mut tx = state.begin_change().await?;
     let row = load_sub(tx.conn(), &caller.org_id, id).await?;
-    let artifact: String = row.try_get(8)?;
-    let payload = sub_payload(&row)?;
+    let delivered = delivered_sub(&row)?;
     sqlx::query("DELETE FROM subscriptions WHERE uuid = $1")
         .bind(id)
         .execute(tx.conn())
         .await?;
-    let events = sub_events(tx.conn(), &artifact, "subscription.deleted", payload).await?;
-    let rev = changelog::append(tx.conn(), &caller.org_id, &events).await?;
+    append_sub_events(&mut tx, &caller.org_id, RecordChange::Deleted, delivered).await?;
     tx.commit().await?;
-    notify(state, &caller.org_id, rev);
     Ok(())
 }
 
 /// The organization's plans, for gateways.
-pub async fn plans_for_gateway(state: &AppState, gw: &GatewayCaller) -> ApiResult<Value> {
+pub async fn plans_for_gateway(state: &AppState, gw: &GatewayCaller) -> ApiResult<PlanList> {
     let rows = sqlx::query(&format!(
         "SELECT {PLAN_COLUMNS} FROM subscription_plans WHERE org_id = $1 ORDER BY handle"
     ))
     .bind(&gw.org_id)
     .fetch_all(state.db.pool())
     .await?;
-    let plans = rows
+    let subscription_plans = rows
         .iter()
-        .map(|r| plan_from_row(r).map(|p| plan_payload(&p)))
+        .map(|r| plan_from_row(r).map(|p| delivered_plan(&p)))
         .collect::<ApiResult<Vec<_>>>()?;
-    Ok(json!({"subscriptionPlans": plans}))
+    Ok(PlanList { subscription_plans })
 }
 
 /// The subscriptions of the artifacts this gateway holds (token hashes only).
-pub async fn subscriptions_for_gateway(state: &AppState, gw: &GatewayCaller) -> ApiResult<Value> {
+pub async fn subscriptions_for_gateway(
+    state: &AppState,
+    gw: &GatewayCaller,
+) -> ApiResult<SubscriptionList> {
     let rows = sqlx::query(&format!(
         "{SUB_SELECT} JOIN artifact_gateways ag ON ag.artifact_id = s.artifact_id AND ag.gateway_id = $1 ORDER BY s.created_at"
     ))
     .bind(&gw.gateway_id)
     .fetch_all(state.db.pool())
     .await?;
-    let subs = rows
+    let subscriptions = rows
         .iter()
-        .map(sub_payload)
+        .map(delivered_sub)
         .collect::<ApiResult<Vec<_>>>()?;
-    Ok(json!({"subscriptions": subs}))
+    Ok(SubscriptionList { subscriptions })
 }

@@ -187,6 +187,17 @@ CREATE TABLE subscriptions (
 CREATE INDEX subscriptions_plan ON subscriptions(plan_id);
 "#,
     },
+    Migration {
+        version: 4,
+        name: "statuses spelled lowercase",
+        // Subscription and plan statuses were stored as ACTIVE/INACTIVE; every status of keys,
+        // subscriptions and plans is now lowercase (active, inactive, revoked).
+        sql: r#"
+UPDATE subscriptions SET status = LOWER(status) WHERE status <> LOWER(status);
+UPDATE subscription_plans SET status = LOWER(status) WHERE status <> LOWER(status);
+UPDATE api_keys SET status = LOWER(status) WHERE status <> LOWER(status);
+"#,
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {
