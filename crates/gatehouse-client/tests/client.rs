@@ -15,7 +15,7 @@ async fn serve(router: Router) -> Client {
     Client::new(&format!("http://{addr}/"))
 }
 
-fn orders_document() -> ArtifactDocument {
+fn provider_document() -> ArtifactDocument {
     ArtifactDocument::from_value(json!({
         "apiVersion": "gatehouse.dev/v1", "kind": "LlmProvider",
         "metadata": {"name": "openai"},
@@ -133,7 +133,7 @@ async fn an_unreachable_server_is_a_transport_error() {
 
 #[test]
 fn artifact_bodies_carry_the_handle_and_project_and_compare_without_credentials() {
-    let doc = orders_document();
+    let doc = provider_document();
     let new = NewArtifact::from_document(&doc);
     let body = new.to_value();
     assert_eq!(body["id"], "openai");
