@@ -9,22 +9,29 @@ pub enum ClientError {
     /// malformed URL).
     #[error("cannot reach {url}")]
     Transport {
+        /// The URL asked for.
         url: String,
+        /// What went wrong on the way.
         #[source]
         source: reqwest::Error,
     },
     /// The platform answered with an error status; `message` is the one it gave.
     #[error("{status}: {message}")]
     Status {
+        /// The status it answered with.
         status: StatusCode,
         /// The platform's machine-readable code (`NOT_FOUND`, `CONFLICT`, ...), when it sent one.
         code: Option<String>,
+        /// What went wrong, as the platform put it (the body's text when it is not the API's
+        /// error format).
         message: String,
     },
     /// The platform answered with success but a body of an unexpected shape.
     #[error("unexpected answer to {path}")]
     Decode {
+        /// The path asked for.
         path: String,
+        /// How the body did not fit.
         #[source]
         source: serde_json::Error,
     },

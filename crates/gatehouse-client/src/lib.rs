@@ -5,6 +5,8 @@
 //! Typed methods cover the calls Gatehouse's own tools make; [`Client::request`] is the escape
 //! hatch for anything else (tests probing error statuses, the gateway's internal API).
 
+#![warn(missing_docs)]
+
 mod artifacts;
 mod error;
 mod gateways;
@@ -35,7 +37,9 @@ pub enum Body<'a> {
     Json(&'a Value),
     /// Raw bytes with their content type (for probing how the server treats odd bodies).
     Bytes {
+        /// The `content-type` header.
         content_type: &'a str,
+        /// The body.
         bytes: &'a [u8],
     },
 }

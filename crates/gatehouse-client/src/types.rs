@@ -10,16 +10,22 @@ use gatehouse_core::{ArtifactDocument, ArtifactKind, Handle};
 /// The list envelope of every collection.
 #[derive(Debug, Clone, Deserialize)]
 pub struct List<T> {
+    /// How many items this page holds.
     pub count: usize,
+    /// The items of this page.
     pub list: Vec<T>,
+    /// Where the page sits in the whole collection.
     pub pagination: Pagination,
 }
 
 /// Where a page sits in its collection.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Pagination {
+    /// Items in the whole collection.
     pub total: i64,
+    /// Index of the page's first item.
     pub offset: i64,
+    /// Largest page asked for.
     pub limit: i64,
 }
 
@@ -27,7 +33,9 @@ pub struct Pagination {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Login {
+    /// The bearer token.
     pub token: String,
+    /// When the token stops being accepted (RFC 3339).
     pub expires_at: String,
     /// The organization's handle.
     pub organization: String,
@@ -38,12 +46,17 @@ pub struct Login {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Artifact {
+    /// The artifact's handle.
     pub id: Handle,
+    /// The platform's identifier of the artifact.
     pub uuid: String,
+    /// Which of the four kinds it is.
     pub kind: ArtifactKind,
     /// Absent for LLM providers, which belong to the organization.
     pub project_id: Option<String>,
+    /// When it was created (RFC 3339).
     pub created_at: String,
+    /// When its spec last changed (RFC 3339).
     pub updated_at: String,
     /// The spec's fields (`displayName`, `context`, `upstream`, ...).
     #[serde(flatten)]
@@ -75,9 +88,11 @@ impl Artifact {
 /// The body of an artifact's create or replace: its handle, project and spec.
 #[derive(Debug, Clone)]
 pub struct NewArtifact {
+    /// The artifact's handle.
     pub id: Handle,
     /// The project's handle; ignored for kinds without projects (LLM providers).
     pub project_id: Option<String>,
+    /// The validated spec; its kind is the artifact's.
     pub spec: ArtifactSpec,
 }
 
@@ -121,21 +136,29 @@ impl NewArtifact {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployment {
+    /// The deployment's identifier.
     pub deployment_id: String,
+    /// Its label.
     pub name: String,
     /// The artifact's handle.
     pub artifact_id: String,
+    /// The artifact's kind.
     pub kind: ArtifactKind,
     /// The gateway's handle.
     pub gateway_id: String,
+    /// Where it is in its lifecycle.
     pub status: DeploymentStatus,
     /// Why it failed (e.g. `DEPLOYMENT_TIMEOUT`), for `FAILED`.
     pub status_reason: Option<String>,
+    /// What the gateway or the platform said about a failure.
     pub status_message: Option<String>,
+    /// The deployment it was made from, when it deploys an earlier one again.
     pub base_deployment_id: Option<String>,
+    /// When it was made (RFC 3339).
     pub created_at: String,
     /// When the current action on it was taken (absent for archived ones).
     pub performed_at: Option<String>,
+    /// When its status last changed (RFC 3339).
     pub updated_at: Option<String>,
 }
 
@@ -156,6 +179,7 @@ pub struct NewApiKey {
     /// The key's handle; derived from `display_name` when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<Handle>,
+    /// A name for people.
     pub display_name: String,
     /// A key to register (e.g. issued elsewhere); generated when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -169,14 +193,21 @@ pub struct NewApiKey {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
+    /// The key's handle.
     pub id: Handle,
+    /// The platform's identifier of the key.
     pub uuid: String,
+    /// A name for people.
     pub display_name: String,
+    /// The key with all but a few characters hidden.
     pub masked_api_key: String,
     /// `active` or `revoked`, as the platform writes it.
     pub status: String,
+    /// When it stops being accepted (RFC 3339), if ever.
     pub expires_at: Option<String>,
+    /// When it was created (RFC 3339).
     pub created_at: String,
+    /// When it was revoked (RFC 3339).
     pub revoked_at: Option<String>,
 }
 
@@ -184,8 +215,10 @@ pub struct ApiKey {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedApiKey {
+    /// The key as it will be listed.
     #[serde(flatten)]
     pub key: ApiKey,
+    /// The key itself.
     pub api_key: String,
 }
 
@@ -196,7 +229,9 @@ pub struct NewGateway {
     /// The gateway's handle; derived from `display_name` when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<Handle>,
+    /// A name for people.
     pub display_name: String,
+    /// What the gateway is for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -205,12 +240,19 @@ pub struct NewGateway {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Gateway {
+    /// The gateway's handle.
     pub id: Handle,
+    /// The platform's identifier of the gateway.
     pub uuid: String,
+    /// A name for people.
     pub display_name: String,
+    /// What the gateway is for.
     pub description: Option<String>,
+    /// When it was registered (RFC 3339).
     pub created_at: String,
+    /// When its registration last changed (RFC 3339).
     pub updated_at: String,
+    /// Its connection and sync status.
     pub status: GatewayStatus,
 }
 
@@ -218,6 +260,7 @@ pub struct Gateway {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayStatus {
+    /// Whether it holds a connection to the platform now.
     pub connected: bool,
     /// The last change-log revision the gateway reported as applied.
     pub applied_revision: Revision,
@@ -225,6 +268,7 @@ pub struct GatewayStatus {
     pub org_revision: Revision,
     /// True when the gateway has applied every event meant for it.
     pub in_sync: bool,
+    /// When the platform last heard from it (RFC 3339).
     pub last_seen: Option<String>,
 }
 
@@ -232,8 +276,11 @@ pub struct GatewayStatus {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayToken {
+    /// The token's identifier (for listing and revoking it).
     pub id: String,
+    /// The token itself, for the gateway's `--token`.
     pub token: String,
+    /// When it was minted (RFC 3339).
     pub created_at: String,
 }
 
@@ -241,10 +288,13 @@ pub struct GatewayToken {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
+    /// The token's identifier.
     pub id: String,
     /// `active` or `revoked`, as the platform writes it.
     pub status: String,
+    /// When it was minted (RFC 3339).
     pub created_at: String,
+    /// When it was revoked (RFC 3339).
     pub revoked_at: Option<String>,
 }
 
