@@ -3,7 +3,7 @@
 //! key. Running it again keeps what was there.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -50,7 +50,8 @@ struct DevState {
     api_key: Option<String>,
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+/// Writes `text` to `path`, readable by the user only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text)?;
     #[cfg(unix)]
     {
@@ -60,6 +61,7 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The built-in upstream: answers every request with what it received.
 async fn echo(req: axum::extract::Request) -> axum::Json<Value> {
     let headers: serde_json::Map<String, Value> = req
         .headers()
@@ -71,6 +73,7 @@ async fn echo(req: axum::extract::Request) -> axum::Json<Value> {
     )
 }
 
+/// One of dev's fixed handles.
 fn handle(value: &str) -> anyhow::Result<Handle> {
     Ok(Handle::parse("id", value)?)
 }
@@ -100,6 +103,89 @@ async fn token_works(platform: &Client, token: Option<&str>) -> anyhow::Result<b
         .request(Method::GET, "/api/internal/v1/deployments", None)
         .await?;
     Ok(status.is_success())
+}
+
+/// Registers the dev gateway and mints its token (a new one when the kept one no longer works),
+/// creates or updates the sample API and its key, and deploys it; keeps what it made in `state`.
+async fn provision(
+    api: &Client,
+    state: &mut DevState,
+    state_path: &Path,
+    upstream: SocketAddr,
+) -> anyhow::Result<()> {
+    let gateway_id = handle(DEV_GATEWAY)?;
+
+    let registered = api
+        .create_gateway(&NewGateway {
+            id: Some(gateway_id.clone()),
+            display_name: "Dev gateway".into(),
+            description: None,
+        })
+        .await;
+    match registered {
+        Err(e) if e.is_conflict() => {} // registered by an earlier run
+        other => drop(other.context("registering the dev gateway")?),
+    }
+    if !token_works(&Client::new(api.base()), state.gateway_token.as_deref()).await? {
+        for t in api.gateway_tokens(&gateway_id).await? {
+            if t.is_active() {
+                api.revoke_gateway_token(&gateway_id, &t.id).await?;
+            }
+        }
+        let token = api
+            .create_gateway_token(&gateway_id)
+            .await
+            .context("could not mint a gateway token")?;
+        state.gateway_token = Some(token.token);
+    }
+    let sample = sample_api(upstream)?;
+    match api.create_artifact(&sample).await {
+        Err(e) if e.is_conflict() => drop(api.update_artifact(&sample).await?),
+        other => drop(other.context("creating the sample API")?),
+    }
+    let key_id = handle(SAMPLE_KEY)?;
+    let key_works = state.api_key.is_some()
+        && api
+            .api_keys(ArtifactKind::RestApi, &sample.id)
+            .await?
+            .list
+            .iter()
+            .any(|k| k.id == key_id && k.is_active());
+    if !key_works {
+        match api
+            .revoke_api_key(ArtifactKind::RestApi, &sample.id, &key_id)
+            .await
+        {
+            Err(e) if e.is_not_found() => {} // first run: no key yet
+            other => other?,
+        }
+        let key = api
+            .create_api_key(
+                ArtifactKind::RestApi,
+                &sample.id,
+                &NewApiKey {
+                    id: Some(key_id),
+                    display_name: "dev key".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .context("could not create the sample key")?;
+        state.api_key = Some(key.api_key);
+    }
+    write_private(state_path, &serde_json::to_string_pretty(state)?)?;
+    let deployed = api
+        .deployments(ArtifactKind::RestApi, &sample.id, Some(&gateway_id))
+        .await?
+        .list
+        .iter()
+        .any(|d| d.is_live());
+    if !deployed {
+        api.deploy(ArtifactKind::RestApi, &sample.id, &gateway_id)
+            .await
+            .context("deploying the sample API")?;
+    }
+    Ok(())
 }
 
 /// Runs the dev stack until Ctrl-C or SIGTERM.
@@ -138,79 +224,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .await
         .context("logging in to the dev platform")?;
     let api = anonymous.with_token(&login.token);
-    let gateway_id = handle(DEV_GATEWAY)?;
-
-    // The gateway, its token (a new one when the kept one no longer works), the sample API and key.
-    let registered = api
-        .create_gateway(&NewGateway {
-            id: Some(gateway_id.clone()),
-            display_name: "Dev gateway".into(),
-            description: None,
-        })
-        .await;
-    match registered {
-        Err(e) if e.is_conflict() => {} // registered by an earlier run
-        other => drop(other.context("registering the dev gateway")?),
-    }
-    if !token_works(&anonymous, state.gateway_token.as_deref()).await? {
-        for t in api.gateway_tokens(&gateway_id).await? {
-            if t.is_active() {
-                api.revoke_gateway_token(&gateway_id, &t.id).await?;
-            }
-        }
-        let token = api
-            .create_gateway_token(&gateway_id)
-            .await
-            .context("could not mint a gateway token")?;
-        state.gateway_token = Some(token.token);
-    }
-    let sample = sample_api(upstream_addr)?;
-    match api.create_artifact(&sample).await {
-        Err(e) if e.is_conflict() => drop(api.update_artifact(&sample).await?),
-        other => drop(other.context("creating the sample API")?),
-    }
-    let key_id = handle(SAMPLE_KEY)?;
-    let key_works = state.api_key.is_some()
-        && api
-            .api_keys(ArtifactKind::RestApi, &sample.id)
-            .await?
-            .list
-            .iter()
-            .any(|k| k.id == key_id && k.is_active());
-    if !key_works {
-        match api
-            .revoke_api_key(ArtifactKind::RestApi, &sample.id, &key_id)
-            .await
-        {
-            Err(e) if e.is_not_found() => {} // first run: no key yet
-            other => other?,
-        }
-        let key = api
-            .create_api_key(
-                ArtifactKind::RestApi,
-                &sample.id,
-                &NewApiKey {
-                    id: Some(key_id),
-                    display_name: "dev key".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .context("could not create the sample key")?;
-        state.api_key = Some(key.api_key);
-    }
-    write_private(&state_path, &serde_json::to_string_pretty(&state)?)?;
-    let deployed = api
-        .deployments(ArtifactKind::RestApi, &sample.id, Some(&gateway_id))
-        .await?
-        .list
-        .iter()
-        .any(|d| d.is_live());
-    if !deployed {
-        api.deploy(ArtifactKind::RestApi, &sample.id, &gateway_id)
-            .await
-            .context("deploying the sample API")?;
-    }
+    provision(&api, &mut state, &state_path, upstream_addr).await?;
 
     let gateway = gatehouse_gateway::start(gatehouse_gateway::GatewayConfig {
         listen: args.gateway_listen,
