@@ -46,12 +46,26 @@ pub enum Body<'a> {
 
 /// A client of one platform (or any Gatehouse HTTP server), optionally authenticated.
 /// Cloning is cheap: clones share one connection pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
     headers: Vec<(String, String)>,
     timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Client {
+    /// Header names only: their values hold tokens and keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Client {

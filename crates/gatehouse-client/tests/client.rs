@@ -66,6 +66,7 @@ async fn typed_calls_decode_answers_and_errors_carry_the_servers_message() {
     let login = anon.login("admin", "pw", None).await.unwrap();
     assert_eq!(login.token, "t1");
     let client = anon.with_token(&login.token);
+    assert!(!format!("{client:?}").contains("t1"), "Debug hides tokens");
 
     let gateways = client.gateways().await.unwrap();
     assert_eq!(gateways.list[0].id.as_str(), "edge");

@@ -22,28 +22,34 @@ const CONFIG: &str = "config";
 /// Why the settings could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// The settings file cannot be read.
     #[error("reading {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// The settings file is not TOML.
     #[error("parsing {}", path.display())]
     Toml {
         path: PathBuf,
         #[source]
         source: toml::de::Error,
     },
+    /// A key of the file is no flag of the command.
     #[error("{}: unknown key '{key}'; the keys are the flags of `gatehouse {command}`", path.display())]
     UnknownKey {
         path: PathBuf,
         key: String,
         command: String,
     },
+    /// A value of the file is a table (or a list of them).
     #[error("{}: key '{key}' must be a string, a number, a boolean or a list of them", path.display())]
     ValueType { path: PathBuf, key: String },
+    /// A value of the file is not one its flag takes.
     #[error("{}: {message}", path.display())]
     Value { path: PathBuf, message: String },
+    /// Only one of the TLS certificate and key is set.
     #[error("TLS needs both tls-cert and tls-key")]
     TlsPair,
     /// A command-line error, or `--help` and `--version` (which clap reports as errors).
