@@ -39,12 +39,7 @@ impl FieldError {
     pub fn from_serde(err: serde_path_to_error::Error<serde_json::Error>) -> Self {
         let path = err.path().to_string();
         let field = if path == "." { String::new() } else { path };
-        let inner = err.into_inner().to_string();
-        // serde_json appends " at line X column Y", meaningless for a parsed value.
-        let message = match inner.find(" at line ") {
-            Some(i) => inner[..i].to_owned(),
-            None => inner,
-        };
+        let message = without_position(&err.into_inner().to_string()).to_owned();
         Self::new(field, message)
     }
 }
@@ -60,6 +55,14 @@ impl fmt::Display for FieldError {
 }
 
 impl std::error::Error for FieldError {}
+
+/// A serde_json message without its " at line X column Y", meaningless for a parsed value.
+pub fn without_position(message: &str) -> &str {
+    match message.find(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    }
+}
 
 /// Deserializes `value` into `T`, naming the failing field on error.
 pub fn from_value<T: serde::de::DeserializeOwned>(

@@ -7,16 +7,19 @@ use serde_json::Value;
 /// Operation paths such as `/items/{id}` are often written unquoted inside flow mappings
 /// (`- { method: GET, path: /items/{id} }`), where strict YAML reads the braces as syntax. When
 /// a document fails to parse, such path values are quoted and the parse is tried once more.
-pub fn from_slice(bytes: &[u8]) -> Result<Value, String> {
+/// On failure the error is the first parse's: it points at what the author wrote.
+pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_norway::Error> {
     match serde_norway::from_slice::<Value>(bytes) {
         Ok(v) => Ok(v),
         Err(first) => {
-            let text = std::str::from_utf8(bytes).map_err(|_| first.to_string())?;
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                return Err(first);
+            };
             let quoted = quote_brace_paths(text);
             if quoted == text {
-                return Err(first.to_string());
+                return Err(first);
             }
-            serde_norway::from_str::<Value>(&quoted).map_err(|_| first.to_string())
+            serde_norway::from_str::<Value>(&quoted).map_err(|_| first)
         }
     }
 }

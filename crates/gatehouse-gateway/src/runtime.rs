@@ -86,7 +86,7 @@ impl Runtime {
 
     /// Rebuilds the route table from the store and swaps it in. Rebuilds run one at a time and
     /// each reads the store afresh, so the last one always reflects the last change.
-    pub async fn rebuild(&self) -> anyhow::Result<()> {
+    pub async fn rebuild(&self) -> Result<(), crate::store::StoreError> {
         let _one_at_a_time = self.rebuild_lock.lock().await;
         let started = Instant::now();
         let artifacts = self.store.artifacts().await?;

@@ -2,6 +2,7 @@
 //! PostgreSQL database), the real `gatehouse` binary spawned on a free port, and a small JSON
 //! client for its APIs (over `gatehouse-client`).
 
+pub mod binary;
 mod client;
 pub mod echo;
 pub mod relay;

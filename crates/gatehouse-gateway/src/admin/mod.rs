@@ -31,7 +31,7 @@ pub fn install_prometheus() -> &'static PrometheusHandle {
     gatehouse_core::prometheus::handle()
 }
 
-/// An error of the management API, as `{code, message, field?}`.
+/// An error of the management API, answered as `{code, message, field?}`.
 #[derive(Debug)]
 pub enum AdminError {
     Invalid(FieldError),
@@ -39,13 +39,8 @@ pub enum AdminError {
     NotFound(String),
     Conflict(String),
     TooLarge,
-    Internal(anyhow::Error),
-}
-
-impl From<anyhow::Error> for AdminError {
-    fn from(e: anyhow::Error) -> Self {
-        AdminError::Internal(e)
-    }
+    /// The store failed; logged, answered as a plain 500.
+    Internal(StoreError),
 }
 
 impl From<FieldError> for AdminError {
@@ -62,8 +57,7 @@ impl From<StoreError> for AdminError {
             }
             StoreError::Conflict(m) => AdminError::Conflict(m),
             StoreError::NotFound => AdminError::NotFound("not found".into()),
-            StoreError::Db(e) => AdminError::Internal(e.into()),
-            StoreError::Other(e) => AdminError::Internal(e),
+            other => AdminError::Internal(other),
         }
     }
 }
@@ -206,12 +200,7 @@ async fn status(State(rt): State<Arc<Runtime>>) -> AdminResult<Json<Value>> {
             json!(artifacts.iter().filter(|a| a.kind() == k).count()),
         );
     }
-    let applied: i64 = rt
-        .store
-        .meta("applied_revision")
-        .await?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let applied = rt.store.applied_revision().await?;
     let table = rt.proxy.table();
     let rebuild = *rt.last_rebuild.lock().unwrap_or_else(|e| e.into_inner());
     let sync = rt.sync_status();

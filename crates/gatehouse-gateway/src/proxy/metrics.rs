@@ -1,6 +1,7 @@
 //! Per-artifact request metrics, registered when the route table is built so that the hot
 //! path only bumps counters it already holds.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use gatehouse_core::ArtifactKind;
@@ -50,4 +51,13 @@ impl ArtifactMetrics {
     pub fn upstream_error(&self) {
         self.upstream_errors.increment(1);
     }
+}
+
+/// Counts a request that matched no artifact's context (answered 404).
+pub fn unrouted() {
+    // Registered on first use, after the process installed its recorder.
+    static UNROUTED: OnceLock<Counter> = OnceLock::new();
+    UNROUTED
+        .get_or_init(|| metrics::counter!("gatehouse_gateway_unrouted_requests_total"))
+        .increment(1);
 }

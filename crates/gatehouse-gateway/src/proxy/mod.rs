@@ -1,6 +1,7 @@
 //! The data plane: a hyper server that routes each request through the current route table to
 //! its upstream, streaming bodies both ways.
 
+pub mod error;
 pub mod metrics;
 pub mod policies;
 pub mod respond;
@@ -24,9 +25,10 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use error::ProxyError;
 use policies::RateLimit;
-use respond::{json, json_error, not_found, GatewayResponse};
-use routes::{Rewrite, RouteTable};
+use respond::{json, GatewayResponse};
+use routes::{Entry, Rewrite, RouteTable};
 use upstream::UpstreamClient;
 
 const READY_PATH: &str = "/_gateway-health/ready";
@@ -111,39 +113,78 @@ impl Proxy {
     }
 
     /// Answers one request, forwarding through `client` (each serving thread has its own pool).
+    /// Every answer, forwarded or refused, is counted in the artifact's metrics.
     pub async fn handle(
         &self,
         client: &UpstreamClient,
         req: Request<Incoming>,
         client_ip: &HeaderValue,
     ) -> GatewayResponse {
-        let (mut parts, body) = req.into_parts();
-        let uri = std::mem::take(&mut parts.uri);
-        let path = uri.path();
+        let path = req.uri().path();
         if path.starts_with("/_gateway-health/") {
-            return match path {
-                READY_PATH if self.ready.load(Ordering::Relaxed) => {
-                    json(StatusCode::OK, r#"{"status":"ready"}"#.into())
-                }
-                READY_PATH => json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    r#"{"status":"starting"}"#.into(),
-                ),
-                HEALTHY_PATH => json(StatusCode::OK, r#"{"status":"healthy"}"#.into()),
-                _ => not_found(),
-            };
+            return self.health(path);
         }
         let started = Instant::now();
         // Hold the entry, not the table: a swap during the upstream call frees the old table
         // once no request uses it.
-        let (entry, rest_range) = {
+        let (entry, context_len) = {
             let table = self.table.load();
             let Some((entry, rest)) = table.find(path) else {
-                return not_found();
+                metrics::unrouted();
+                return ProxyError::NotFound.into_response();
             };
-            (entry.clone(), path.len() - rest.len()..path.len())
+            (entry.clone(), path.len() - rest.len())
         };
-        let rest = &path[rest_range];
+        let res = match self
+            .forward(&entry, client, req, context_len, client_ip)
+            .await
+        {
+            Ok(res) => res,
+            Err(e) => {
+                if matches!(
+                    e,
+                    ProxyError::BadGateway
+                        | ProxyError::UpstreamUnavailable
+                        | ProxyError::GatewayTimeout
+                ) {
+                    entry.metrics.upstream_error();
+                }
+                e.into_response()
+            }
+        };
+        entry
+            .metrics
+            .record(res.status().as_u16(), started.elapsed());
+        res
+    }
+
+    fn health(&self, path: &str) -> GatewayResponse {
+        match path {
+            READY_PATH if self.ready.load(Ordering::Relaxed) => {
+                json(StatusCode::OK, r#"{"status":"ready"}"#.into())
+            }
+            READY_PATH => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"status":"starting"}"#.into(),
+            ),
+            HEALTHY_PATH => json(StatusCode::OK, r#"{"status":"healthy"}"#.into()),
+            _ => ProxyError::NotFound.into_response(),
+        }
+    }
+
+    /// Runs `entry`'s policies on the request and forwards it; the path after the artifact's
+    /// context starts at `context_len`.
+    async fn forward(
+        &self,
+        entry: &Entry,
+        client: &UpstreamClient,
+        req: Request<Incoming>,
+        context_len: usize,
+        client_ip: &HeaderValue,
+    ) -> Result<GatewayResponse, ProxyError> {
+        let (mut parts, body) = req.into_parts();
+        let uri = std::mem::take(&mut parts.uri);
+        let rest = &uri.path()[context_len..];
         let original_host = match parts.headers.get(header::HOST) {
             Some(h) => Some(h.clone()),
             None => uri
@@ -154,67 +195,42 @@ impl Proxy {
             .as_ref()
             .is_some_and(|h| h.as_bytes().starts_with(b"sandbox-"));
         if let Some(why) = &entry.unavailable {
-            let r = json_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", why);
-            entry.metrics.record(503, started.elapsed());
-            return r;
+            return Err(ProxyError::Unavailable(why.clone()));
         }
         let upstream = if sandbox {
             entry.sandbox.clone()
         } else {
             entry.main.clone()
         };
-        let Some(upstream) = upstream else {
-            return not_found();
-        };
+        let upstream = upstream.ok_or(ProxyError::NotFound)?;
         if let Some(cors) = &entry.cors {
             if let Some(r) = cors.preflight(&parts.method, &parts.headers) {
-                return r;
+                return Ok(r);
             }
         }
         if let Some(access) = &entry.access {
             if !access.allows(&parts.method, rest) {
-                let r = json_error(
-                    StatusCode::FORBIDDEN,
-                    "Forbidden",
-                    "this path is not allowed by the provider's access control",
-                );
-                entry.metrics.record(403, started.elapsed());
-                return r;
+                return Err(ProxyError::AccessDenied);
             }
         }
-        let Some(op) = entry.find_op(&parts.method, rest) else {
-            return not_found();
-        };
+        let op = entry
+            .find_op(&parts.method, rest)
+            .ok_or(ProxyError::NotFound)?;
         let chain = &op.chain;
         let origin = parts.headers.get(header::ORIGIN).cloned();
-        let mut key_id = None;
-        if let Some(auth) = &chain.auth {
-            match auth.check(&mut parts.headers, &entry.keys, now_ms()) {
-                Ok(id) => key_id = Some(id),
-                Err(why) => {
-                    entry.metrics.record(401, started.elapsed());
-                    return policies::api_key_auth::unauthorized(why);
-                }
-            }
-        }
+        let key_id = match &chain.auth {
+            Some(auth) => Some(auth.check(&mut parts.headers, &entry.keys, now_ms())?),
+            None => None,
+        };
         // The most restrictive limit's state goes back in the RateLimit-* headers.
-        let mut decision: Option<policies::rate_limit::Decision> = None;
-        if let Some(subs) = &entry.subscriptions {
-            match policies::subscription::check(&mut parts.headers, subs, Instant::now()) {
-                Ok(d) => decision = d,
-                Err(refusal) => {
-                    let r = refusal.response();
-                    entry.metrics.record(r.status().as_u16(), started.elapsed());
-                    return r;
-                }
-            }
-        }
+        let mut decision = match &entry.subscriptions {
+            Some(subs) => policies::subscription::check(&mut parts.headers, subs, Instant::now())?,
+            None => None,
+        };
         for rl in &chain.rate_limits {
             let d = rl.check(key_id.as_ref(), Instant::now());
             if !d.allowed {
-                let r = rl.refuse(&d);
-                entry.metrics.record(429, started.elapsed());
-                return r;
+                return Err(ProxyError::RateLimited(d));
             }
             if decision.is_none_or(|prev| d.remaining < prev.remaining) {
                 decision = Some(d);
@@ -234,22 +250,12 @@ impl Proxy {
             pq.push('?');
             pq.push_str(q);
         }
-        let upstream_uri = match Uri::builder()
+        parts.uri = Uri::builder()
             .scheme(upstream.scheme.clone())
             .authority(upstream.authority.clone())
             .path_and_query(pq)
             .build()
-        {
-            Ok(u) => u,
-            Err(_) => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    "Bad Request",
-                    "the request path cannot be forwarded",
-                )
-            }
-        };
-        parts.uri = upstream_uri;
+            .map_err(|_| ProxyError::BadRequest("the request path cannot be forwarded"))?;
         parts.version = Version::HTTP_11;
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
@@ -279,29 +285,18 @@ impl Proxy {
         }
 
         let req = Request::from_parts(parts, body);
-        let res = tokio::time::timeout(self.timeouts.response, client.request(req)).await;
-        let mut res = match res {
+        let mut res = match tokio::time::timeout(self.timeouts.response, client.request(req)).await
+        {
             Ok(Ok(r)) => r.map(Either::Left),
             Ok(Err(e)) => {
-                entry.metrics.upstream_error();
-                let (status, msg) = if e.is_connect() {
-                    (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable")
-                } else {
-                    (StatusCode::BAD_GATEWAY, "upstream connection failed")
-                };
                 tracing::debug!(artifact = %entry.handle, error = %e, "upstream exchange failed");
-                entry.metrics.record(status.as_u16(), started.elapsed());
-                return json_error(status, status.canonical_reason().unwrap_or("Error"), msg);
+                return Err(if e.is_connect() {
+                    ProxyError::UpstreamUnavailable
+                } else {
+                    ProxyError::BadGateway
+                });
             }
-            Err(_) => {
-                entry.metrics.upstream_error();
-                entry.metrics.record(504, started.elapsed());
-                return json_error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "Gateway Timeout",
-                    "upstream timed out",
-                );
-            }
+            Err(_) => return Err(ProxyError::GatewayTimeout),
         };
         *res.version_mut() = Version::HTTP_11;
         let h = res.headers_mut();
@@ -315,10 +310,7 @@ impl Proxy {
         if let Some(d) = &decision {
             RateLimit::headers(d, h);
         }
-        entry
-            .metrics
-            .record(res.status().as_u16(), started.elapsed());
-        res
+        Ok(res)
     }
 }
 

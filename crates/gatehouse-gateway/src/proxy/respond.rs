@@ -28,14 +28,6 @@ pub fn json(status: StatusCode, body: Bytes) -> GatewayResponse {
     r
 }
 
-/// The 404 every unknown route, wrong method or unserved artifact answers.
-pub fn not_found() -> GatewayResponse {
-    json(
-        StatusCode::NOT_FOUND,
-        Bytes::from_static(br#"{"error":"Not Found"}"#),
-    )
-}
-
 /// An empty response.
 pub fn empty(status: StatusCode) -> GatewayResponse {
     let mut r = Response::new(Either::Right(Full::new(Bytes::new())));

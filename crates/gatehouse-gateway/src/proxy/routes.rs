@@ -8,7 +8,8 @@ use std::sync::Arc;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method};
 
-use gatehouse_core::spec::{AccessControl, AccessMode, ArtifactSpec, Policy};
+use gatehouse_core::policy::{merged, Policy};
+use gatehouse_core::spec::{AccessControl, AccessMode, ArtifactSpec};
 use gatehouse_core::ArtifactKind;
 
 use crate::proxy::metrics::ArtifactMetrics;
@@ -173,7 +174,7 @@ pub struct Entry {
     pub subscriptions: Option<SubSet>,
     pub metrics: ArtifactMetrics,
     /// Why the artifact cannot be served right now (e.g. its LLM provider is not deployed).
-    pub unavailable: Option<String>,
+    pub unavailable: Option<Arc<str>>,
 }
 
 impl Entry {
@@ -247,23 +248,24 @@ impl RouteTable {
                         .enumerate()
                         .filter(|(_, l)| l.stop_on_quota_reach)
                         .filter_map(|(i, l)| {
-                            let window = match l.time_unit.as_str() {
-                                "MINUTE" => "1m",
-                                "HOUR" => "1h",
-                                "DAY" => "1d",
-                                _ => "30d",
+                            let Some(window) = plan_window(&l.time_unit) else {
+                                tracing::error!(plan = %p.id, unit = %l.time_unit, "unknown plan time unit; quota not applied");
+                                return None;
                             };
-                            let params =
-                                serde_json::json!({"requests": l.limit_count, "window": window});
-                            limiters.get(
+                            Some(limiters.get(
                                 &format!("{}|sub:{}:{}:{i}", s.artifact_id, s.id, p.id),
-                                params.as_object()?,
-                            )
+                                l.limit_count,
+                                window,
+                                false,
+                            ))
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            let active = s.status == "ACTIVE" && plan.is_none_or(|p| p.status == "ACTIVE");
+            // Stored statuses are lowercase since store migration 2; the control plane may
+            // still send the uppercase spelling.
+            let active = s.status.eq_ignore_ascii_case("active")
+                && plan.is_none_or(|p| p.status.eq_ignore_ascii_case("active"));
             sub_sets.entry(s.artifact_id.as_str()).or_default().insert(
                 hex_digest(&s.token_hash).unwrap_or_else(|| key_digest(&s.token_hash)),
                 SubEntry {
@@ -315,6 +317,18 @@ impl RouteTable {
     }
 }
 
+/// The window of a plan limit's time unit (a month counts as 30 days).
+fn plan_window(unit: &str) -> Option<std::time::Duration> {
+    let days = |n: u64| std::time::Duration::from_secs(n * 86_400);
+    Some(match unit {
+        "MINUTE" => std::time::Duration::from_secs(60),
+        "HOUR" => std::time::Duration::from_secs(3600),
+        "DAY" => days(1),
+        "MONTH" => days(30),
+        _ => return None,
+    })
+}
+
 fn hex_digest(h: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(h, &mut out).ok()?;
@@ -342,8 +356,7 @@ fn compile_entry(
     let api_policies = art.document.spec.policies();
     let chain = |op_policies: &[Policy], scope: &str| {
         Arc::new(Chain::compile(
-            api_policies,
-            op_policies,
+            merged(api_policies, op_policies),
             &format!("{id}|{scope}"),
             limiters,
         ))
@@ -364,7 +377,7 @@ fn compile_entry(
         metrics: ArtifactMetrics::new(art.handle(), art.kind()),
         unavailable: None,
     };
-    let bad_url = |u: &str| format!("upstream URL '{u}' cannot be used");
+    let bad_url = |u: &str| Arc::from(format!("upstream URL '{u}' cannot be used"));
     match &art.document.spec {
         ArtifactSpec::RestApi(s) => {
             entry.main = Upstream::parse(&s.upstream.main.url).map(Arc::new);
@@ -411,20 +424,20 @@ fn compile_entry(
                         entry.main = Upstream::parse(&ps.upstream.url).map(Arc::new);
                         entry.access = Some(Access::compile(&ps.access_control));
                         entry.credential = credential(ps);
-                        let mut merged: Vec<Policy> = ps.policies.clone();
-                        merged.retain(|pp| !s.policies.iter().any(|sp| sp.name == pp.name));
-                        merged.extend(s.policies.iter().cloned());
-                        let ch =
-                            Arc::new(Chain::compile(&merged, &[], &format!("{id}|all"), limiters));
+                        let ch = Arc::new(Chain::compile(
+                            merged(&ps.policies, &s.policies),
+                            &format!("{id}|all"),
+                            limiters,
+                        ));
                         entry.cors = ch.cors.clone();
                         entry.ops.push(op(None, "/*", Rewrite::StripContext, ch));
                     }
                 }
                 None => {
-                    entry.unavailable = Some(format!(
+                    entry.unavailable = Some(Arc::from(format!(
                         "LLM provider '{}' is not deployed on this gateway",
                         s.provider.id
-                    ));
+                    )));
                     entry
                         .ops
                         .push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));

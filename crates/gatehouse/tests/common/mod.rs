@@ -6,6 +6,9 @@ use serde_json::{json, Value};
 
 pub use gatehouse_testkit::{eventually, Backend, Client, Platform, TestDatabase};
 
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
 /// Starts a platform on a fresh database of `backend`; `None` (test skipped) when PostgreSQL
 /// is not configured.
 pub async fn platform(backend: Backend, extra: &[&str]) -> Option<Platform> {

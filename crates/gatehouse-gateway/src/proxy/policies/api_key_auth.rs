@@ -3,14 +3,23 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, StatusCode};
-use serde_json::{Map, Value};
+use gatehouse_core::policy::ApiKeyAuthParams;
+use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
-
-use crate::proxy::respond::{json_error, GatewayResponse};
 
 /// The header clients put their key in unless configured otherwise.
 pub const DEFAULT_HEADER: &str = "api-key";
+
+/// Why a key was refused (401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing API key")]
+    Missing,
+    #[error("invalid API key")]
+    Invalid,
+    #[error("API key expired")]
+    Expired,
+}
 
 /// One key of an artifact, as the data plane checks it.
 #[derive(Debug, Clone)]
@@ -36,46 +45,40 @@ pub struct ApiKeyAuth {
 
 impl ApiKeyAuth {
     /// From `params.header` (default `API-Key`).
-    pub fn from_params(params: &Map<String, Value>) -> Self {
-        let header = params
-            .get("header")
-            .and_then(Value::as_str)
-            .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok())
-            .unwrap_or_else(|| HeaderName::from_static(DEFAULT_HEADER));
+    pub fn new(params: &ApiKeyAuthParams) -> Self {
+        let header = params.header.as_ref().map_or_else(
+            || HeaderName::from_static(DEFAULT_HEADER),
+            |h| h.header_name().clone(),
+        );
         Self { header }
     }
 
     /// Checks the request's key and removes it from the headers (the upstream never sees it).
-    /// Returns the key's id, or why it was refused (answer it with [`unauthorized`]).
+    /// Returns the key's id, or why it was refused.
     pub fn check(
         &self,
         headers: &mut HeaderMap,
         keys: &KeySet,
         now_ms: i64,
-    ) -> Result<Arc<str>, &'static str> {
-        let Some(value) = headers.remove(&self.header) else {
-            return Err("missing API key");
-        };
+    ) -> Result<Arc<str>, AuthError> {
+        let value = headers.remove(&self.header).ok_or(AuthError::Missing)?;
         let digest = value
             .to_str()
             .map(key_digest)
-            .map_err(|_| "invalid API key")?;
+            .map_err(|_| AuthError::Invalid)?;
         match keys.get(&digest) {
             Some(k) if k.active && k.expires_at_ms.is_none_or(|t| t > now_ms) => Ok(k.id.clone()),
-            Some(k) if k.active => Err("API key expired"),
-            _ => Err("invalid API key"),
+            Some(k) if k.active => Err(AuthError::Expired),
+            _ => Err(AuthError::Invalid),
         }
     }
-}
-
-/// The 401 for a refused key.
-pub fn unauthorized(message: &str) -> GatewayResponse {
-    json_error(StatusCode::UNAUTHORIZED, "Unauthorized", message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::error::ProxyError;
+    use http::StatusCode;
     use serde_json::json;
 
     fn keys() -> KeySet {
@@ -109,7 +112,7 @@ mod tests {
 
     #[test]
     fn accepts_only_active_unexpired_keys_of_the_artifact() {
-        let auth = ApiKeyAuth::from_params(&Map::new());
+        let auth = ApiKeyAuth::new(&ApiKeyAuthParams::default());
         let check = |v: Option<&str>| {
             let mut h = HeaderMap::new();
             if let Some(v) = v {
@@ -118,7 +121,7 @@ mod tests {
             let r = auth
                 .check(&mut h, &keys(), 5000)
                 .map(|id| id.to_string())
-                .map_err(|m| unauthorized(m).status());
+                .map_err(|e| ProxyError::from(e).into_response().status());
             assert!(h.get("api-key").is_none(), "the key never goes upstream");
             r
         };
@@ -131,8 +134,8 @@ mod tests {
 
     #[test]
     fn header_is_configurable() {
-        let p = json!({"header": "X-Token"});
-        let auth = ApiKeyAuth::from_params(p.as_object().unwrap());
+        let p: ApiKeyAuthParams = serde_json::from_value(json!({"header": "X-Token"})).unwrap();
+        let auth = ApiKeyAuth::new(&p);
         let mut h = HeaderMap::new();
         h.insert("x-token", "good".parse().unwrap());
         assert!(auth.check(&mut h, &keys(), 0).is_ok());

@@ -1,13 +1,13 @@
 //! `cors`: preflight requests are answered at the gateway; other responses get the
 //! `Access-Control-Allow-*` headers for allowed origins.
 
+use gatehouse_core::policy::{CorsParams, HeaderNameParam};
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
     ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use serde_json::{Map, Value};
 
 use crate::proxy::respond::{empty, GatewayResponse};
 
@@ -23,19 +23,6 @@ pub struct Cors {
     credentials: bool,
 }
 
-fn list(params: &Map<String, Value>, key: &str) -> Vec<String> {
-    params
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn joined(items: &[String]) -> Option<HeaderValue> {
     (!items.is_empty())
         .then(|| HeaderValue::from_str(&items.join(", ")).ok())
@@ -45,28 +32,25 @@ fn joined(items: &[String]) -> Option<HeaderValue> {
 impl Cors {
     /// From `allowOrigins`, `allowMethods`, `allowHeaders`, `exposeHeaders`, `maxAge`,
     /// `allowCredentials`.
-    pub fn from_params(params: &Map<String, Value>) -> Self {
-        let origins = list(params, "allowOrigins");
-        let mut methods = list(params, "allowMethods");
+    pub fn new(params: &CorsParams) -> Self {
+        let origins = params.allow_origins.clone();
+        let mut methods = params.allow_methods.clone();
         if methods.is_empty() {
             methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
                 .map(String::from)
                 .to_vec();
         }
+        let names = |hs: &[HeaderNameParam]| -> Vec<String> {
+            hs.iter().map(|h| h.as_str().to_owned()).collect()
+        };
         Self {
             any_origin: origins.is_empty() || origins.iter().any(|o| o == "*"),
             origins,
             methods: joined(&methods).unwrap_or(HeaderValue::from_static("GET")),
-            headers: joined(&list(params, "allowHeaders")),
-            expose: joined(&list(params, "exposeHeaders")),
-            max_age: params
-                .get("maxAge")
-                .and_then(Value::as_u64)
-                .map(HeaderValue::from),
-            credentials: params
-                .get("allowCredentials")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            headers: joined(&names(&params.allow_headers)),
+            expose: joined(&names(&params.expose_headers)),
+            max_age: params.max_age.map(HeaderValue::from),
+            credentials: params.allow_credentials.unwrap_or(false),
         }
     }
 
@@ -140,8 +124,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn cors(p: Value) -> Cors {
-        Cors::from_params(p.as_object().unwrap())
+    fn cors(p: serde_json::Value) -> Cors {
+        Cors::new(&serde_json::from_value(p).unwrap())
     }
 
     fn preflight_headers(origin: &str) -> HeaderMap {

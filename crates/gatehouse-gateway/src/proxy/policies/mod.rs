@@ -9,7 +9,7 @@ pub mod subscription;
 
 use std::sync::Arc;
 
-use gatehouse_core::spec::Policy;
+use gatehouse_core::policy::Policy;
 
 pub use api_key_auth::{ApiKeyAuth, KeySet};
 pub use cors::Cors;
@@ -26,28 +26,25 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Compiles artifact-level policies with operation-level ones; an operation-level policy
-    /// replaces the artifact-level one of the same name. `scope` names the limiter state
-    /// (artifact and operation) so that it survives route-table rebuilds.
-    pub fn compile(api: &[Policy], op: &[Policy], scope: &str, limiters: &RateLimiters) -> Self {
-        let mut merged: Vec<&Policy> = api
-            .iter()
-            .filter(|p| !op.iter().any(|o| o.name == p.name))
-            .collect();
-        merged.extend(op.iter());
+    /// Compiles `policies` (already merged, see `gatehouse_core::policy::merged`). `scope`
+    /// names the limiter state (artifact and operation) so that it survives route-table
+    /// rebuilds.
+    pub fn compile<'a>(
+        policies: impl IntoIterator<Item = &'a Policy>,
+        scope: &str,
+        limiters: &RateLimiters,
+    ) -> Self {
         let mut chain = Chain::default();
-        for p in merged {
-            match p.name.as_str() {
-                "api-key-auth" => chain.auth = Some(ApiKeyAuth::from_params(&p.params)),
-                "rate-limit" => {
-                    if let Some(rl) = limiters.get(scope, &p.params) {
-                        chain.rate_limits.push(rl);
-                    }
+        for p in policies {
+            match p {
+                Policy::ApiKeyAuth(params) => chain.auth = Some(ApiKeyAuth::new(params)),
+                Policy::RateLimit(params) => {
+                    chain.rate_limits.push(limiters.for_policy(scope, params))
                 }
-                "cors" => chain.cors = Some(Arc::new(Cors::from_params(&p.params))),
-                "set-headers" => chain.set_headers = Some(SetHeaders::from_params(&p.params)),
-                // LLM policies (model-allow-list, token-rate-limit) are enforced by the LLM layer.
-                _ => {}
+                Policy::Cors(params) => chain.cors = Some(Arc::new(Cors::new(params))),
+                Policy::SetHeaders(params) => chain.set_headers = Some(SetHeaders::new(params)),
+                // Accepted but not enforced yet; the API schema and docs/policies.md say so.
+                Policy::ModelAllowList(_) | Policy::TokenRateLimit(_) => {}
             }
         }
         chain

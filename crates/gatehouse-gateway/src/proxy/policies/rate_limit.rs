@@ -6,18 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, HeaderValue, StatusCode};
-use serde_json::{Map, Value};
+use http::{HeaderMap, HeaderValue};
 
-use gatehouse_core::spec::parse_window;
-
-use crate::proxy::respond::{json_error, GatewayResponse};
-
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    index: u64,
-    count: u64,
-}
+use gatehouse_core::policy::{LimitScope, RateLimitParams};
 
 /// A fixed-window limiter.
 #[derive(Debug)]
@@ -28,7 +19,16 @@ pub struct RateLimit {
     epoch: Instant,
     /// The shared window, lock-free: window index (high 24 bits, wrapping) and count (low 40).
     shared: AtomicU64,
-    keyed: Mutex<HashMap<Arc<str>, Window>>,
+    /// Per-key counts of the current window only. Every key's window starts at the same
+    /// instant, so when the window moves on the whole map is stale: it is replaced, never swept.
+    keyed: Mutex<KeyedWindow>,
+}
+
+/// The per-key counts of one window.
+#[derive(Debug, Default)]
+struct KeyedWindow {
+    index: u64,
+    counts: HashMap<Arc<str>, u64>,
 }
 
 const COUNT_BITS: u32 = 40;
@@ -53,7 +53,7 @@ impl RateLimit {
             per_key,
             epoch: Instant::now(),
             shared: AtomicU64::new(0),
-            keyed: Mutex::new(HashMap::new()),
+            keyed: Mutex::default(),
         }
     }
 
@@ -63,27 +63,8 @@ impl RateLimit {
         let elapsed = now.saturating_duration_since(self.epoch).as_millis() as u64;
         let index = elapsed / window_ms;
         let reset_ms = window_ms - elapsed % window_ms;
-        let bump = |w: &mut Window| {
-            if w.index != index {
-                *w = Window { index, count: 0 };
-            }
-            if w.count < self.limit {
-                w.count += 1;
-                true
-            } else {
-                false
-            }
-        };
         let (allowed, count) = match (self.per_key, key) {
-            (true, Some(k)) => {
-                let mut map = self.keyed.lock().unwrap_or_else(|e| e.into_inner());
-                if map.len() > 100_000 {
-                    map.retain(|_, w| w.index == index);
-                }
-                let w = map.entry(k.clone()).or_insert(Window { index, count: 0 });
-                let ok = bump(w);
-                (ok, w.count)
-            }
+            (true, Some(k)) => self.bump_keyed(k, index),
             _ => self.bump_shared(index),
         };
         Decision {
@@ -92,6 +73,28 @@ impl RateLimit {
             remaining: self.limit.saturating_sub(count),
             reset_secs: reset_ms.div_ceil(1000).max(1),
         }
+    }
+
+    /// Counts one request of `key`. The lock covers one map lookup; a stale window's map is
+    /// dropped after the lock is released.
+    fn bump_keyed(&self, key: &Arc<str>, index: u64) -> (bool, u64) {
+        let mut stale = None;
+        let result = {
+            let mut w = self.keyed.lock().unwrap_or_else(|e| e.into_inner());
+            if w.index != index {
+                stale = Some(std::mem::take(&mut w.counts));
+                w.index = index;
+            }
+            let count = w.counts.entry(key.clone()).or_insert(0);
+            if *count < self.limit {
+                *count += 1;
+                (true, *count)
+            } else {
+                (false, *count)
+            }
+        };
+        drop(stale);
+        result
     }
 
     /// Counts one request in the shared window without a lock.
@@ -120,19 +123,6 @@ impl RateLimit {
         }
     }
 
-    /// The 429 for a refused request.
-    pub fn refuse(&self, d: &Decision) -> GatewayResponse {
-        let mut r = json_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too Many Requests",
-            "rate limit exceeded",
-        );
-        Self::headers(d, r.headers_mut());
-        r.headers_mut()
-            .insert("retry-after", HeaderValue::from(d.reset_secs));
-        r
-    }
-
     /// Writes `RateLimit-Limit`, `-Remaining` and `-Reset`.
     pub fn headers(d: &Decision, h: &mut HeaderMap) {
         h.insert("ratelimit-limit", HeaderValue::from(d.limit));
@@ -148,21 +138,20 @@ pub struct RateLimiters {
 }
 
 impl RateLimiters {
-    /// The limiter of `scope` with `params`, created on first use.
-    pub fn get(&self, scope: &str, params: &Map<String, Value>) -> Option<Arc<RateLimit>> {
-        let limit = params.get("requests").and_then(Value::as_u64)?;
-        let window = params
-            .get("window")
-            .and_then(Value::as_str)
-            .and_then(parse_window)?;
-        let per_key = params.get("per").and_then(Value::as_str) == Some("key");
+    /// The limiter of `scope` for a `rate-limit` policy, created on first use.
+    pub fn for_policy(&self, scope: &str, params: &RateLimitParams) -> Arc<RateLimit> {
+        let per_key = params.per == Some(LimitScope::Key);
+        self.get(scope, params.requests, params.window.duration(), per_key)
+    }
+
+    /// The limiter of `scope` allowing `limit` per `window`, created on first use; the same
+    /// scope and numbers give the same limiter (and its counts) back.
+    pub fn get(&self, scope: &str, limit: u64, window: Duration, per_key: bool) -> Arc<RateLimit> {
         let id = format!("{scope}|{limit}|{}|{per_key}", window.as_millis());
         let mut map = self.by_scope.lock().unwrap_or_else(|e| e.into_inner());
-        Some(
-            map.entry(id)
-                .or_insert_with(|| Arc::new(RateLimit::new(limit, window, per_key)))
-                .clone(),
-        )
+        map.entry(id)
+            .or_insert_with(|| Arc::new(RateLimit::new(limit, window, per_key)))
+            .clone()
     }
 
     /// Forgets limiters whose scope is not in `live` (removed artifacts).
@@ -175,7 +164,8 @@ impl RateLimiters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::proxy::error::ProxyError;
+    use http::StatusCode;
 
     #[test]
     fn allows_the_limit_then_refuses_until_the_window_resets() {
@@ -189,7 +179,7 @@ mod tests {
         let d = rl.check(None, t0 + Duration::from_secs(4));
         assert!(!d.allowed);
         assert_eq!(d.reset_secs, 6);
-        let r = rl.refuse(&d);
+        let r = ProxyError::RateLimited(d).into_response();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()["retry-after"], "6");
         assert_eq!(r.headers()["ratelimit-remaining"], "0");
@@ -226,19 +216,31 @@ mod tests {
     #[test]
     fn registry_keeps_state_for_the_same_scope_and_params() {
         let reg = RateLimiters::default();
-        let p = json!({"requests": 1, "window": "1m"});
-        let a = reg.get("api-1|op", p.as_object().unwrap()).unwrap();
-        let b = reg.get("api-1|op", p.as_object().unwrap()).unwrap();
+        let params = |requests: u64| RateLimitParams {
+            requests,
+            window: "1m".parse().unwrap(),
+            per: None,
+        };
+        let a = reg.for_policy("api-1|op", &params(1));
+        let b = reg.for_policy("api-1|op", &params(1));
         assert!(Arc::ptr_eq(&a, &b));
-        let p2 = json!({"requests": 2, "window": "1m"});
-        assert!(!Arc::ptr_eq(
-            &a,
-            &reg.get("api-1|op", p2.as_object().unwrap()).unwrap()
-        ));
+        assert!(!Arc::ptr_eq(&a, &reg.for_policy("api-1|op", &params(2))));
         reg.retain(|scope| scope != "api-1");
-        assert!(!Arc::ptr_eq(
-            &a,
-            &reg.get("api-1|op", p.as_object().unwrap()).unwrap()
-        ));
+        assert!(!Arc::ptr_eq(&a, &reg.for_policy("api-1|op", &params(1))));
+    }
+
+    #[test]
+    fn per_key_counts_start_afresh_in_each_window() {
+        let rl = RateLimit::new(1, Duration::from_secs(10), true);
+        let t0 = rl.epoch;
+        let keys: Vec<Arc<str>> = (0..1000).map(|i| i.to_string().into()).collect();
+        for k in &keys {
+            assert!(rl.check(Some(k), t0).allowed);
+            assert!(!rl.check(Some(k), t0).allowed);
+        }
+        let later = t0 + Duration::from_secs(10);
+        assert!(rl.check(Some(&keys[0]), later).allowed);
+        let w = rl.keyed.lock().unwrap();
+        assert_eq!(w.counts.len(), 1, "the old window's keys are gone");
     }
 }

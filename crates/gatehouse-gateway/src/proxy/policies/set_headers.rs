@@ -1,8 +1,8 @@
 //! `set-headers`: set and remove request headers (towards the upstream) and response headers
 //! (towards the client).
 
+use gatehouse_core::policy::{HeaderEdits, SetHeadersParams};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::{Map, Value};
 
 /// Header edits of one side.
 #[derive(Debug, Default, Clone)]
@@ -12,29 +12,23 @@ pub struct Edits {
 }
 
 impl Edits {
-    fn from_value(v: Option<&Value>) -> Self {
-        let mut e = Edits::default();
-        let Some(obj) = v.and_then(Value::as_object) else {
-            return e;
+    /// Compiles one side's edits.
+    fn new(edits: Option<&HeaderEdits>) -> Self {
+        let Some(edits) = edits else {
+            return Edits::default();
         };
-        if let Some(set) = obj.get("set").and_then(Value::as_object) {
-            for (k, v) in set {
-                if let (Ok(n), Some(Ok(v))) = (
-                    HeaderName::from_bytes(k.as_bytes()),
-                    v.as_str().map(HeaderValue::from_str),
-                ) {
-                    e.set.push((n, v));
-                }
-            }
+        Edits {
+            set: edits
+                .set
+                .iter()
+                .map(|(k, v)| (k.header_name().clone(), v.header_value().clone()))
+                .collect(),
+            remove: edits
+                .remove
+                .iter()
+                .map(|h| h.header_name().clone())
+                .collect(),
         }
-        if let Some(rm) = obj.get("remove").and_then(Value::as_array) {
-            e.remove.extend(
-                rm.iter()
-                    .filter_map(Value::as_str)
-                    .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
-            );
-        }
-        e
     }
 
     /// Applies the edits: removals first, then sets (which replace).
@@ -57,10 +51,10 @@ pub struct SetHeaders {
 
 impl SetHeaders {
     /// From `request{set, remove}` and `response{set, remove}`.
-    pub fn from_params(params: &Map<String, Value>) -> Self {
+    pub fn new(params: &SetHeadersParams) -> Self {
         Self {
-            request: Edits::from_value(params.get("request")),
-            response: Edits::from_value(params.get("response")),
+            request: Edits::new(params.request.as_ref()),
+            response: Edits::new(params.response.as_ref()),
         }
     }
 }
@@ -73,7 +67,7 @@ mod tests {
     #[test]
     fn sets_and_removes_on_each_side() {
         let p = json!({"request": {"set": {"X-Env": "prod"}, "remove": ["Cookie"]}, "response": {"set": {"X-Served-By": "gatehouse"}, "remove": ["Server"]}});
-        let sh = SetHeaders::from_params(p.as_object().unwrap());
+        let sh = SetHeaders::new(&serde_json::from_value(p).unwrap());
         let mut req = HeaderMap::new();
         req.insert("cookie", "a=b".parse().unwrap());
         req.insert("x-env", "dev".parse().unwrap());

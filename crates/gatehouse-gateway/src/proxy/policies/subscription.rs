@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderMap, HeaderName, StatusCode};
+use http::{HeaderMap, HeaderName};
 
 use super::api_key_auth::key_digest;
 use super::rate_limit::{Decision, RateLimit};
-use crate::proxy::respond::{json_error, GatewayResponse};
 
 /// The header carrying the subscription token.
 pub static HEADER: HeaderName = HeaderName::from_static("subscription-key");
@@ -26,30 +25,15 @@ pub struct SubEntry {
 /// An artifact's subscriptions by the SHA-256 of their token.
 pub type SubSet = HashMap<[u8; 32], SubEntry>;
 
-/// Why a request was refused.
-pub enum Refusal {
+/// Why a request was refused: 403 without a usable subscription, 429 once a quota is spent.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubscriptionError {
+    #[error("a subscription is required: send the Subscription-Key header")]
     Missing,
+    #[error("unknown or inactive subscription")]
     Invalid,
-    Quota(Arc<RateLimit>, Decision),
-}
-
-impl Refusal {
-    /// The answer for the refusal.
-    pub fn response(&self) -> GatewayResponse {
-        match self {
-            Refusal::Missing => json_error(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                "a subscription is required: send the Subscription-Key header",
-            ),
-            Refusal::Invalid => json_error(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                "unknown or inactive subscription",
-            ),
-            Refusal::Quota(rl, d) => rl.refuse(d),
-        }
-    }
+    #[error("subscription quota exceeded")]
+    Quota(Decision),
 }
 
 /// Checks (and removes) the request's subscription token; returns the most restrictive quota
@@ -58,21 +42,21 @@ pub fn check(
     headers: &mut HeaderMap,
     subs: &SubSet,
     now: Instant,
-) -> Result<Option<Decision>, Refusal> {
-    let token = headers.remove(&HEADER).ok_or(Refusal::Missing)?;
+) -> Result<Option<Decision>, SubscriptionError> {
+    let token = headers.remove(&HEADER).ok_or(SubscriptionError::Missing)?;
     let digest = token
         .to_str()
         .map(key_digest)
-        .map_err(|_| Refusal::Invalid)?;
+        .map_err(|_| SubscriptionError::Invalid)?;
     let sub = subs
         .get(&digest)
         .filter(|s| s.active)
-        .ok_or(Refusal::Invalid)?;
+        .ok_or(SubscriptionError::Invalid)?;
     let mut tightest: Option<Decision> = None;
     for q in &sub.quotas {
         let d = q.check(None, now);
         if !d.allowed {
-            return Err(Refusal::Quota(q.clone(), d));
+            return Err(SubscriptionError::Quota(d));
         }
         if tightest.is_none_or(|t| d.remaining < t.remaining) {
             tightest = Some(d);
@@ -84,6 +68,8 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::error::ProxyError;
+    use http::StatusCode;
     use std::time::Duration;
 
     #[test]
@@ -112,7 +98,8 @@ mod tests {
             if let Some(v) = v {
                 h.insert(&HEADER, v.parse().unwrap());
             }
-            let r = check(&mut h, &subs, now).map_err(|r| r.response().status());
+            let r =
+                check(&mut h, &subs, now).map_err(|e| ProxyError::from(e).into_response().status());
             assert!(h.get(&HEADER).is_none(), "never forwarded");
             r
         };

@@ -1,0 +1,235 @@
+//! How a `Policy` reads and writes: `{name, version: v1, params?}`, with the params validated by
+//! the type the name selects, and its OpenAPI schema made from the same params types.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
+
+use super::*;
+
+/// The one policy version there is.
+const VERSION: &str = "v1";
+
+impl Policy {
+    fn params_value(&self) -> Result<Value, serde_json::Error> {
+        match self {
+            Policy::ApiKeyAuth(p) => serde_json::to_value(p),
+            Policy::RateLimit(p) => serde_json::to_value(p),
+            Policy::Cors(p) => serde_json::to_value(p),
+            Policy::SetHeaders(p) => serde_json::to_value(p),
+            Policy::ModelAllowList(p) => serde_json::to_value(p),
+            Policy::TokenRateLimit(p) => serde_json::to_value(p),
+        }
+    }
+}
+
+impl Serialize for Policy {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let params = self.params_value().map_err(serde::ser::Error::custom)?;
+        let has_params = params.as_object().is_some_and(|m| !m.is_empty());
+        let mut out = s.serialize_struct("Policy", 2 + usize::from(has_params))?;
+        out.serialize_field("name", &self.name())?;
+        out.serialize_field("version", VERSION)?;
+        if has_params {
+            out.serialize_field("params", &params)?;
+        }
+        out.end()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum Field {
+    Name,
+    Version,
+    Params,
+}
+
+/// Deserializes the params of one named policy.
+struct ParamsOf(PolicyName);
+
+impl<'de> DeserializeSeed<'de> for ParamsOf {
+    type Value = Policy;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Policy, D::Error> {
+        Ok(match self.0 {
+            PolicyName::ApiKeyAuth => Policy::ApiKeyAuth(Deserialize::deserialize(d)?),
+            PolicyName::RateLimit => Policy::RateLimit(Deserialize::deserialize(d)?),
+            PolicyName::Cors => Policy::Cors(Deserialize::deserialize(d)?),
+            PolicyName::SetHeaders => Policy::SetHeaders(Deserialize::deserialize(d)?),
+            PolicyName::ModelAllowList => Policy::ModelAllowList(Deserialize::deserialize(d)?),
+            PolicyName::TokenRateLimit => Policy::TokenRateLimit(Deserialize::deserialize(d)?),
+        })
+    }
+}
+
+/// Params given before the name (or not at all): parsed once the name is known, naming the
+/// failing field inside `params` in the message.
+fn params_from_value<E: de::Error>(name: PolicyName, value: Value) -> Result<Policy, E> {
+    let mut track = serde_path_to_error::Track::new();
+    let d = serde_path_to_error::Deserializer::new(value, &mut track);
+    ParamsOf(name).deserialize(d).map_err(|e| {
+        let path = track.path().to_string();
+        let message = e.to_string();
+        let inner = crate::validate::without_position(&message);
+        if path == "." {
+            E::custom(format_args!("params: {inner}"))
+        } else {
+            E::custom(format_args!("params.{path}: {inner}"))
+        }
+    })
+}
+
+/// `version`, which must be `v1`.
+struct VersionV1;
+
+impl<'de> Deserialize<'de> for VersionV1 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = String::deserialize(d)?;
+        if v == VERSION {
+            Ok(VersionV1)
+        } else {
+            Err(de::Error::custom(format_args!(
+                "'{v}' is not a version of this policy; expected {VERSION}"
+            )))
+        }
+    }
+}
+
+struct PolicyVisitor;
+
+impl<'de> Visitor<'de> for PolicyVisitor {
+    type Value = Policy;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a policy {name, version, params}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Policy, A::Error> {
+        let mut name: Option<PolicyName> = None;
+        let mut policy: Option<Policy> = None;
+        let mut early_params: Option<Value> = None;
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Name => name = Some(map.next_value()?),
+                Field::Version => {
+                    map.next_value::<VersionV1>()?;
+                }
+                // With the name known, the params deserialize in place, so errors name their
+                // field (`params.requests`).
+                Field::Params => match name {
+                    Some(n) => policy = Some(map.next_value_seed(ParamsOf(n))?),
+                    None => early_params = Some(map.next_value()?),
+                },
+            }
+        }
+        let name = name.ok_or_else(|| de::Error::missing_field("name"))?;
+        match policy {
+            Some(p) => Ok(p),
+            None => params_from_value(
+                name,
+                early_params.unwrap_or_else(|| Value::Object(Map::new())),
+            ),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Policy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(PolicyVisitor)
+    }
+}
+
+fn variant_schema(name: PolicyName, params: RefOr<Schema>, params_required: bool) -> ObjectBuilder {
+    let about = match name {
+        PolicyName::ApiKeyAuth => "401 without an active, unexpired API key of the artifact.",
+        PolicyName::RateLimit => "429 with RateLimit-* and Retry-After beyond `requests` per `window`.",
+        PolicyName::Cors => "Preflights answered at the gateway; Access-Control-Allow-* on responses.",
+        PolicyName::SetHeaders => "Sets and removes request and response headers.",
+        PolicyName::ModelAllowList => {
+            "NOT ENFORCED YET: accepted and stored, but the gateway forwards requests for any model. LLM providers and LLM proxies only."
+        }
+        PolicyName::TokenRateLimit => {
+            "NOT ENFORCED YET: accepted and stored, but the gateway does not count tokens. LLM providers and LLM proxies only."
+        }
+    };
+    let mut obj = ObjectBuilder::new()
+        .title(Some(name.as_str()))
+        .description(Some(about))
+        .property(
+            "name",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([name.as_str()])),
+        )
+        .required("name")
+        .property(
+            "version",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([VERSION]))
+                .default(Some(VERSION.into())),
+        )
+        .property("params", params)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    if params_required {
+        obj = obj.required("params");
+    }
+    obj
+}
+
+impl PartialSchema for Policy {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .description(Some(
+                "A policy: `{name, version: v1, params?}`. See docs/policies.md for each policy.",
+            ))
+            .item(variant_schema(
+                PolicyName::ApiKeyAuth,
+                ApiKeyAuthParams::schema(),
+                false,
+            ))
+            .item(variant_schema(
+                PolicyName::RateLimit,
+                RateLimitParams::schema(),
+                true,
+            ))
+            .item(variant_schema(
+                PolicyName::Cors,
+                CorsParams::schema(),
+                false,
+            ))
+            .item(variant_schema(
+                PolicyName::SetHeaders,
+                SetHeadersParams::schema(),
+                false,
+            ))
+            .item(variant_schema(
+                PolicyName::ModelAllowList,
+                ModelAllowListParams::schema(),
+                true,
+            ))
+            .item(variant_schema(
+                PolicyName::TokenRateLimit,
+                TokenRateLimitParams::schema(),
+                true,
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Policy {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <ApiKeyAuthParams as ToSchema>::schemas(schemas);
+        <RateLimitParams as ToSchema>::schemas(schemas);
+        <CorsParams as ToSchema>::schemas(schemas);
+        <SetHeadersParams as ToSchema>::schemas(schemas);
+        <ModelAllowListParams as ToSchema>::schemas(schemas);
+        <TokenRateLimitParams as ToSchema>::schemas(schemas);
+    }
+}

@@ -1,0 +1,119 @@
+//! `spec` of an `LlmProvider`: a template, the upstream and its credential, access control.
+
+use serde::{Deserialize, Serialize};
+
+use super::default_version;
+use super::rules::{validate_header_name, validate_method, validate_operation_path, validate_url};
+use crate::policy::Policy;
+use crate::validate::FieldError;
+
+/// Built-in LLM provider templates.
+pub const LLM_TEMPLATES: [&str; 5] = ["openai", "anthropic", "azure-openai", "gemini", "mistral"];
+
+/// How the gateway authenticates to an LLM upstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamAuth {
+    #[serde(rename = "type")]
+    pub auth_type: String,
+    pub header: String,
+    /// The credential. Absent in what the public API returns; sealed at rest in the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// The upstream of an LLM provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LlmUpstream {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<UpstreamAuth>,
+}
+
+/// Access control mode of an LLM provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessMode {
+    #[default]
+    AllowAll,
+    DenyAll,
+}
+
+/// A path (and optionally methods) excepted from the access mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessException {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+}
+
+/// Which provider paths are reachable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessControl {
+    #[serde(default)]
+    pub mode: AccessMode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<AccessException>,
+}
+
+/// `spec` of an `LlmProvider`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LlmProviderSpec {
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default = "default_version")]
+    pub version: String,
+    pub template: String,
+    pub context: String,
+    pub upstream: LlmUpstream,
+    #[serde(default)]
+    pub access_control: AccessControl,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<Policy>,
+    /// Handles of the subscription plans offered; when any, callers need a subscription.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscription_plans: Vec<String>,
+}
+
+impl LlmProviderSpec {
+    /// The rules particular to providers: a known template, the upstream and its credential,
+    /// well-formed access-control exceptions.
+    pub(super) fn validate(&self) -> Result<(), FieldError> {
+        if !LLM_TEMPLATES.contains(&self.template.as_str()) {
+            return Err(FieldError::new(
+                "template",
+                format!(
+                    "unknown template '{}'; expected one of {}",
+                    self.template,
+                    LLM_TEMPLATES.join(", ")
+                ),
+            ));
+        }
+        validate_url("upstream.url", &self.upstream.url)?;
+        if let Some(auth) = &self.upstream.auth {
+            if auth.auth_type != "api-key" {
+                return Err(FieldError::new(
+                    "upstream.auth.type",
+                    "only 'api-key' is supported",
+                ));
+            }
+            validate_header_name("upstream.auth.header", &auth.header)?;
+            if auth.value.as_deref().is_some_and(str::is_empty) {
+                return Err(FieldError::new("upstream.auth.value", "must not be empty"));
+            }
+        }
+        for (i, ex) in self.access_control.exceptions.iter().enumerate() {
+            let at = format!("accessControl.exceptions[{i}]");
+            validate_operation_path(&format!("{at}.path"), &ex.path)?;
+            for (j, m) in ex.methods.iter().enumerate() {
+                validate_method(&format!("{at}.methods[{j}]"), m)?;
+            }
+        }
+        Ok(())
+    }
+}

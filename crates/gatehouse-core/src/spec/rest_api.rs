@@ -1,0 +1,85 @@
+//! `spec` of a `RestApi`: upstreams, operations and their policies.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::rules::{normalized_path, validate_method, validate_operation_path, validate_url};
+use super::{default_version, validate_policies};
+use crate::kind::ArtifactKind;
+use crate::policy::Policy;
+use crate::validate::FieldError;
+
+/// An upstream endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Endpoint {
+    pub url: String,
+}
+
+/// Main and optional sandbox upstreams of a REST API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestUpstream {
+    pub main: Endpoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Endpoint>,
+}
+
+/// One operation of a REST API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Operation {
+    pub method: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<Policy>,
+}
+
+/// `spec` of a `RestApi`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestApiSpec {
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default = "default_version")]
+    pub version: String,
+    pub context: String,
+    pub upstream: RestUpstream,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<Operation>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<Policy>,
+    /// Handles of the subscription plans offered; when any, callers need a subscription.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscription_plans: Vec<String>,
+}
+
+impl RestApiSpec {
+    /// The rules particular to REST APIs: upstream URLs and unique, well-formed operations.
+    pub(super) fn validate(&self) -> Result<(), FieldError> {
+        validate_url("upstream.main.url", &self.upstream.main.url)?;
+        if let Some(sb) = &self.upstream.sandbox {
+            validate_url("upstream.sandbox.url", &sb.url)?;
+        }
+        let mut seen = HashSet::new();
+        for (i, op) in self.operations.iter().enumerate() {
+            let at = format!("operations[{i}]");
+            validate_method(&format!("{at}.method"), &op.method)?;
+            validate_operation_path(&format!("{at}.path"), &op.path)?;
+            validate_policies(
+                ArtifactKind::RestApi,
+                &op.policies,
+                &format!("{at}.policies"),
+            )?;
+            if !seen.insert((op.method.as_str(), normalized_path(&op.path))) {
+                return Err(FieldError::new(
+                    at,
+                    format!("duplicate operation {} {}", op.method, op.path),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! Spec parsing and validation, field by field.
+use super::*;
+use serde_json::json;
+
+fn rest(spec: Value) -> Result<ArtifactSpec, FieldError> {
+    ArtifactSpec::parse(ArtifactKind::RestApi, spec)
+}
+
+fn base() -> Value {
+    json!({
+        "displayName": "Orders", "version": "v1", "context": "/orders/$version",
+        "upstream": {"main": {"url": "http://127.0.0.1:9000/api"}},
+        "operations": [{"method": "GET", "path": "/items/{id}"}, {"method": "GET", "path": "/files/*"}]
+    })
+}
+
+fn field_of(mut v: Value, pointer: &str, new: Value) -> String {
+    *v.pointer_mut(pointer).unwrap() = new;
+    rest(v).unwrap_err().field
+}
+
+#[test]
+fn valid_rest_api_parses_with_defaults() {
+    let s = rest(base()).unwrap();
+    assert_eq!(s.resolved_context(), "/orders/v1");
+    let mut v = base();
+    v.as_object_mut().unwrap().remove("version");
+    assert_eq!(rest(v).unwrap().version(), "v1.0");
+}
+
+#[test]
+fn invalid_rest_fields_are_named() {
+    assert_eq!(field_of(base(), "/context", json!("orders")), "context");
+    assert_eq!(field_of(base(), "/context", json!("/a//b")), "context");
+    assert_eq!(
+        field_of(base(), "/context", json!("/_gateway-health")),
+        "context"
+    );
+    assert_eq!(field_of(base(), "/context", json!("/x/$other")), "context");
+    assert_eq!(field_of(base(), "/version", json!("v 1")), "version");
+    assert_eq!(field_of(base(), "/displayName", json!(" ")), "displayName");
+    assert_eq!(
+        field_of(base(), "/upstream/main/url", json!("not a url")),
+        "upstream.main.url"
+    );
+    assert_eq!(
+        field_of(base(), "/operations/0/method", json!("FETCH")),
+        "operations[0].method"
+    );
+    assert_eq!(
+        field_of(base(), "/operations/1/path", json!("/a/*/b")),
+        "operations[1].path"
+    );
+    assert_eq!(
+        field_of(base(), "/operations/1/path", json!("/a/{x")),
+        "operations[1].path"
+    );
+    assert_eq!(
+        field_of(base(), "/operations/1/path", json!("/items/{other}")),
+        "operations[1]"
+    );
+    assert_eq!(field_of(base(), "/context", json!(5)), "context");
+    let mut v = base();
+    v["colour"] = json!("red");
+    assert!(rest(v).unwrap_err().message.contains("colour"));
+    let mut v = base();
+    v.as_object_mut().unwrap().remove("upstream");
+    assert!(rest(v).unwrap_err().message.contains("upstream"));
+}
+
+#[test]
+fn policies_are_validated_by_name_and_params() {
+    let with = |p: Value| {
+        let mut v = base();
+        v["policies"] = json!([p]);
+        rest(v)
+    };
+    assert!(with(json!({"name": "api-key-auth", "version": "v1"})).is_ok());
+    assert!(with(
+        json!({"name": "rate-limit", "params": {"requests": 10, "window": "1m", "per": "key"}})
+    )
+    .is_ok());
+    assert_eq!(
+        with(json!({"name": "nope"})).unwrap_err().field,
+        "policies[0].name"
+    );
+    assert_eq!(
+        with(json!({"name": "rate-limit", "params": {"requests": 0, "window": "1m"}}))
+            .unwrap_err()
+            .field,
+        "policies[0].params.requests"
+    );
+    assert_eq!(
+        with(json!({"name": "rate-limit", "params": {"requests": 1, "window": "soon"}}))
+            .unwrap_err()
+            .field,
+        "policies[0].params.window"
+    );
+    assert_eq!(
+        with(json!({"name": "model-allow-list", "params": {"models": ["gpt"]}}))
+            .unwrap_err()
+            .field,
+        "policies[0].name"
+    );
+    assert_eq!(
+        with(json!({"name": "cors", "params": {"allowOrigins": "*"}}))
+            .unwrap_err()
+            .field,
+        "policies[0].params.allowOrigins"
+    );
+    assert_eq!(
+        with(json!({"name": "set-headers", "params": {"request": {"set": {"a": 1}}}}))
+            .unwrap_err()
+            .field,
+        "policies[0].params.request.set"
+    );
+    assert_eq!(
+        with(json!({"name": "api-key-auth", "params": {"colour": 1}}))
+            .unwrap_err()
+            .field,
+        "policies[0].params.colour"
+    );
+}
+
+#[test]
+fn llm_and_mcp_specs_validate() {
+    let provider = json!({
+        "displayName": "OpenAI", "template": "openai", "context": "/openai",
+        "upstream": {"url": "https://api.openai.com/v1", "auth": {"type": "api-key", "header": "Authorization", "value": "Bearer sk"}},
+        "accessControl": {"mode": "deny_all", "exceptions": [{"path": "/chat/completions", "methods": ["POST"]}]},
+        "policies": [{"name": "model-allow-list", "params": {"models": ["gpt-4o"]}}]
+    });
+    let mut p = ArtifactSpec::parse(ArtifactKind::LlmProvider, provider.clone()).unwrap();
+    assert_eq!(p.credential_mut().unwrap().as_deref(), Some("Bearer sk"));
+    let mut bad = provider.clone();
+    bad["template"] = json!("skynet");
+    assert_eq!(
+        ArtifactSpec::parse(ArtifactKind::LlmProvider, bad)
+            .unwrap_err()
+            .field,
+        "template"
+    );
+    let mut bad = provider;
+    bad["accessControl"]["mode"] = json!("some");
+    assert_eq!(
+        ArtifactSpec::parse(ArtifactKind::LlmProvider, bad)
+            .unwrap_err()
+            .field,
+        "accessControl.mode"
+    );
+
+    let proxy = json!({"displayName": "Chat", "context": "/chat", "provider": {"id": "openai"}});
+    let s = ArtifactSpec::parse(ArtifactKind::LlmProxy, proxy).unwrap();
+    assert_eq!(s.provider().unwrap().as_str(), "openai");
+    let bad = json!({"displayName": "Chat", "context": "/chat", "provider": {"id": "Open AI"}});
+    assert_eq!(
+        ArtifactSpec::parse(ArtifactKind::LlmProxy, bad)
+            .unwrap_err()
+            .field,
+        "provider.id"
+    );
+
+    let mcp = json!({"displayName": "Tools", "context": "/tools", "upstream": {"url": "http://127.0.0.1:7000"}, "tools": ["search"]});
+    assert!(ArtifactSpec::parse(ArtifactKind::Mcp, mcp).is_ok());
+    let bad = json!({"displayName": "Tools", "context": "/tools", "upstream": {"url": "http://127.0.0.1:7000"}, "tools": [""]});
+    assert_eq!(
+        ArtifactSpec::parse(ArtifactKind::Mcp, bad)
+            .unwrap_err()
+            .field,
+        "tools[0]"
+    );
+}

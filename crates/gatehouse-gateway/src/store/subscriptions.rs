@@ -1,0 +1,140 @@
+//! Subscriptions of held artifacts (tokens only as hashes) and the plans that set their quotas.
+
+use super::rows::{subscription_from_row, PlanLimit, StoredPlan, StoredSubscription};
+use super::{now_ms, Store, StoreError, Tx};
+
+impl Store {
+    /// Records (or replaces) a subscription of an artifact.
+    pub async fn upsert_subscription(&self, sub: &StoredSubscription) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        upsert_subscription(&mut tx, &sub.artifact_id, sub).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The subscriptions of one artifact.
+    pub async fn subscriptions_of(
+        &self,
+        artifact_id: &str,
+    ) -> Result<Vec<StoredSubscription>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM subscriptions WHERE artifact_id = ? ORDER BY created_at, id",
+        )
+        .bind(artifact_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(subscription_from_row).collect()
+    }
+
+    /// Every subscription of every artifact.
+    pub async fn subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM subscriptions ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(subscription_from_row).collect()
+    }
+
+    /// Every plan; limits that cannot be read back are an error naming the plan.
+    pub async fn plans(&self) -> Result<Vec<StoredPlan>, StoreError> {
+        let rows: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT id, handle, limits, status FROM plans ORDER BY handle")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(id, handle, limits, status)| {
+                let limits: Vec<PlanLimit> =
+                    serde_json::from_str(&limits).map_err(|e| StoreError::UnreadablePayload {
+                        table: "plans",
+                        id: id.clone(),
+                        column: "limits",
+                        reason: e.to_string(),
+                    })?;
+                Ok(StoredPlan {
+                    id,
+                    handle,
+                    limits,
+                    status,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Adds or replaces (by id) a subscription of artifact `artifact_id`.
+pub(super) async fn upsert_subscription(
+    tx: &mut Tx<'_>,
+    artifact_id: &str,
+    sub: &StoredSubscription,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO subscriptions (id, artifact_id, subscriber_id, token_hash, plan_id, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET subscriber_id = excluded.subscriber_id, token_hash = excluded.token_hash, \
+           plan_id = excluded.plan_id, status = excluded.status",
+    )
+    .bind(&sub.id)
+    .bind(artifact_id)
+    .bind(&sub.subscriber_id)
+    .bind(&sub.token_hash)
+    .bind(&sub.plan_id)
+    .bind(&sub.status)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds or replaces (by id) a plan.
+pub(super) async fn upsert_plan(tx: &mut Tx<'_>, plan: &StoredPlan) -> Result<(), StoreError> {
+    let limits = serde_json::to_string(&plan.limits).map_err(|source| StoreError::Encode {
+        what: "plan limits",
+        source,
+    })?;
+    sqlx::query(
+        "INSERT INTO plans (id, handle, limits, status) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET handle = excluded.handle, limits = excluded.limits, status = excluded.status",
+    )
+    .bind(&plan.id)
+    .bind(&plan.handle)
+    .bind(limits)
+    .bind(&plan.status)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn plans_round_trip_and_unreadable_limits_are_an_error_naming_the_plan() {
+        let dir = std::env::temp_dir().join(format!("gh-store-{}", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&dir).await.unwrap();
+        let plan = StoredPlan {
+            id: "p1".into(),
+            handle: "gold".into(),
+            limits: vec![PlanLimit {
+                limit_count: 10,
+                time_unit: "MINUTE".into(),
+                stop_on_quota_reach: true,
+            }],
+            status: "active".into(),
+        };
+        let mut tx = store.pool.begin().await.unwrap();
+        upsert_plan(&mut tx, &plan).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.plans().await.unwrap(), vec![plan]);
+
+        sqlx::query("UPDATE plans SET limits = 'ten a minute' WHERE id = 'p1'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let err = store.plans().await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("plans row 'p1': unreadable limits"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

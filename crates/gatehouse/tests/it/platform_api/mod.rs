@@ -1,0 +1,8 @@
+//! The control plane's public API end to end: the real binary, a real database, real sockets.
+//! One module per concern.
+
+mod artifacts;
+mod deployments;
+mod gateways;
+mod identity;
+mod ops;
