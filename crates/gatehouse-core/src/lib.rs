@@ -7,6 +7,7 @@ pub mod document;
 pub mod handle;
 pub mod kind;
 pub mod policy;
+pub mod prometheus;
 pub mod protocol;
 pub mod spec;
 pub mod validate;

@@ -1,10 +1,13 @@
 //! Helpers for Gatehouse's tests: a database of its own per test (SQLite file or a fresh
 //! PostgreSQL database), the real `gatehouse` binary spawned on a free port, and a small JSON
-//! client for its APIs.
+//! client for its APIs (over `gatehouse-client`).
 
 pub mod binary;
+mod client;
 pub mod echo;
 pub mod relay;
+
+pub use client::{Answer, Client};
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -12,7 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::Value;
 
 /// The environment variable naming the PostgreSQL server tests may use.
 pub const PG_ENV: &str = "GATEHOUSE_TEST_DATABASE_URL";
@@ -329,12 +331,12 @@ impl Platform {
     /// A client logged in as `admin` to organization `org`.
     pub async fn login(&self, org: &str) -> anyhow::Result<Client> {
         let anon = Client::anonymous(&self.base);
-        let (status, body) = anon
-            .post("/api/v1/auth/login", &serde_json::json!({"username": "admin", "password": self.admin_password, "organization": org}))
-            .await?;
-        anyhow::ensure!(status == 200, "login failed: {status} {body}");
-        let token = body["token"].as_str().context("login token")?.to_owned();
-        Ok(anon.with_bearer(&token))
+        let login = anon
+            .api()
+            .login("admin", &self.admin_password, Some(org))
+            .await
+            .context("logging in as admin")?;
+        Ok(anon.with_bearer(&login.token))
     }
 }
 
@@ -475,135 +477,6 @@ fn spawn_gateway(
     ];
     args.extend(extra.iter().cloned());
     Process::spawn(bin, &args, dir, &[])
-}
-
-/// A JSON client for the platform's APIs.
-#[derive(Clone)]
-pub struct Client {
-    base: String,
-    http: reqwest::Client,
-    headers: Vec<(String, String)>,
-}
-
-impl Client {
-    /// A client without credentials.
-    pub fn anonymous(base: &str) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
-            headers: vec![],
-        }
-    }
-
-    /// The same client with `Authorization: Bearer token`.
-    pub fn with_bearer(&self, token: &str) -> Self {
-        self.with_header("authorization", &format!("Bearer {token}"))
-    }
-
-    /// The same client with an extra header on every request.
-    pub fn with_header(&self, name: &str, value: &str) -> Self {
-        let mut c = self.clone();
-        c.headers.retain(|(n, _)| n != name);
-        c.headers.push((name.to_owned(), value.to_owned()));
-        c
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
-        let mut req = req;
-        for (n, v) in &self.headers {
-            req = req.header(n, v);
-        }
-        let res = req.send().await?;
-        let status = res.status().as_u16();
-        let text = res.text().await?;
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Ok((status, body))
-    }
-
-    /// `GET path`.
-    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    /// `POST path` with a JSON body.
-    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
-            .await
-    }
-
-    /// `POST path` with raw bytes as the body.
-    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Value)> {
-        self.send(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .header("content-type", "application/json")
-                .body(body),
-        )
-        .await
-    }
-
-    /// `PUT path` with a JSON body.
-    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        self.send(self.http.put(format!("{}{path}", self.base)).json(body))
-            .await
-    }
-
-    /// `DELETE path`.
-    pub async fn delete(&self, path: &str) -> anyhow::Result<(u16, Value)> {
-        self.send(self.http.delete(format!("{}{path}", self.base)))
-            .await
-    }
-
-    /// `POST path` with a raw body and content type.
-    pub async fn post_typed(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> anyhow::Result<(u16, Value)> {
-        self.send(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .header("content-type", content_type)
-                .body(body),
-        )
-        .await
-    }
-
-    /// Sends a request built on this client's base URL and headers; returns the raw response.
-    pub async fn raw(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> anyhow::Result<reqwest::Response> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        for (n, v) in &self.headers {
-            req = req.header(n, v);
-        }
-        for (n, v) in headers {
-            req = req.header(*n, *v);
-        }
-        Ok(req.send().await?)
-    }
-
-    /// `GET path` returning the raw text.
-    pub async fn get_text(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        let mut req = self.http.get(format!("{}{path}", self.base));
-        for (n, v) in &self.headers {
-            req = req.header(n, v);
-        }
-        let res = req.send().await?;
-        Ok((res.status().as_u16(), res.text().await?))
-    }
 }
 
 #[cfg(test)]

@@ -3,12 +3,23 @@
 //! key. Running it again keeps what was there.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use serde_json::{json, Value};
+
+use gatehouse_client::{Client, Method, NewApiKey, NewArtifact, NewGateway};
+use gatehouse_core::spec::ArtifactSpec;
+use gatehouse_core::{ArtifactKind, Handle};
+
+/// The handle dev registers its gateway under.
+const DEV_GATEWAY: &str = "dev";
+/// The handle of the sample API.
+const SAMPLE_API: &str = "echo";
+/// The handle of the sample API's key.
+const SAMPLE_KEY: &str = "dev-key";
 
 /// Flags of `gatehouse dev`.
 #[derive(Debug, Args)]
@@ -39,7 +50,8 @@ struct DevState {
     api_key: Option<String>,
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+/// Writes `text` to `path`, readable by the user only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text)?;
     #[cfg(unix)]
     {
@@ -49,6 +61,7 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The built-in upstream: answers every request with what it received.
 async fn echo(req: axum::extract::Request) -> axum::Json<Value> {
     let headers: serde_json::Map<String, Value> = req
         .headers()
@@ -60,34 +73,119 @@ async fn echo(req: axum::extract::Request) -> axum::Json<Value> {
     )
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+/// One of dev's fixed handles.
+fn handle(value: &str) -> anyhow::Result<Handle> {
+    Ok(Handle::parse("id", value)?)
 }
 
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<(u16, Value)> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await?;
-        let status = res.status().as_u16();
-        let text = res.text().await?;
-        Ok((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
+/// The sample REST API: everything under `/echo` to the echo upstream, behind an API key.
+fn sample_api(upstream: SocketAddr) -> anyhow::Result<NewArtifact> {
+    let spec = json!({
+        "displayName": "Echo", "version": "v1", "context": "/echo",
+        "upstream": {"main": {"url": format!("http://{upstream}")}},
+        "operations": [{"method": "GET", "path": "/*"}, {"method": "POST", "path": "/*"}],
+        "policies": [{"name": "api-key-auth"}]
+    });
+    Ok(NewArtifact {
+        id: handle(SAMPLE_API)?,
+        project_id: None,
+        spec: ArtifactSpec::parse(ArtifactKind::RestApi, spec)?,
+    })
+}
+
+/// Whether the gateway token kept from an earlier run still admits the gateway.
+async fn token_works(platform: &Client, token: Option<&str>) -> anyhow::Result<bool> {
+    let Some(token) = token else {
+        return Ok(false);
+    };
+    let (status, _) = platform
+        .with_header("api-key", token)
+        .request(Method::GET, "/api/internal/v1/deployments", None)
+        .await?;
+    Ok(status.is_success())
+}
+
+/// Registers the dev gateway and mints its token (a new one when the kept one no longer works),
+/// creates or updates the sample API and its key, and deploys it; keeps what it made in `state`.
+async fn provision(
+    api: &Client,
+    state: &mut DevState,
+    state_path: &Path,
+    upstream: SocketAddr,
+) -> anyhow::Result<()> {
+    let gateway_id = handle(DEV_GATEWAY)?;
+
+    let registered = api
+        .create_gateway(&NewGateway {
+            id: Some(gateway_id.clone()),
+            display_name: "Dev gateway".into(),
+            description: None,
+        })
+        .await;
+    match registered {
+        Err(e) if e.is_conflict() => {} // registered by an earlier run
+        other => drop(other.context("registering the dev gateway")?),
     }
+    if !token_works(&Client::new(api.base()), state.gateway_token.as_deref()).await? {
+        for t in api.gateway_tokens(&gateway_id).await? {
+            if t.is_active() {
+                api.revoke_gateway_token(&gateway_id, &t.id).await?;
+            }
+        }
+        let token = api
+            .create_gateway_token(&gateway_id)
+            .await
+            .context("could not mint a gateway token")?;
+        state.gateway_token = Some(token.token);
+    }
+    let sample = sample_api(upstream)?;
+    match api.create_artifact(&sample).await {
+        Err(e) if e.is_conflict() => drop(api.update_artifact(&sample).await?),
+        other => drop(other.context("creating the sample API")?),
+    }
+    let key_id = handle(SAMPLE_KEY)?;
+    let key_works = state.api_key.is_some()
+        && api
+            .api_keys(ArtifactKind::RestApi, &sample.id)
+            .await?
+            .list
+            .iter()
+            .any(|k| k.id == key_id && k.is_active());
+    if !key_works {
+        match api
+            .revoke_api_key(ArtifactKind::RestApi, &sample.id, &key_id)
+            .await
+        {
+            Err(e) if e.is_not_found() => {} // first run: no key yet
+            other => other?,
+        }
+        let key = api
+            .create_api_key(
+                ArtifactKind::RestApi,
+                &sample.id,
+                &NewApiKey {
+                    id: Some(key_id),
+                    display_name: "dev key".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .context("could not create the sample key")?;
+        state.api_key = Some(key.api_key);
+    }
+    write_private(state_path, &serde_json::to_string_pretty(state)?)?;
+    let deployed = api
+        .deployments(ArtifactKind::RestApi, &sample.id, Some(&gateway_id))
+        .await?
+        .list
+        .iter()
+        .any(|d| d.is_live());
+    if !deployed {
+        api.deploy(ArtifactKind::RestApi, &sample.id, &gateway_id)
+            .await
+            .context("deploying the sample API")?;
+    }
+    Ok(())
 }
 
 /// Runs the dev stack until Ctrl-C or SIGTERM.
@@ -120,136 +218,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await?;
     let base = format!("http://{}", platform.addr);
-    let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": state.admin_password}))
-        .send()
-        .await?
-        .error_for_status()
-        .context("logging in to the dev platform")?
-        .json()
-        .await?;
-    let api = Api {
-        http: http.clone(),
-        base: base.clone(),
-        token: login["token"].as_str().unwrap_or_default().to_owned(),
-    };
-
-    // The gateway, its token (a new one when the kept one no longer works), the sample API and key.
-    api.call(
-        reqwest::Method::POST,
-        "/api/v1/gateways",
-        Some(json!({"id": "dev", "displayName": "Dev gateway"})),
-    )
-    .await?;
-    let token_works = match &state.gateway_token {
-        Some(t) => http
-            .get(format!("{base}/api/internal/v1/deployments"))
-            .header("api-key", t)
-            .send()
-            .await?
-            .status()
-            .is_success(),
-        None => false,
-    };
-    if !token_works {
-        let (_, tokens) = api
-            .call(reqwest::Method::GET, "/api/v1/gateways/dev/tokens", None)
-            .await?;
-        for t in tokens
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|t| t["status"] == "active")
-        {
-            let id = t["id"].as_str().unwrap_or_default();
-            api.call(
-                reqwest::Method::DELETE,
-                &format!("/api/v1/gateways/dev/tokens/{id}"),
-                None,
-            )
-            .await?;
-        }
-        let (s, t) = api
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/gateways/dev/tokens",
-                Some(json!({})),
-            )
-            .await?;
-        anyhow::ensure!(s == 201, "could not mint a gateway token: {t}");
-        state.gateway_token = t["token"].as_str().map(str::to_owned);
-    }
-    let sample = json!({
-        "id": "echo", "displayName": "Echo", "projectId": "default", "version": "v1", "context": "/echo",
-        "upstream": {"main": {"url": format!("http://{upstream_addr}")}},
-        "operations": [{"method": "GET", "path": "/*"}, {"method": "POST", "path": "/*"}],
-        "policies": [{"name": "api-key-auth"}]
-    });
-    let (s, _) = api
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/rest-apis",
-            Some(sample.clone()),
-        )
-        .await?;
-    if s == 409 {
-        api.call(reqwest::Method::PUT, "/api/v1/rest-apis/echo", Some(sample))
-            .await?;
-    }
-    let key_works = state.api_key.is_some() && {
-        let (_, keys) = api
-            .call(
-                reqwest::Method::GET,
-                "/api/v1/rest-apis/echo/api-keys",
-                None,
-            )
-            .await?;
-        keys["list"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|k| k["id"] == "dev-key" && k["status"] == "active")
-    };
-    if !key_works {
-        api.call(
-            reqwest::Method::DELETE,
-            "/api/v1/rest-apis/echo/api-keys/dev-key",
-            None,
-        )
-        .await?;
-        let (s, k) = api
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/rest-apis/echo/api-keys",
-                Some(json!({"id": "dev-key", "displayName": "dev key"})),
-            )
-            .await?;
-        anyhow::ensure!(s == 201, "could not create the sample key: {k}");
-        state.api_key = k["apiKey"].as_str().map(str::to_owned);
-    }
-    write_private(&state_path, &serde_json::to_string_pretty(&state)?)?;
-    let (_, deps) = api
-        .call(
-            reqwest::Method::GET,
-            "/api/v1/rest-apis/echo/deployments?gatewayId=dev",
-            None,
-        )
-        .await?;
-    let deployed = deps["list"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|d| d["status"] == "DEPLOYED" || d["status"] == "DEPLOYING");
-    if !deployed {
-        api.call(
-            reqwest::Method::POST,
-            "/api/v1/rest-apis/echo/deployments",
-            Some(json!({"gatewayId": "dev"})),
-        )
-        .await?;
-    }
+    let anonymous = Client::new(&base);
+    let login = anonymous
+        .login("admin", &state.admin_password, None)
+        .await
+        .context("logging in to the dev platform")?;
+    let api = anonymous.with_token(&login.token);
+    provision(&api, &mut state, &state_path, upstream_addr).await?;
 
     let gateway = gatehouse_gateway::start(gatehouse_gateway::GatewayConfig {
         listen: args.gateway_listen,
@@ -262,11 +237,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await?;
     let key = state.api_key.clone().unwrap_or_default();
-    let served = format!("http://{}/echo/hello", gateway.addr);
+    let traffic = Client::new(&format!("http://{}", gateway.addr)).with_header("API-Key", &key);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let r = http.get(&served).header("API-Key", &key).send().await;
-        if r.map(|r| r.status().is_success()).unwrap_or(false) {
+        let answer = traffic.request(Method::GET, "/echo/hello", None).await;
+        if answer.is_ok_and(|(status, _)| status.is_success()) {
             break;
         }
         anyhow::ensure!(

@@ -1,5 +1,5 @@
-//! `gatehouse`: one binary for the control plane, gateways and the CLI. This crate only parses
-//! commands and settings and wires the libraries together.
+//! `gatehouse`: one binary for the control plane, gateways and the CLI. This file only wires:
+//! the commands and their settings live in `settings`, `dev` and `cli`.
 
 mod cli;
 mod dev;
@@ -10,7 +10,7 @@ mod settings;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use settings::{GatewayArgs, LogFormat, PlatformArgs};
 
@@ -46,41 +46,8 @@ enum Command {
     ///
     /// State lives in ./.gatehouse/; running it again keeps what was there.
     Dev(dev::DevArgs),
-    /// Log in to a platform; the token is kept in the user's config directory (mode 0600).
-    ///
-    /// Example: gatehouse login --server http://127.0.0.1:9243 --password s3cret
-    Login(cli::LoginArgs),
-    /// Create or update artifacts from YAML/JSON documents, by handle; shows the plan first.
-    ///
-    /// Example: gatehouse apply -f apis/ --deploy edge-1
-    Apply(cli::ApplyArgs),
-    /// List or read resources.
-    ///
-    /// Example: gatehouse get rest-apis -o yaml
-    Get(cli::GetArgs),
-    /// Deploy an artifact to a gateway.
-    ///
-    /// Example: gatehouse deploy rest-apis/orders --gateway edge-1 --wait
-    Deploy(cli::DeployArgs),
-    /// Undeploy an artifact's current deployment on a gateway (it keeps its keys).
-    Undeploy(cli::StateArgs),
-    /// Deploy an artifact's newest non-live deployment on a gateway again.
-    Restore(cli::StateArgs),
-    /// Delete an artifact; every gateway of the organization is told.
-    Delete(cli::DeleteArgs),
-    /// List gateways with their connection and sync status.
-    Gateways,
-    /// Create, list or revoke an artifact's API keys.
-    ///
-    /// Example: gatehouse keys create rest-apis/orders --name "mobile app"
-    Keys(cli::KeysArgs),
-    /// Print shell completions.
-    ///
-    /// Example: gatehouse completions bash > /etc/bash_completion.d/gatehouse
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
+    #[command(flatten)]
+    Cli(cli::Command),
 }
 
 fn init_logging(format: LogFormat) {
@@ -96,41 +63,17 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = settings::parse()?;
     init_logging(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Platform(args) => {
-                let config = args.resolve()?;
-                gatehouse_platform::run(config).await
-            }
+            Command::Platform(args) => gatehouse_platform::run(args.into_config()?).await,
+            Command::Gateway(args) => gatehouse_gateway::run(args.into_config()).await,
             Command::Dev(args) => dev::run(args).await,
-            Command::Login(args) => cli::login(args).await,
-            Command::Apply(args) => cli::apply(args).await,
-            Command::Get(args) => cli::get(args).await,
-            Command::Deploy(args) => cli::deploy(args).await,
-            Command::Undeploy(args) => cli::change_state(args, "undeploy").await,
-            Command::Restore(args) => cli::change_state(args, "restore").await,
-            Command::Delete(args) => cli::delete(args).await,
-            Command::Gateways => cli::gateways().await,
-            Command::Keys(args) => cli::keys(args).await,
-            Command::Completions { shell } => {
-                use clap::CommandFactory;
-                clap_complete::generate(
-                    shell,
-                    &mut Cli::command(),
-                    "gatehouse",
-                    &mut std::io::stdout(),
-                );
-                Ok(())
-            }
-            Command::Gateway(args) => {
-                let config = args.resolve()?;
-                gatehouse_gateway::run(config).await
-            }
+            Command::Cli(command) => cli::run(command, Cli::command).await,
         }
     })
 }

@@ -84,3 +84,54 @@ async fn dev_prints_three_curl_lines_that_work_and_keeps_its_state() {
         .terminate(Duration::from_secs(20))
         .is_some_and(|s| s.success()));
 }
+
+/// The `/metrics` text at `addr`.
+async fn metrics(addr: &str) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("a text body")
+}
+
+/// Whether `text` has a non-zero sample of `series` whose labels include each of `labels`.
+fn has_sample(text: &str, series: &str, labels: &[&str]) -> bool {
+    text.lines().any(|l| {
+        l.starts_with(&format!("{series}{{"))
+            && labels.iter().all(|label| l.contains(label))
+            && l.rsplit(' ').next().is_some_and(|v| v != "0")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_shows_the_platform_and_gateway_series_on_both_metrics_endpoints() {
+    let dir = TempDir::new("dev-metrics").unwrap();
+    let ports: Vec<String> = (0..4).map(|_| free_addr().to_string()).collect();
+    let (mut p, curls) = start(&dir, &ports).await;
+    assert_eq!(run_curl(&curls[0]).await, 200, "{}", curls[0]);
+    let (platform_addr, admin_addr) = (&ports[0], &ports[2]);
+
+    let gateway = metrics(admin_addr).await;
+    let served = [r#"artifact="echo""#, r#"status="2xx""#];
+    assert!(
+        has_sample(&gateway, "gatehouse_gateway_requests_total", &served),
+        "the gateway's /metrics shows the request it served:\n{gateway}"
+    );
+    assert!(
+        has_sample(&gateway, "gatehouse_http_requests_total", &[]),
+        "the gateway's /metrics shows the platform's series too:\n{gateway}"
+    );
+    let platform = metrics(platform_addr).await;
+    assert!(
+        has_sample(&platform, "gatehouse_http_requests_total", &[]),
+        "the platform's /metrics shows its series:\n{platform}"
+    );
+    assert!(
+        has_sample(&platform, "gatehouse_gateway_requests_total", &served),
+        "the platform's /metrics shows the gateway's series too:\n{platform}"
+    );
+    assert!(p
+        .terminate(Duration::from_secs(20))
+        .is_some_and(|s| s.success()));
+}

@@ -4,14 +4,14 @@
 mod auth;
 mod body;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Extension, Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -25,15 +25,10 @@ use crate::store::{mask, Origin, State as ArtifactState, StoreError, StoredArtif
 pub use auth::AdminCredentials;
 use body::Document;
 
-/// Installs the process-wide Prometheus recorder (once).
+/// Installs the process-wide Prometheus recorder (once), the same one a platform in the same
+/// process (`gatehouse dev`) records to.
 pub fn install_prometheus() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        let _ = metrics::set_global_recorder(recorder);
-        handle
-    })
+    gatehouse_core::prometheus::handle()
 }
 
 /// An error of the management API, answered as `{code, message, field?}`.

@@ -1,6 +1,5 @@
 //! Health, Prometheus metrics and request accounting.
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -8,22 +7,16 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// The process-wide Prometheus recorder, installed on first use and shared with a gateway
+/// running in the same process (`gatehouse dev`).
 pub fn prometheus() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        // Another recorder may already be installed (tests embedding several platforms).
-        let _ = metrics::set_global_recorder(recorder);
-        handle
-    })
+    gatehouse_core::prometheus::handle()
 }
 
 /// `GET /health`: 200 while the database answers.
