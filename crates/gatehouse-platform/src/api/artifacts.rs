@@ -18,7 +18,7 @@ use crate::service::deployments::{self, DeployRequest, Deployment, DeploymentFil
 use crate::service::{List, Page};
 use crate::state::AppState;
 
-/// Create an artifact: its spec fields (CONTRACT §5) plus `id?`, `projectId` and `displayName`.
+/// Create an artifact: the fields of its kind's spec plus `id?`, `projectId` and `displayName`.
 #[utoipa::path(post, path = "/api/v1/rest-apis", tag = "artifacts", request_body(content = Object, description = "spec fields plus id?, projectId"),
     security(("bearer" = [])),
     responses((status = 201, body = Object), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]

@@ -2,8 +2,12 @@
 //! and sockets. One test binary, a module per concern.
 
 #[macro_use]
-#[path = "../common/mod.rs"]
 mod common;
 
+mod cli;
+mod convergence;
+mod dev;
+mod internal_api;
 mod lifecycle;
 mod platform_api;
+mod platform_process;

@@ -81,3 +81,58 @@ async fn docs_openapi_health_and_metrics_are_served() {
     let (s, b) = anon.get("/api/v1/nowhere").await.unwrap();
     assert_eq!((s, b["code"].clone()), (404, Value::from("NOT_FOUND")));
 }
+
+/// The served OpenAPI document describes every policy from the typed model, and says loudly
+/// which ones the gateway does not enforce yet.
+#[tokio::test]
+async fn openapi_describes_every_policy_and_flags_the_unenforced() {
+    let p = platform(Backend::Sqlite, &[]).await.unwrap();
+    let anon = Client::anonymous(&p.base);
+    let (s, spec) = anon.get("/api/v1/openapi.json").await.unwrap();
+    assert_eq!(s, 200);
+    let schemas = &spec["components"]["schemas"];
+    assert_eq!(
+        schemas["RestApiSpec"]["properties"]["policies"]["items"]["$ref"],
+        "#/components/schemas/Policy"
+    );
+    let variants = schemas["Policy"]["oneOf"]
+        .as_array()
+        .expect("Policy is a oneOf");
+    let mut seen = vec![];
+    for v in variants {
+        let name = v["properties"]["name"]["enum"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let unenforced = v["description"]
+            .as_str()
+            .unwrap()
+            .contains("NOT ENFORCED YET");
+        assert_eq!(
+            unenforced,
+            matches!(name.as_str(), "model-allow-list" | "token-rate-limit"),
+            "{name}"
+        );
+        assert_eq!(v["additionalProperties"], json!(false), "{name}");
+        seen.push(name);
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "api-key-auth",
+            "cors",
+            "model-allow-list",
+            "rate-limit",
+            "set-headers",
+            "token-rate-limit"
+        ]
+    );
+    // A rate-limit's params are typed: `requests` is an integer of at least 1.
+    let rate = variants
+        .iter()
+        .find(|v| v["properties"]["name"]["enum"][0] == "rate-limit")
+        .unwrap();
+    let requests = &rate["properties"]["params"]["properties"]["requests"];
+    assert_eq!(requests["minimum"], json!(1), "{rate}");
+}

@@ -1,17 +1,13 @@
 //! `gatehouse platform` as an operator runs it: generated password, config sources, TLS,
 //! bad settings, clean shutdown.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use gatehouse_testkit::{free_addr, Process, TempDir};
 use serde_json::json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
 async fn wait_healthy(client: &reqwest::Client, url: &str, process: &mut Process) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

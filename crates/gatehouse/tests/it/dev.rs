@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_testkit::{free_addr, Process, TempDir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+use crate::common::BIN;
 
 /// Runs the `curl -s URL [-H 'Name: value']` line with reqwest; returns the status.
 async fn run_curl(line: &str) -> u16 {

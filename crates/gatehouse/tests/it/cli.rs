@@ -1,17 +1,13 @@
 //! The CLI end to end against a real platform and gateway.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use gatehouse_testkit::echo::EchoServer;
 use gatehouse_testkit::{Gateway, TempDir};
 use serde_json::json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
 fn cli(config: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(BIN)

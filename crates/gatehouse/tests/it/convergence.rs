@@ -5,13 +5,11 @@
 //! `GATEHOUSE_CONVERGENCE_SEEDS=N` (default 2) and `GATEHOUSE_CONVERGENCE_STEPS=M` (default 40)
 //! run more.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use gatehouse_testkit::echo::EchoServer;
 use gatehouse_testkit::relay::Relay;
 use gatehouse_testkit::Gateway;
@@ -19,7 +17,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 const KINDS: [&str; 2] = ["rest-apis", "mcp-proxies"];
 
 fn env_number(name: &str, default: u64) -> u64 {

@@ -1,11 +1,9 @@
 //! The gateway internal API and the change log, end to end: the real binary and database.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 both_backends!(
