@@ -5,6 +5,7 @@
 #
 #   bench/run.sh                      # defaults: wrk -t1 -c64 -d8s, 3 rounds
 #   DURATION=15s CONNS=64 ROUNDS=5 bench/run.sh
+#   BASELINE_BIN=/path/to/older/gatehouse bench/run.sh   # also load an older build, in the same rounds
 #
 # The machine is noisy, so the four paths run in turn, ROUNDS times, and each figure is the
 # median of its rounds.
@@ -35,7 +36,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(free_port); NGX=$(free_port); GW=$(free_port); ADMIN=$(free_port)
+UP=$(free_port); NGX=$(free_port)
 
 nginx_conf() { # name, workers, server block
   mkdir -p "$work/$1"
@@ -61,26 +62,39 @@ nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" -g 'daemon off;' & pids
 nginx_conf proxy "$NGINX_WORKERS" "upstream backend { server 127.0.0.1:$UP; keepalive 128; }
   server { listen 127.0.0.1:$NGX; location /bench/ { proxy_pass http://backend/; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -g 'daemon off;' & pids+=($!)
-# Gatehouse.
-"$BIN" gateway --listen "127.0.0.1:$GW" --admin-listen "127.0.0.1:$ADMIN" --admin-password bench \
-  --data-dir "$work/gateway" > "$work/gateway.log" 2>&1 & pids+=($!)
+# A gateway of binary $1 with the two benchmark APIs; sets GW (traffic port) and KEY.
+start_gateway() {
+  local bin="$1" name="$2" admin
+  GW=$(free_port); admin=$(free_port)
+  "$bin" gateway --listen "127.0.0.1:$GW" --admin-listen "127.0.0.1:$admin" --admin-password bench \
+    --data-dir "$work/$name" > "$work/$name.log" 2>&1 & pids+=($!)
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$GW/_gateway-health/ready" && break; sleep 0.1; done
+  curl -sf -u admin:bench -H 'content-type: application/json' "http://127.0.0.1:$admin/api/management/v1/rest-apis" -d "{
+    \"apiVersion\": \"gatehouse.dev/v1\", \"kind\": \"RestApi\", \"metadata\": {\"name\": \"bench\"},
+    \"spec\": {\"displayName\": \"bench\", \"context\": \"/bench\", \"upstream\": {\"main\": {\"url\": \"http://127.0.0.1:$UP\"}},
+               \"operations\": [{\"method\": \"GET\", \"path\": \"/*\"}]}}" > /dev/null
+  curl -sf -u admin:bench -H 'content-type: application/json' "http://127.0.0.1:$admin/api/management/v1/rest-apis" -d "{
+    \"apiVersion\": \"gatehouse.dev/v1\", \"kind\": \"RestApi\", \"metadata\": {\"name\": \"bench-policies\"},
+    \"spec\": {\"displayName\": \"bench-policies\", \"context\": \"/bench-policies\", \"upstream\": {\"main\": {\"url\": \"http://127.0.0.1:$UP\"}},
+               \"operations\": [{\"method\": \"GET\", \"path\": \"/*\"}],
+               \"policies\": [{\"name\": \"api-key-auth\"}, {\"name\": \"rate-limit\", \"params\": {\"requests\": 1000000000, \"window\": \"1h\"}}]}}" > /dev/null
+  KEY=$(curl -sf -u admin:bench "http://127.0.0.1:$admin/api/management/v1/rest-apis/bench-policies/api-keys" \
+    -d '{"displayName": "bench"}' | sed 's/.*"apiKey":"\([^"]*\)".*/\1/')
+  curl -sf -o /dev/null "http://127.0.0.1:$GW/bench/" || { echo "$name: route not served" >&2; cat "$work/$name.log" >&2; exit 1; }
+  curl -sf -o /dev/null -H "API-Key: $KEY" "http://127.0.0.1:$GW/bench-policies/" || { echo "$name: policy route not served" >&2; exit 1; }
+}
 
-for url in "http://127.0.0.1:$UP/" "http://127.0.0.1:$NGX/bench/" "http://127.0.0.1:$GW/_gateway-health/ready"; do
+for url in "http://127.0.0.1:$UP/" "http://127.0.0.1:$NGX/bench/"; do
   for _ in $(seq 1 100); do curl -sf -o /dev/null "$url" && break; sleep 0.1; done
 done
-curl -sf -u admin:bench -H 'content-type: application/json' "http://127.0.0.1:$ADMIN/api/management/v1/rest-apis" -d "{
-  \"apiVersion\": \"gatehouse.dev/v1\", \"kind\": \"RestApi\", \"metadata\": {\"name\": \"bench\"},
-  \"spec\": {\"displayName\": \"bench\", \"context\": \"/bench\", \"upstream\": {\"main\": {\"url\": \"http://127.0.0.1:$UP\"}},
-             \"operations\": [{\"method\": \"GET\", \"path\": \"/*\"}]}}" > /dev/null
-curl -sf -u admin:bench -H 'content-type: application/json' "http://127.0.0.1:$ADMIN/api/management/v1/rest-apis" -d "{
-  \"apiVersion\": \"gatehouse.dev/v1\", \"kind\": \"RestApi\", \"metadata\": {\"name\": \"bench-policies\"},
-  \"spec\": {\"displayName\": \"bench-policies\", \"context\": \"/bench-policies\", \"upstream\": {\"main\": {\"url\": \"http://127.0.0.1:$UP\"}},
-             \"operations\": [{\"method\": \"GET\", \"path\": \"/*\"}],
-             \"policies\": [{\"name\": \"api-key-auth\"}, {\"name\": \"rate-limit\", \"params\": {\"requests\": 1000000000, \"window\": \"1h\"}}]}}" > /dev/null
-KEY=$(curl -sf -u admin:bench "http://127.0.0.1:$ADMIN/api/management/v1/rest-apis/bench-policies/api-keys" \
-  -d '{"displayName": "bench"}' | sed 's/.*"apiKey":"\([^"]*\)".*/\1/')
-curl -sf -o /dev/null "http://127.0.0.1:$GW/bench/" || { echo "gateway route not served" >&2; cat "$work/gateway.log" >&2; exit 1; }
-curl -sf -o /dev/null -H "API-Key: $KEY" "http://127.0.0.1:$GW/bench-policies/" || { echo "policy route not served" >&2; exit 1; }
+start_gateway "$BIN" gateway
+labels=("direct upstream" "nginx proxy_pass" "gatehouse, no policies" "gatehouse, api-key-auth + rate-limit")
+if [ -n "${BASELINE_BIN:-}" ]; then
+  BGW_MAIN=$GW; BKEY_MAIN=$KEY
+  start_gateway "$BASELINE_BIN" baseline
+  BASE_GW=$GW; BASE_KEY=$KEY; GW=$BGW_MAIN; KEY=$BKEY_MAIN
+  labels+=("baseline build, no policies" "baseline build, api-key-auth + rate-limit")
+fi
 
 run() { # label, url, extra wrk args...
   local label="$1" url="$2"; shift 2
@@ -103,11 +117,15 @@ for round in $(seq 1 "$ROUNDS"); do
   run "nginx proxy_pass" "http://127.0.0.1:$NGX/bench/" >> "$results"
   run "gatehouse, no policies" "http://127.0.0.1:$GW/bench/" >> "$results"
   run "gatehouse, api-key-auth + rate-limit" "http://127.0.0.1:$GW/bench-policies/" -H "API-Key: $KEY" >> "$results"
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    run "baseline build, no policies" "http://127.0.0.1:$BASE_GW/bench/" >> "$results"
+    run "baseline build, api-key-auth + rate-limit" "http://127.0.0.1:$BASE_GW/bench-policies/" -H "API-Key: $BASE_KEY" >> "$results"
+  fi
 done
 
 # Median of each path's rounds (by requests/s), keeping that round's latencies.
 medians="$work/medians.tsv"
-for label in "direct upstream" "nginx proxy_pass" "gatehouse, no policies" "gatehouse, api-key-auth + rate-limit"; do
+for label in "${labels[@]}"; do
   awk -F'\t' -v l="$label" '$1 == l' "$results" | sort -t$'\t' -k2,2g | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)'
 done > "$medians"
 
