@@ -1,7 +1,7 @@
 //! A Gatehouse gateway: holds what was deployed to it (or created through its management API)
 //! in a local store, and serves it on a fast data plane.
 //!
-//! Data flows one way: a change (management API now; the control plane next) → one `store`
+//! Data flows one way: a change (from the management API or the control plane's `sync`) → one `store`
 //! transaction → the route table is rebuilt from the store and swapped atomically into `proxy`.
 
 pub mod admin;
