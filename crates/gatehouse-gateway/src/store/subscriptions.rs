@@ -1,6 +1,8 @@
 //! Subscriptions of held artifacts (tokens only as hashes) and the plans that set their quotas.
 
-use super::rows::{subscription_from_row, PlanLimit, StoredPlan, StoredSubscription};
+use gatehouse_core::protocol::PlanLimit;
+
+use super::rows::{status_column, subscription_from_row, StoredPlan, StoredSubscription};
 use super::{now_ms, Store, StoreError, Tx};
 
 impl Store {
@@ -50,10 +52,10 @@ impl Store {
                         reason: e.to_string(),
                     })?;
                 Ok(StoredPlan {
+                    status: status_column("plans", &id, status)?,
                     id,
                     handle,
                     limits,
-                    status,
                 })
             })
             .collect()
@@ -76,7 +78,7 @@ pub(super) async fn upsert_subscription(
     .bind(&sub.subscriber_id)
     .bind(&sub.token_hash)
     .bind(&sub.plan_id)
-    .bind(&sub.status)
+    .bind(sub.status.as_str())
     .bind(now_ms())
     .execute(&mut **tx)
     .await?;
@@ -96,7 +98,7 @@ pub(super) async fn upsert_plan(tx: &mut Tx<'_>, plan: &StoredPlan) -> Result<()
     .bind(&plan.id)
     .bind(&plan.handle)
     .bind(limits)
-    .bind(&plan.status)
+    .bind(plan.status.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -105,6 +107,7 @@ pub(super) async fn upsert_plan(tx: &mut Tx<'_>, plan: &StoredPlan) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_core::protocol::{PlanStatus, TimeUnit};
 
     #[tokio::test]
     async fn plans_round_trip_and_unreadable_limits_are_an_error_naming_the_plan() {
@@ -115,10 +118,10 @@ mod tests {
             handle: "gold".into(),
             limits: vec![PlanLimit {
                 limit_count: 10,
-                time_unit: "MINUTE".into(),
+                time_unit: TimeUnit::Minute,
                 stop_on_quota_reach: true,
             }],
-            status: "active".into(),
+            status: PlanStatus::Active,
         };
         let mut tx = store.pool.begin().await.unwrap();
         upsert_plan(&mut tx, &plan).await.unwrap();
