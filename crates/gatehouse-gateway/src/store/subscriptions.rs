@@ -140,4 +140,50 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[tokio::test]
+    async fn unknown_statuses_and_time_units_are_errors_naming_the_row() {
+        let dir = std::env::temp_dir().join(format!("gh-store-{}", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&dir).await.unwrap();
+        sqlx::raw_sql(
+            r#"
+INSERT INTO artifacts (id, kind, handle, context, document, state, origin, created_at, updated_at)
+    VALUES ('a', 'LlmProvider', 'openai', '/openai', '{}', 'deployed', 'gateway_api', 1, 1);
+INSERT INTO api_keys (id, artifact_id, display_name, key_hash, masked, status, expires_at, created_at)
+    VALUES ('k1', 'a', 'app', 'hash-k1', '***t-key', 'suspended', NULL, 1);
+INSERT INTO subscriptions (id, artifact_id, subscriber_id, token_hash, plan_id, status, created_at)
+    VALUES ('s1', 'a', 'team-a', 'hash-s1', NULL, 'paused', 1);
+INSERT INTO plans (id, handle, limits, status) VALUES ('p1', 'gold', '[]', 'retired');
+"#,
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let err = |r: Result<(), StoreError>| r.unwrap_err().to_string();
+        assert_eq!(
+            err(store.keys().await.map(drop)),
+            "api_keys row 'k1': unknown status 'suspended'"
+        );
+        assert_eq!(
+            err(store.subscriptions().await.map(drop)),
+            "subscriptions row 's1': unknown status 'paused'"
+        );
+        assert_eq!(
+            err(store.plans().await.map(drop)),
+            "plans row 'p1': unknown status 'retired'"
+        );
+
+        sqlx::query(
+            r#"UPDATE plans SET status = 'active', limits = '[{"limitCount":1,"timeUnit":"WEEK","stopOnQuotaReach":true}]'"#,
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let e = err(store.plans().await.map(drop));
+        assert!(
+            e.starts_with("plans row 'p1': unreadable limits") && e.contains("WEEK"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

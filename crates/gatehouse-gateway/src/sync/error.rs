@@ -60,6 +60,23 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
+impl SyncError {
+    /// The message followed by the causes it does not already show (`a: b: c`), for logs and
+    /// the status's `lastError`.
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            let part = c.to_string();
+            if !text.contains(&part) {
+                text = format!("{text}: {part}");
+            }
+            cause = c.source();
+        }
+        text
+    }
+}
+
 /// Why the gateway refused to apply one deployment; the ack's `errorCode` is [`Self::as_code`].
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyRefusal {
@@ -102,6 +119,24 @@ impl From<StoreError> for ApplyRefusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_call_names_the_call_and_the_status() {
+        let e = SyncError::Status {
+            call: "GET /deployments",
+            status: reqwest::StatusCode::UNAUTHORIZED,
+            message: "token revoked".into(),
+        };
+        assert_eq!(
+            e.with_causes(),
+            "GET /deployments: control plane answered 401 Unauthorized: token revoked"
+        );
+        let e = SyncError::Store(StoreError::Db(sqlx::Error::PoolClosed));
+        assert_eq!(
+            e.with_causes(),
+            StoreError::Db(sqlx::Error::PoolClosed).to_string()
+        );
+    }
 
     #[test]
     fn each_refusal_has_its_ack_code_and_the_store_message() {

@@ -1,5 +1,5 @@
 //! The full sync: make the local control-plane artifacts equal to the platform's desired state
-//! for this gateway (CONTRACT §6), and acknowledge what it applied.
+//! for this gateway (`docs/protocol.md` §5), and acknowledge what it applied.
 
 use std::collections::{HashMap, HashSet};
 

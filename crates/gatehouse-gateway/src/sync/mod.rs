@@ -99,7 +99,7 @@ pub async fn run(rt: Arc<Runtime>, config: SyncConfig, mut shutdown: watch::Rece
                 rt.update_sync(|s| s.last_error = Some(why));
             }
             Err(e) => {
-                let why = with_causes(&e);
+                let why = e.with_causes();
                 tracing::warn!(error = %why, "control-plane connection failed");
                 rt.update_sync(|s| s.last_error = Some(why));
             }
@@ -116,20 +116,6 @@ pub async fn run(rt: Arc<Runtime>, config: SyncConfig, mut shutdown: watch::Rece
         }
         backoff = (backoff * 2).min(Duration::from_secs(60));
     }
-}
-
-/// An error with the causes its message does not already show (`a: b: c`).
-fn with_causes(e: &SyncError) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let part = c.to_string();
-        if !text.contains(&part) {
-            text = format!("{text}: {part}");
-        }
-        cause = c.source();
-    }
-    text
 }
 
 async fn send(ws: &mut Socket, msg: &GatewayMessage) -> Result<(), SyncError> {
