@@ -37,9 +37,9 @@ pub enum SyncError {
     /// The gateway token cannot be sent as a header.
     #[error("the gateway token is not a valid header value: {0}")]
     Token(#[source] http::header::InvalidHeaderValue),
-    /// The WebSocket failed: connecting, reading or sending.
+    /// The WebSocket failed: connecting, reading or sending (boxed: the error is large).
     #[error("{0}")]
-    WebSocket(#[from] tungstenite::Error),
+    WebSocket(#[source] Box<tungstenite::Error>),
     /// The control plane did not answer in time.
     #[error("{0}: no answer in time")]
     Timeout(&'static str),
@@ -58,6 +58,12 @@ pub enum SyncError {
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<tungstenite::Error> for SyncError {
+    fn from(e: tungstenite::Error) -> Self {
+        SyncError::WebSocket(Box::new(e))
+    }
 }
 
 impl SyncError {
