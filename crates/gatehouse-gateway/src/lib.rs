@@ -10,5 +10,5 @@ pub mod runtime;
 pub mod store;
 pub mod sync;
 
-pub use runtime::{run, start, GatewayConfig, RunningGateway};
+pub use runtime::{run, start, GatewayConfig, RunningGateway, StartError};
 pub use store::Store;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
@@ -14,7 +13,31 @@ use crate::admin;
 use crate::proxy::policies::RateLimiters;
 use crate::proxy::routes::RouteTable;
 use crate::proxy::{self, Proxy, Timeouts};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The local store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// What the store holds could not be compiled into a route table.
+    #[error("building the route table from the local store: {0}")]
+    RouteTable(#[source] StoreError),
+    /// The management API's password could not be set up.
+    #[error("setting up the management API password: {0:#}")]
+    AdminPassword(anyhow::Error),
+    /// A listener could not be bound.
+    #[error("binding the {listener} listener {addr}: {source}")]
+    Bind {
+        listener: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// A control plane was named without a registration token.
+    #[error("--control-plane needs --token (a gateway registration token)")]
+    MissingToken,
+}
 
 /// Everything `gatehouse gateway` needs to run.
 #[derive(Debug, Clone)]
@@ -129,10 +152,11 @@ impl RunningGateway {
 
 /// Starts a gateway: opens the store, builds the route table from what it holds (so it serves
 /// its last-known state before anything else), then binds the listeners.
-pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
+pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> {
     let store = Store::open(&config.data_dir).await?;
-    let credentials =
-        admin::AdminCredentials::load(&store, config.admin_password.as_deref()).await?;
+    let credentials = admin::AdminCredentials::load(&store, config.admin_password.as_deref())
+        .await
+        .map_err(StartError::AdminPassword)?;
     crate::admin::install_prometheus();
     let proxy = Arc::new(Proxy::new(
         RouteTable::default(),
@@ -149,16 +173,22 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         last_rebuild: std::sync::Mutex::new(Duration::ZERO),
         sync: std::sync::Mutex::new(Default::default()),
     });
-    runtime
-        .rebuild()
-        .await
-        .context("building the route table from the local store")?;
+    runtime.rebuild().await.map_err(StartError::RouteTable)?;
     proxy.set_ready();
 
+    let bind_error = |listener, addr| {
+        move |source| StartError::Bind {
+            listener,
+            addr,
+            source,
+        }
+    };
     let admin_listener = TcpListener::bind(config.admin_listen)
         .await
-        .with_context(|| format!("binding the management listener {}", config.admin_listen))?;
-    let admin_addr = admin_listener.local_addr()?;
+        .map_err(bind_error("management", config.admin_listen))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(bind_error("management", config.admin_listen))?;
     let (tx, rx) = watch::channel(false);
     let threads = match config.workers {
         0 => std::thread::available_parallelism()
@@ -167,13 +197,11 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         n => n,
     };
     let workers = proxy::serve_workers(proxy.clone(), config.listen, threads, rx.clone())
-        .with_context(|| format!("binding the traffic listener {}", config.listen))?;
+        .map_err(bind_error("traffic", config.listen))?;
     let addr = workers.addr;
     let mut tasks = vec![];
     if let Some(cp) = &config.control_plane {
-        let token = config.token.clone().ok_or_else(|| {
-            anyhow::anyhow!("--control-plane needs --token (a gateway registration token)")
-        })?;
+        let token = config.token.clone().ok_or(StartError::MissingToken)?;
         let sync = crate::sync::SyncConfig {
             control_plane: cp.clone(),
             token,
@@ -209,7 +237,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     })
 }
 
-/// Runs a gateway until Ctrl-C or SIGTERM.
+/// Runs a gateway until Ctrl-C or SIGTERM (the process entry point, hence `anyhow`).
 pub async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     let running = start(config).await?;
     shutdown_signal().await;

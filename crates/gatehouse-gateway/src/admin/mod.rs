@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use gatehouse_core::crypto::{random_token, sha256_hex};
+use gatehouse_core::protocol::ApiKeyStatus;
 use gatehouse_core::{ArtifactDocument, ArtifactKind, FieldError};
 
 use crate::runtime::Runtime;
@@ -379,7 +380,7 @@ async fn create_key(
         display_name: req.display_name,
         key_hash: sha256_hex(&key),
         masked_api_key: mask(&key),
-        status: "active".into(),
+        status: ApiKeyStatus::Active,
         expires_at,
     };
     rt.store.insert_key(&stored).await?;

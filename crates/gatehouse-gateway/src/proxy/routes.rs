@@ -9,7 +9,7 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method};
 
 use gatehouse_core::policy::{merged, Policy};
-use gatehouse_core::protocol::{ApiKeyStatus, PlanStatus, SubscriptionStatus, TimeUnit};
+use gatehouse_core::protocol::{ApiKeyStatus, PlanStatus, SubscriptionStatus};
 use gatehouse_core::spec::{AccessControl, AccessMode, ArtifactSpec};
 use gatehouse_core::ArtifactKind;
 
@@ -248,26 +248,19 @@ impl RouteTable {
                         .iter()
                         .enumerate()
                         .filter(|(_, l)| l.stop_on_quota_reach)
-                        .filter_map(|(i, l)| {
-                            let window = match l.time_unit.parse::<TimeUnit>() {
-                                Ok(unit) => unit.window(),
-                                Err(e) => {
-                                    tracing::warn!(plan = %p.id, error = %e, "quota skipped");
-                                    return None;
-                                }
-                            };
-                            Some(limiters.get(
+                        .map(|(i, l)| {
+                            limiters.get(
                                 &format!("{}|sub:{}:{}:{i}", s.artifact_id, s.id, p.id),
                                 l.limit_count,
-                                window,
+                                l.time_unit.window(),
                                 false,
-                            ))
+                            )
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            let active = s.status.parse() == Ok(SubscriptionStatus::Active)
-                && plan.is_none_or(|p| p.status.parse() == Ok(PlanStatus::Active));
+            let active = s.status == SubscriptionStatus::Active
+                && plan.is_none_or(|p| p.status == PlanStatus::Active);
             sub_sets.entry(s.artifact_id.as_str()).or_default().insert(
                 hex_digest(&s.token_hash).unwrap_or_else(|| key_digest(&s.token_hash)),
                 SubEntry {
@@ -283,7 +276,7 @@ impl RouteTable {
                 hex_digest(&k.key_hash).unwrap_or_else(|| key_digest(&k.key_hash)),
                 KeyEntry {
                     id: k.id.as_str().into(),
-                    active: k.status.parse() == Ok(ApiKeyStatus::Active),
+                    active: k.status == ApiKeyStatus::Active,
                     expires_at_ms: k.expires_at,
                 },
             );

@@ -1,5 +1,7 @@
 //! API keys of held artifacts (hashes only).
 
+use gatehouse_core::protocol::ApiKeyStatus;
+
 use super::rows::{key_from_row, StoredKey};
 use super::{now_ms, Store, StoreError, Tx};
 
@@ -32,7 +34,7 @@ impl Store {
         .bind(&key.display_name)
         .bind(&key.key_hash)
         .bind(&key.masked_api_key)
-        .bind(&key.status)
+        .bind(key.status.as_str())
         .bind(key.expires_at)
         .bind(now_ms())
         .execute(&self.pool)
@@ -53,13 +55,13 @@ impl Store {
 
     /// Revokes a key of an artifact.
     pub async fn revoke_key(&self, artifact_id: &str, key_id: &str) -> Result<(), StoreError> {
-        let n =
-            sqlx::query("UPDATE api_keys SET status = 'revoked' WHERE artifact_id = ? AND id = ?")
-                .bind(artifact_id)
-                .bind(key_id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+        let n = sqlx::query("UPDATE api_keys SET status = ? WHERE artifact_id = ? AND id = ?")
+            .bind(ApiKeyStatus::Revoked.as_str())
+            .bind(artifact_id)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -82,7 +84,7 @@ pub(super) async fn upsert_key(
     .bind(&key.display_name)
     .bind(&key.key_hash)
     .bind(&key.masked_api_key)
-    .bind(&key.status)
+    .bind(key.status.as_str())
     .bind(key.expires_at)
     .bind(now_ms())
     .execute(&mut **tx)

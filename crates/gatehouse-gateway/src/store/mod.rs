@@ -24,9 +24,7 @@ use gatehouse_core::protocol::Revision;
 pub use apply::ControlPlaneChange;
 pub use error::StoreError;
 pub use gatehouse_core::crypto::mask;
-pub use rows::{
-    Origin, PlanLimit, State, StoredArtifact, StoredKey, StoredPlan, StoredSubscription,
-};
+pub use rows::{Origin, State, StoredArtifact, StoredKey, StoredPlan, StoredSubscription};
 
 /// A transaction on the store.
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Sqlite>;
@@ -155,6 +153,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_core::protocol::{ApiKeyStatus, SubscriptionStatus};
     use gatehouse_core::{ArtifactDocument, ArtifactKind};
     use serde_json::json;
 
@@ -210,7 +209,7 @@ mod tests {
             display_name: "app".into(),
             key_hash: gatehouse_core::crypto::sha256_hex("secret-key"),
             masked_api_key: mask("secret-key"),
-            status: "active".into(),
+            status: ApiKeyStatus::Active,
             expires_at: None,
         };
         store.insert_key(&key).await.unwrap();
@@ -220,7 +219,7 @@ mod tests {
             subscriber_id: "team-a".into(),
             token_hash: "h".into(),
             plan_id: None,
-            status: "ACTIVE".into(),
+            status: SubscriptionStatus::Active,
         };
         store.upsert_subscription(&sub).await.unwrap();
         store.set_meta("applied_revision", "42").await.unwrap();

@@ -1,15 +1,18 @@
 //! What the store holds, as Rust values, and the mapping of key and subscription rows.
 
-use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+
+use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use gatehouse_core::protocol::{ApiKeyStatus, PlanLimit, PlanStatus, SubscriptionStatus};
 use gatehouse_core::{ArtifactDocument, ArtifactKind};
 
 use super::StoreError;
 
 /// Whether a held artifact is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Deployed,
@@ -36,7 +39,7 @@ impl State {
 }
 
 /// Who put an artifact on the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     ControlPlane,
@@ -70,6 +73,21 @@ impl Origin {
             value,
         })
     }
+}
+
+/// Parses a status column of row `id` in `table`; a value this build does not know is an error
+/// naming the row.
+pub(super) fn status_column<T: FromStr>(
+    table: &'static str,
+    id: &str,
+    value: String,
+) -> Result<T, StoreError> {
+    value.parse().map_err(|_| StoreError::UnknownValue {
+        table,
+        id: id.to_owned(),
+        column: "status",
+        value,
+    })
 }
 
 /// An artifact the gateway holds.
@@ -109,7 +127,7 @@ pub struct StoredKey {
     #[serde(skip)]
     pub key_hash: String,
     pub masked_api_key: String,
-    pub status: String,
+    pub status: ApiKeyStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
 }
@@ -122,54 +140,42 @@ pub struct StoredSubscription {
     pub subscriber_id: String,
     pub token_hash: String,
     pub plan_id: Option<String>,
-    pub status: String,
+    pub status: SubscriptionStatus,
 }
 
-/// A subscription plan: its quotas.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// A subscription plan: its quotas (the `limits` column holds them as JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPlan {
-    #[serde(rename = "planId")]
     pub id: String,
-    #[serde(default)]
     pub handle: String,
-    #[serde(default)]
     pub limits: Vec<PlanLimit>,
-    #[serde(default)]
-    pub status: String,
-}
-
-/// One quota of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanLimit {
-    pub limit_count: u64,
-    pub time_unit: String,
-    pub stop_on_quota_reach: bool,
+    pub status: PlanStatus,
 }
 
 /// Maps an `api_keys` row.
 pub(super) fn key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
+    let id: String = row.try_get("id")?;
     Ok(StoredKey {
-        id: row.try_get("id")?,
+        status: status_column("api_keys", &id, row.try_get("status")?)?,
+        id,
         artifact_id: row.try_get("artifact_id")?,
         display_name: row.try_get("display_name")?,
         key_hash: row.try_get("key_hash")?,
         masked_api_key: row.try_get("masked")?,
-        status: row.try_get("status")?,
         expires_at: row.try_get("expires_at")?,
     })
 }
 
 /// Maps a `subscriptions` row.
 pub(super) fn subscription_from_row(row: &SqliteRow) -> Result<StoredSubscription, StoreError> {
+    let id: String = row.try_get("id")?;
     Ok(StoredSubscription {
-        id: row.try_get("id")?,
+        status: status_column("subscriptions", &id, row.try_get("status")?)?,
+        id,
         artifact_id: row.try_get("artifact_id")?,
         subscriber_id: row.try_get("subscriber_id")?,
         token_hash: row.try_get("token_hash")?,
         plan_id: row.try_get("plan_id")?,
-        status: row.try_get("status")?,
     })
 }
 

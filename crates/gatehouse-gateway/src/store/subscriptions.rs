@@ -1,6 +1,8 @@
 //! Subscriptions of held artifacts (tokens only as hashes) and the plans that set their quotas.
 
-use super::rows::{subscription_from_row, PlanLimit, StoredPlan, StoredSubscription};
+use gatehouse_core::protocol::PlanLimit;
+
+use super::rows::{status_column, subscription_from_row, StoredPlan, StoredSubscription};
 use super::{now_ms, Store, StoreError, Tx};
 
 impl Store {
@@ -50,10 +52,10 @@ impl Store {
                         reason: e.to_string(),
                     })?;
                 Ok(StoredPlan {
+                    status: status_column("plans", &id, status)?,
                     id,
                     handle,
                     limits,
-                    status,
                 })
             })
             .collect()
@@ -76,7 +78,7 @@ pub(super) async fn upsert_subscription(
     .bind(&sub.subscriber_id)
     .bind(&sub.token_hash)
     .bind(&sub.plan_id)
-    .bind(&sub.status)
+    .bind(sub.status.as_str())
     .bind(now_ms())
     .execute(&mut **tx)
     .await?;
@@ -96,7 +98,7 @@ pub(super) async fn upsert_plan(tx: &mut Tx<'_>, plan: &StoredPlan) -> Result<()
     .bind(&plan.id)
     .bind(&plan.handle)
     .bind(limits)
-    .bind(&plan.status)
+    .bind(plan.status.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -105,6 +107,7 @@ pub(super) async fn upsert_plan(tx: &mut Tx<'_>, plan: &StoredPlan) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_core::protocol::{PlanStatus, TimeUnit};
 
     #[tokio::test]
     async fn plans_round_trip_and_unreadable_limits_are_an_error_naming_the_plan() {
@@ -115,10 +118,10 @@ mod tests {
             handle: "gold".into(),
             limits: vec![PlanLimit {
                 limit_count: 10,
-                time_unit: "MINUTE".into(),
+                time_unit: TimeUnit::Minute,
                 stop_on_quota_reach: true,
             }],
-            status: "active".into(),
+            status: PlanStatus::Active,
         };
         let mut tx = store.pool.begin().await.unwrap();
         upsert_plan(&mut tx, &plan).await.unwrap();
@@ -134,6 +137,52 @@ mod tests {
             err.to_string()
                 .starts_with("plans row 'p1': unreadable limits"),
             "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn unknown_statuses_and_time_units_are_errors_naming_the_row() {
+        let dir = std::env::temp_dir().join(format!("gh-store-{}", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&dir).await.unwrap();
+        sqlx::raw_sql(
+            r#"
+INSERT INTO artifacts (id, kind, handle, context, document, state, origin, created_at, updated_at)
+    VALUES ('a', 'LlmProvider', 'openai', '/openai', '{}', 'deployed', 'gateway_api', 1, 1);
+INSERT INTO api_keys (id, artifact_id, display_name, key_hash, masked, status, expires_at, created_at)
+    VALUES ('k1', 'a', 'app', 'hash-k1', '***t-key', 'suspended', NULL, 1);
+INSERT INTO subscriptions (id, artifact_id, subscriber_id, token_hash, plan_id, status, created_at)
+    VALUES ('s1', 'a', 'team-a', 'hash-s1', NULL, 'paused', 1);
+INSERT INTO plans (id, handle, limits, status) VALUES ('p1', 'gold', '[]', 'retired');
+"#,
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let err = |r: Result<(), StoreError>| r.unwrap_err().to_string();
+        assert_eq!(
+            err(store.keys().await.map(drop)),
+            "api_keys row 'k1': unknown status 'suspended'"
+        );
+        assert_eq!(
+            err(store.subscriptions().await.map(drop)),
+            "subscriptions row 's1': unknown status 'paused'"
+        );
+        assert_eq!(
+            err(store.plans().await.map(drop)),
+            "plans row 'p1': unknown status 'retired'"
+        );
+
+        sqlx::query(
+            r#"UPDATE plans SET status = 'active', limits = '[{"limitCount":1,"timeUnit":"WEEK","stopOnQuotaReach":true}]'"#,
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let e = err(store.plans().await.map(drop));
+        assert!(
+            e.starts_with("plans row 'p1': unreadable limits") && e.contains("WEEK"),
+            "{e}"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

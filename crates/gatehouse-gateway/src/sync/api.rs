@@ -2,15 +2,14 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
-
 use gatehouse_core::protocol::{
     ApiKeyInfo, ApiKeyList, DeploymentContent, DesiredStateResponse, ExistsRequest, ExistsResponse,
     FetchBatchRequest, FetchBatchResponse, PlanInfo, PlanList, Revision, SubscriptionInfo,
     SubscriptionList,
 };
 
-use crate::store::{PlanLimit, StoredKey, StoredPlan, StoredSubscription};
+use super::SyncError;
+use crate::store::{StoredKey, StoredPlan, StoredSubscription};
 
 /// Most ids per `/artifacts/exists` call.
 pub const EXISTS_CHUNK: usize = 1000;
@@ -25,7 +24,7 @@ pub fn stored_key(k: &ApiKeyInfo) -> StoredKey {
         display_name: k.name.clone(),
         key_hash: k.api_key_hash.clone(),
         masked_api_key: k.masked_api_key.clone(),
-        status: k.status.as_str().to_owned(),
+        status: k.status,
         expires_at: k.expires_at,
     }
 }
@@ -38,7 +37,7 @@ pub fn stored_subscription(s: &SubscriptionInfo) -> StoredSubscription {
         subscriber_id: s.subscriber_id.clone(),
         token_hash: s.token_hash.clone(),
         plan_id: s.plan_id.clone(),
-        status: s.status.as_str().to_owned(),
+        status: s.status,
     }
 }
 
@@ -47,16 +46,8 @@ pub fn stored_plan(p: &PlanInfo) -> StoredPlan {
     StoredPlan {
         id: p.plan_id.clone(),
         handle: p.handle.clone(),
-        limits: p
-            .limits
-            .iter()
-            .map(|l| PlanLimit {
-                limit_count: l.limit_count,
-                time_unit: l.time_unit.as_str().to_owned(),
-                stop_on_quota_reach: l.stop_on_quota_reach,
-            })
-            .collect(),
-        status: p.status.as_str().to_owned(),
+        limits: p.limits.clone(),
+        status: p.status,
     }
 }
 
@@ -70,39 +61,44 @@ pub struct InternalApi {
 
 impl InternalApi {
     /// A client of the control plane at `base` (e.g. `http://127.0.0.1:9243`).
-    pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
+    pub fn new(base: &str, token: &str) -> Result<Self, SyncError> {
         Ok(Self {
             base: format!("{}/api/internal/v1", base.trim_end_matches('/')),
             token: token.to_owned(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .connect_timeout(Duration::from_secs(5))
-                .build()?,
+                .build()
+                .map_err(SyncError::Client)?,
         })
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
-        what: &str,
-    ) -> anyhow::Result<T> {
+        call: &'static str,
+    ) -> Result<T, SyncError> {
         let res = req
             .header("api-key", &self.token)
             .send()
             .await
-            .with_context(|| format!("{what}: control plane unreachable"))?;
+            .map_err(|source| SyncError::Unreachable { call, source })?;
         let status = res.status();
         if !status.is_success() {
-            let body = res.text().await.unwrap_or_default();
-            anyhow::bail!("{what}: control plane answered {status}: {body}");
+            let message = res.text().await.unwrap_or_default();
+            return Err(SyncError::Status {
+                call,
+                status,
+                message,
+            });
         }
         res.json()
             .await
-            .with_context(|| format!("{what}: unreadable answer"))
+            .map_err(|source| SyncError::Decode { call, source })
     }
 
     /// This gateway's desired state and the revision it reflects.
-    pub async fn desired(&self) -> anyhow::Result<DesiredStateResponse> {
+    pub async fn desired(&self) -> Result<DesiredStateResponse, SyncError> {
         self.call(
             self.http.get(format!("{}/deployments", self.base)),
             "GET /deployments",
@@ -111,7 +107,7 @@ impl InternalApi {
     }
 
     /// The contents of `ids` (missing ones omitted).
-    pub async fn fetch(&self, ids: &[String]) -> anyhow::Result<Vec<DeploymentContent>> {
+    pub async fn fetch(&self, ids: &[String]) -> Result<Vec<DeploymentContent>, SyncError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(FETCH_CHUNK) {
             let request = FetchBatchRequest {
@@ -134,7 +130,7 @@ impl InternalApi {
     pub async fn existing(
         &self,
         ids: &[String],
-    ) -> anyhow::Result<std::collections::HashSet<String>> {
+    ) -> Result<std::collections::HashSet<String>, SyncError> {
         let mut out = std::collections::HashSet::new();
         for chunk in ids.chunks(EXISTS_CHUNK) {
             let request = ExistsRequest {
@@ -159,7 +155,7 @@ impl InternalApi {
     }
 
     /// The keys of the artifacts this gateway holds (or of one of them).
-    pub async fn keys(&self, artifact: Option<&str>) -> anyhow::Result<Vec<ApiKeyInfo>> {
+    pub async fn keys(&self, artifact: Option<&str>) -> Result<Vec<ApiKeyInfo>, SyncError> {
         let mut req = self.http.get(format!("{}/api-keys", self.base));
         if let Some(a) = artifact {
             req = req.query(&[("artifactId", a)]);
@@ -169,7 +165,7 @@ impl InternalApi {
     }
 
     /// The organization's subscription plans.
-    pub async fn plans(&self) -> anyhow::Result<Vec<PlanInfo>> {
+    pub async fn plans(&self) -> Result<Vec<PlanInfo>, SyncError> {
         let l: PlanList = self
             .call(
                 self.http.get(format!("{}/subscription-plans", self.base)),
@@ -180,7 +176,7 @@ impl InternalApi {
     }
 
     /// The subscriptions of the artifacts this gateway holds.
-    pub async fn subscriptions(&self) -> anyhow::Result<Vec<SubscriptionInfo>> {
+    pub async fn subscriptions(&self) -> Result<Vec<SubscriptionInfo>, SyncError> {
         let l: SubscriptionList = self
             .call(
                 self.http.get(format!("{}/subscriptions", self.base)),

@@ -7,7 +7,7 @@ use gatehouse_core::protocol::{
 };
 
 use super::api::{stored_key, stored_plan, stored_subscription, InternalApi};
-use super::full;
+use super::{full, ApplyRefusal, SyncError};
 use crate::runtime::Runtime;
 use crate::store::{ControlPlaneChange, State};
 
@@ -55,7 +55,7 @@ pub async fn apply_event(
     rt: &Runtime,
     api: &InternalApi,
     env: &EventEnvelope,
-) -> anyhow::Result<Option<DeploymentAck>> {
+) -> Result<Option<DeploymentAck>, SyncError> {
     let rev = Some(env.revision);
     let ack = match env.event()? {
         Event::PlanSaved(_, plan) => {
@@ -118,7 +118,7 @@ async fn apply_deploy(
     p: DeployPayload,
     state: State,
     rev: Option<Revision>,
-) -> anyhow::Result<Option<DeploymentAck>> {
+) -> Result<Option<DeploymentAck>, SyncError> {
     let action = match state {
         State::Deployed => AckAction::Deploy,
         State::Undeployed => AckAction::Undeploy,
@@ -139,7 +139,7 @@ async fn apply_deploy(
             rt.store
                 .apply_control_plane(change, rev)
                 .await
-                .map_err(|e| (full::error_code(&e), e.to_string()))
+                .map_err(ApplyRefusal::from)
         }
         _ => {
             let mut contents = api.fetch(std::slice::from_ref(&p.deployment_id)).await?;
@@ -175,9 +175,13 @@ async fn apply_deploy(
     }
     let (status, error_code, message) = match result {
         Ok(()) => (AckStatus::Success, None, None),
-        Err((code, msg)) => {
-            tracing::warn!(artifact = %p.handle, code, msg, "deployment refused");
-            (AckStatus::Failed, Some(code.to_owned()), Some(msg))
+        Err(refusal) => {
+            tracing::warn!(artifact = %p.handle, code = refusal.as_code(), msg = %refusal, "deployment refused");
+            (
+                AckStatus::Failed,
+                Some(refusal.as_code().to_owned()),
+                Some(refusal.to_string()),
+            )
         }
     };
     Ok(Some(DeploymentAck {

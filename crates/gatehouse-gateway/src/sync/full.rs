@@ -1,5 +1,5 @@
 //! The full sync: make the local control-plane artifacts equal to the platform's desired state
-//! for this gateway (CONTRACT §6), and acknowledge what it applied.
+//! for this gateway (`docs/protocol.md` §5), and acknowledge what it applied.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,8 +11,9 @@ use gatehouse_core::protocol::{
 use gatehouse_core::{ArtifactDocument, ArtifactKind};
 
 use super::api::{stored_key, stored_plan, stored_subscription, InternalApi};
+use super::{ApplyRefusal, SyncError};
 use crate::runtime::Runtime;
-use crate::store::{ControlPlaneChange, State, StoreError, StoredArtifact};
+use crate::store::{ControlPlaneChange, State, StoredArtifact};
 
 /// What a full sync did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -41,7 +42,7 @@ fn kind_rank(kind: ArtifactKind) -> usize {
     }
 }
 
-fn ack(d: &DesiredDeployment, status: AckStatus, error: Option<(&str, String)>) -> DeploymentAck {
+fn ack(d: &DesiredDeployment, refusal: Option<&ApplyRefusal>) -> DeploymentAck {
     DeploymentAck {
         artifact_id: d.artifact_id.clone(),
         deployment_id: d.deployment_id.clone(),
@@ -50,9 +51,12 @@ fn ack(d: &DesiredDeployment, status: AckStatus, error: Option<(&str, String)>) 
             DesiredState::Deployed => AckAction::Deploy,
             DesiredState::Undeployed => AckAction::Undeploy,
         },
-        status,
-        error_code: error.as_ref().map(|(c, _)| (*c).to_owned()),
-        message: error.map(|(_, m)| m),
+        status: match refusal {
+            None => AckStatus::Success,
+            Some(_) => AckStatus::Failed,
+        },
+        error_code: refusal.map(|r| r.as_code().to_owned()),
+        message: refusal.map(ToString::to_string),
     }
 }
 
@@ -63,22 +67,13 @@ fn local_state(d: &DesiredDeployment) -> State {
     }
 }
 
-/// Why a control-plane artifact could not be applied, as an ack error code.
-pub fn error_code(e: &StoreError) -> &'static str {
-    match e {
-        StoreError::AlreadyExists(_) => "HANDLE_CONFLICT",
-        StoreError::Conflict(_) => "CONTEXT_CONFLICT",
-        _ => "GATEWAY_PROCESSING_ERROR",
-    }
-}
-
 /// Runs one full sync. `exists_capability` says whether the platform offers
 /// `/artifacts/exists`.
 pub async fn run(
     rt: &Runtime,
     api: &InternalApi,
     exists_capability: bool,
-) -> anyhow::Result<SyncOutcome> {
+) -> Result<SyncOutcome, SyncError> {
     let desired = api.desired().await?;
     let local = rt.store.control_plane_artifacts().await?;
     let local_by_uuid: HashMap<&str, &StoredArtifact> = local
@@ -203,15 +198,11 @@ pub async fn run(
         match rt.store.apply_control_plane(change, None).await {
             Ok(()) => {
                 counts.status_updated += 1;
-                acks.push(ack(d, AckStatus::Success, None));
+                acks.push(ack(d, None));
             }
             Err(e) => {
                 counts.failed += 1;
-                acks.push(ack(
-                    d,
-                    AckStatus::Failed,
-                    Some((error_code(&e), e.to_string())),
-                ));
+                acks.push(ack(d, Some(&ApplyRefusal::from(e))));
             }
         }
     }
@@ -233,12 +224,12 @@ pub async fn run(
         match apply_content(rt, d, content).await {
             Ok(()) => {
                 counts.fetched += 1;
-                acks.push(ack(d, AckStatus::Success, None));
+                acks.push(ack(d, None));
             }
-            Err((code, message)) => {
+            Err(refusal) => {
                 counts.failed += 1;
-                tracing::warn!(artifact = %d.artifact_id, code, message, "could not apply a deployment");
-                acks.push(ack(d, AckStatus::Failed, Some((code, message))));
+                tracing::warn!(artifact = %d.artifact_id, code = refusal.as_code(), message = %refusal, "could not apply a deployment");
+                acks.push(ack(d, Some(&refusal)));
             }
         }
     }
@@ -247,12 +238,10 @@ pub async fn run(
     let plans: Vec<_> = api.plans().await?.iter().map(stored_plan).collect();
     rt.store
         .apply_control_plane(ControlPlaneChange::Plans(&plans), None)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .await?;
     rt.store
         .apply_control_plane(ControlPlaneChange::Nothing, Some(desired.revision))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .await?;
     Ok(SyncOutcome {
         counts,
         revision: desired.revision,
@@ -265,7 +254,7 @@ pub async fn apply_content(
     rt: &Runtime,
     d: &DesiredDeployment,
     content: serde_json::Value,
-) -> Result<(), (&'static str, String)> {
+) -> Result<(), ApplyRefusal> {
     store_content(
         rt,
         &d.artifact_id,
@@ -287,9 +276,9 @@ pub async fn store_content(
     state: State,
     content: serde_json::Value,
     revision: Option<Revision>,
-) -> Result<(), (&'static str, String)> {
-    let document = ArtifactDocument::from_value(content)
-        .map_err(|e| ("INVALID_CONFIGURATION", e.to_string()))?;
+) -> Result<(), ApplyRefusal> {
+    let document =
+        ArtifactDocument::from_value(content).map_err(ApplyRefusal::InvalidConfiguration)?;
     let art = StoredArtifact {
         id: uuid::Uuid::now_v7().to_string(),
         document,
@@ -302,11 +291,11 @@ pub async fn store_content(
     rt.store
         .apply_control_plane(ControlPlaneChange::Upsert(&art), revision)
         .await
-        .map_err(|e| (error_code(&e), e.to_string()))
+        .map_err(ApplyRefusal::from)
 }
 
 /// The platform uuids of the held control-plane artifacts (all, or the one named).
-async fn held_uuids(rt: &Runtime, artifact: Option<&str>) -> anyhow::Result<Vec<String>> {
+async fn held_uuids(rt: &Runtime, artifact: Option<&str>) -> Result<Vec<String>, SyncError> {
     Ok(match artifact {
         Some(a) => vec![a.to_owned()],
         None => rt
@@ -326,7 +315,7 @@ async fn replace_per_artifact<T>(
     artifact: Option<&str>,
     items: impl IntoIterator<Item = (String, T)>,
     change: impl for<'a> Fn(&'a str, &'a [T]) -> ControlPlaneChange<'a>,
-) -> anyhow::Result<()> {
+) -> Result<(), SyncError> {
     let mut by_artifact: HashMap<String, Vec<T>> = HashMap::new();
     for (uuid, item) in items {
         by_artifact.entry(uuid).or_default().push(item);
@@ -335,8 +324,7 @@ async fn replace_per_artifact<T>(
         let items = by_artifact.remove(&uuid).unwrap_or_default();
         rt.store
             .apply_control_plane(change(&uuid, &items), None)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .await?;
     }
     Ok(())
 }
@@ -346,7 +334,7 @@ pub async fn pull_keys(
     rt: &Runtime,
     api: &InternalApi,
     artifact: Option<&str>,
-) -> anyhow::Result<()> {
+) -> Result<(), SyncError> {
     let keys = api.keys(artifact).await?;
     let items = keys.iter().map(|k| (k.artifact_id.clone(), stored_key(k)));
     replace_per_artifact(rt, artifact, items, |artifact_uuid, keys| {
@@ -363,7 +351,7 @@ pub async fn pull_subscriptions(
     rt: &Runtime,
     api: &InternalApi,
     artifact: Option<&str>,
-) -> anyhow::Result<()> {
+) -> Result<(), SyncError> {
     let subs = api.subscriptions().await?;
     let items = subs
         .iter()

@@ -4,6 +4,7 @@
 //! acks for what it applied; heartbeats; reconnects with jittered backoff.
 
 pub mod api;
+mod error;
 mod events;
 pub mod full;
 
@@ -22,6 +23,7 @@ use gatehouse_core::protocol::{ConnectionAck, GatewayMessage, Heartbeat, Resume,
 use crate::runtime::Runtime;
 use crate::store::{now_rfc3339, ControlPlaneChange};
 use api::InternalApi;
+pub use error::{ApplyRefusal, SyncError};
 use events::{apply_event, Incoming};
 use full::SyncCounts;
 
@@ -97,8 +99,9 @@ pub async fn run(rt: Arc<Runtime>, config: SyncConfig, mut shutdown: watch::Rece
                 rt.update_sync(|s| s.last_error = Some(why));
             }
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "control-plane connection failed");
-                rt.update_sync(|s| s.last_error = Some(format!("{e:#}")));
+                let why = e.with_causes();
+                tracing::warn!(error = %why, "control-plane connection failed");
+                rt.update_sync(|s| s.last_error = Some(why));
             }
         }
         if started.elapsed() > Duration::from_secs(30) {
@@ -115,14 +118,17 @@ pub async fn run(rt: Arc<Runtime>, config: SyncConfig, mut shutdown: watch::Rece
     }
 }
 
-async fn send(ws: &mut Socket, msg: &GatewayMessage) -> anyhow::Result<()> {
-    ws.send(Message::Text(serde_json::to_string(msg)?.into()))
-        .await?;
+async fn send(ws: &mut Socket, msg: &GatewayMessage) -> Result<(), SyncError> {
+    let text = serde_json::to_string(msg).map_err(|source| SyncError::Json {
+        what: "encoding a message to the control plane",
+        source,
+    })?;
+    ws.send(Message::Text(text.into())).await?;
     Ok(())
 }
 
 /// A hash of what the gateway holds from the control plane, for the heartbeat.
-async fn config_hash(rt: &Runtime) -> anyhow::Result<String> {
+async fn config_hash(rt: &Runtime) -> Result<String, SyncError> {
     let mut lines: Vec<String> = rt
         .store
         .control_plane_artifacts()
@@ -148,7 +154,7 @@ async fn full_sync(
     ws: &mut Socket,
     exists: bool,
     reason: &'static str,
-) -> anyhow::Result<Revision> {
+) -> Result<Revision, SyncError> {
     let started = Instant::now();
     let outcome = full::run(rt, api, exists).await?;
     rt.rebuild().await?;
@@ -197,21 +203,33 @@ async fn session(
     api: &InternalApi,
     interval: Duration,
     shutdown: &mut watch::Receiver<bool>,
-) -> anyhow::Result<Ended> {
+) -> Result<Ended, SyncError> {
     let applied = rt.store.applied_revision().await?;
     let mut req = api.ws_url(applied).into_client_request()?;
-    req.headers_mut().insert("api-key", api.token().parse()?);
+    req.headers_mut()
+        .insert("api-key", api.token().parse().map_err(SyncError::Token)?);
     let (mut ws, _) = tokio::time::timeout(
         Duration::from_secs(10),
         tokio_tungstenite::connect_async(req),
     )
-    .await??;
+    .await
+    .map_err(|_| SyncError::Timeout("connecting to the control plane"))??;
     let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("connection closed before its acknowledgement"))??;
+        .await
+        .map_err(|_| SyncError::Timeout("waiting for the connection acknowledgement"))?
+        .ok_or_else(|| {
+            SyncError::Protocol("connection closed before its acknowledgement".into())
+        })??;
     let ack: ConnectionAck = match first {
-        Message::Text(t) => serde_json::from_str(t.as_str())?,
-        other => anyhow::bail!("unexpected first frame {other:?}"),
+        Message::Text(t) => serde_json::from_str(t.as_str()).map_err(|source| SyncError::Json {
+            what: "reading the connection acknowledgement",
+            source,
+        })?,
+        other => {
+            return Err(SyncError::Protocol(format!(
+                "unexpected first frame {other:?}"
+            )))
+        }
     };
     let exists = ack.capabilities.iter().any(|c| c == "artifacts.exists");
     tracing::info!(connection = %ack.connection_id, resume = ?ack.resume, revision = %ack.revision, %applied, "connected to the control plane");
@@ -290,7 +308,7 @@ async fn on_frame(
     ws: &mut Socket,
     text: &str,
     covered: Revision,
-) -> anyhow::Result<Option<Revision>> {
+) -> Result<Option<Revision>, SyncError> {
     let (revision, ack) = match Incoming::read(text) {
         Incoming::Event(env) if env.revision > covered => {
             (env.revision, apply_event(rt, api, &env).await?)
