@@ -6,6 +6,7 @@ pub mod crypto;
 pub mod document;
 pub mod handle;
 pub mod kind;
+pub mod llm;
 pub mod policy;
 pub mod prometheus;
 pub mod protocol;

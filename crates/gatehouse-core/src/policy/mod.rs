@@ -9,13 +9,17 @@
 //! | `rate-limit` | `rate_limit.rs` | `proxy/policies/rate_limit.rs` |
 //! | `cors` | `cors.rs` | `proxy/policies/cors.rs` |
 //! | `set-headers` | `set_headers.rs` | `proxy/policies/set_headers.rs` |
-//! | `model-allow-list` | `model_allow_list.rs` | not enforced yet |
-//! | `token-rate-limit` | `token_rate_limit.rs` | not enforced yet |
+//! | `model-allow-list` | `model_allow_list.rs` | `llm/` (request checks) |
+//! | `token-rate-limit` | `token_rate_limit.rs` | `llm/token_limit.rs` |
+//! | `regex-guardrail` | `guardrails.rs` | `llm/guardrails.rs` |
+//! | `pii-masking` | `guardrails.rs` | `llm/guardrails.rs` |
+//! | `prompt-size-limit` | `guardrails.rs` | `llm/guardrails.rs` |
 //!
 //! On the wire a policy is `{name, version: v1, params?}`.
 
 pub mod api_key_auth;
 pub mod cors;
+pub mod guardrails;
 pub mod model_allow_list;
 pub mod params;
 pub mod rate_limit;
@@ -32,11 +36,15 @@ use crate::kind::ArtifactKind;
 
 pub use api_key_auth::ApiKeyAuthParams;
 pub use cors::CorsParams;
+pub use guardrails::{
+    GuardrailRule, GuardrailTarget, Pattern, PiiKind, PiiMaskingParams, PiiPattern,
+    PromptSizeLimitParams, RegexGuardrailParams,
+};
 pub use model_allow_list::ModelAllowListParams;
 pub use params::{parse_window, HeaderNameParam, LimitScope, Window, WindowError};
 pub use rate_limit::RateLimitParams;
 pub use set_headers::{HeaderEdits, SetHeadersParams};
-pub use token_rate_limit::{TokenCount, TokenRateLimitParams};
+pub use token_rate_limit::{TokenCount, TokenLimitScope, TokenRateLimitParams};
 
 /// A policy attached to an artifact or an operation, with its validated parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +55,9 @@ pub enum Policy {
     SetHeaders(SetHeadersParams),
     ModelAllowList(ModelAllowListParams),
     TokenRateLimit(TokenRateLimitParams),
+    RegexGuardrail(RegexGuardrailParams),
+    PiiMasking(PiiMaskingParams),
+    PromptSizeLimit(PromptSizeLimitParams),
 }
 
 /// The name of a policy, as written in `name`.
@@ -71,17 +82,23 @@ pub enum PolicyName {
     SetHeaders,
     ModelAllowList,
     TokenRateLimit,
+    RegexGuardrail,
+    PiiMasking,
+    PromptSizeLimit,
 }
 
 impl PolicyName {
     /// Every policy.
-    pub const ALL: [PolicyName; 6] = [
+    pub const ALL: [PolicyName; 9] = [
         PolicyName::ApiKeyAuth,
         PolicyName::RateLimit,
         PolicyName::Cors,
         PolicyName::SetHeaders,
         PolicyName::ModelAllowList,
         PolicyName::TokenRateLimit,
+        PolicyName::RegexGuardrail,
+        PolicyName::PiiMasking,
+        PolicyName::PromptSizeLimit,
     ];
 
     /// The name as written in documents.
@@ -93,13 +110,20 @@ impl PolicyName {
             PolicyName::SetHeaders => "set-headers",
             PolicyName::ModelAllowList => "model-allow-list",
             PolicyName::TokenRateLimit => "token-rate-limit",
+            PolicyName::RegexGuardrail => "regex-guardrail",
+            PolicyName::PiiMasking => "pii-masking",
+            PolicyName::PromptSizeLimit => "prompt-size-limit",
         }
     }
 
     /// Whether artifacts of `kind` may carry this policy.
     pub fn applies_to(self, kind: ArtifactKind) -> bool {
         match self {
-            PolicyName::ModelAllowList | PolicyName::TokenRateLimit => {
+            PolicyName::ModelAllowList
+            | PolicyName::TokenRateLimit
+            | PolicyName::RegexGuardrail
+            | PolicyName::PiiMasking
+            | PolicyName::PromptSizeLimit => {
                 matches!(kind, ArtifactKind::LlmProvider | ArtifactKind::LlmProxy)
             }
             _ => true,
@@ -109,10 +133,7 @@ impl PolicyName {
     /// Whether the gateway enforces this policy today. A policy that is accepted but not
     /// enforced must be announced as such wherever it is accepted.
     pub fn is_enforced(self) -> bool {
-        !matches!(
-            self,
-            PolicyName::ModelAllowList | PolicyName::TokenRateLimit
-        )
+        true
     }
 }
 
@@ -124,7 +145,7 @@ impl fmt::Display for PolicyName {
 
 /// A policy name that names no policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown policy '{0}'; expected one of api-key-auth, rate-limit, cors, set-headers, model-allow-list, token-rate-limit")]
+#[error("unknown policy '{0}'; expected one of api-key-auth, rate-limit, cors, set-headers, model-allow-list, token-rate-limit, regex-guardrail, pii-masking, prompt-size-limit")]
 pub struct UnknownPolicy(pub String);
 
 impl FromStr for PolicyName {
@@ -147,6 +168,9 @@ impl Policy {
             Policy::SetHeaders(_) => PolicyName::SetHeaders,
             Policy::ModelAllowList(_) => PolicyName::ModelAllowList,
             Policy::TokenRateLimit(_) => PolicyName::TokenRateLimit,
+            Policy::RegexGuardrail(_) => PolicyName::RegexGuardrail,
+            Policy::PiiMasking(_) => PolicyName::PiiMasking,
+            Policy::PromptSizeLimit(_) => PolicyName::PromptSizeLimit,
         }
     }
 }

@@ -19,6 +19,10 @@ fn every_policy_round_trips_as_written() {
         json!({"name": "set-headers", "version": "v1", "params": {"request": {"set": {"X-A": "1"}, "remove": ["X-B"]}, "response": {"remove": ["Server"]}}}),
         json!({"name": "model-allow-list", "version": "v1", "params": {"models": ["gpt-4o"]}}),
         json!({"name": "token-rate-limit", "version": "v1", "params": {"tokens": 1000, "window": "1h", "count": "total", "per": "artifact"}}),
+        json!({"name": "token-rate-limit", "version": "v1", "params": {"tokens": 10, "window": "1m", "per": "subscription"}}),
+        json!({"name": "regex-guardrail", "version": "v1", "params": {"rules": [{"name": "secrets", "pattern": "(?i)password", "appliesTo": "both"}]}}),
+        json!({"name": "pii-masking", "version": "v1", "params": {"builtin": ["email"], "custom": [{"name": "ssn", "pattern": "\\d{3}-\\d{2}-\\d{4}", "replacement": "[SSN]"}]}}),
+        json!({"name": "prompt-size-limit", "version": "v1", "params": {"maxChars": 1000}}),
     ] {
         let p = parse(v.clone()).unwrap();
         assert_eq!(serde_json::to_value(&p).unwrap(), v);
@@ -77,6 +81,11 @@ fn errors_name_the_field_inside_params() {
         field(json!({"name": "model-allow-list", "params": {"models": []}})),
         "params.models"
     );
+    assert_eq!(
+        field(json!({"name": "regex-guardrail", "params": {"rules": [{"name": "x", "pattern": "(unclosed"}]}})),
+        "params.rules[0].pattern"
+    );
+    assert!(parse(json!({"name": "prompt-size-limit", "params": {}})).is_err());
     // Required params missing altogether: named in the message.
     let e = parse(json!({"name": "rate-limit"})).unwrap_err();
     assert!(e.message.contains("requests"), "{e}");
@@ -110,7 +119,8 @@ fn names_parse_and_say_where_they_apply() {
         .contains("nope"));
     assert!(!PolicyName::ModelAllowList.applies_to(ArtifactKind::RestApi));
     assert!(PolicyName::TokenRateLimit.applies_to(ArtifactKind::LlmProxy));
-    assert!(!PolicyName::TokenRateLimit.is_enforced());
+    assert!(PolicyName::TokenRateLimit.is_enforced());
+    assert!(!PolicyName::PiiMasking.applies_to(ArtifactKind::Mcp));
     assert!(PolicyName::RateLimit.is_enforced());
 }
 

@@ -1,19 +1,33 @@
-//! `token-rate-limit` parameters (LLM providers and LLM proxies only).
-//!
-//! NOT ENFORCED YET: the gateway accepts and stores this policy but does not count tokens.
-//! `Policy::is_enforced` says so, and docs/policies.md says it to users.
+//! `token-rate-limit` parameters (LLM providers and LLM proxies only). Enforced by the gateway's
+//! `llm/` module: tokens reported by responses are counted per window; the request that crosses
+//! the limit completes, later ones get 429 in the provider API's error shape until the window
+//! moves on.
 
 use serde::{Deserialize, Serialize};
 
-use super::params::{positive, LimitScope, Window};
+use super::params::{positive, Window};
 
 /// Which tokens of an LLM exchange count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenCount {
     Prompt,
     Completion,
+    #[default]
     Total,
+}
+
+/// Whose tokens a token limit counts together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenLimitScope {
+    /// Every caller of the artifact together.
+    #[default]
+    Artifact,
+    /// Each API key apart (callers without a key share the artifact's count).
+    Key,
+    /// Each subscription apart (callers without one share the artifact's count).
+    Subscription,
 }
 
 /// `params` of `token-rate-limit`.
@@ -30,7 +44,7 @@ pub struct TokenRateLimitParams {
     /// Which tokens count (default total).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<TokenCount>,
-    /// Count per artifact (default) or per API key.
+    /// Count per artifact (default), per API key or per subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per: Option<LimitScope>,
+    pub per: Option<TokenLimitScope>,
 }

@@ -25,6 +25,9 @@ impl Policy {
             Policy::SetHeaders(p) => serde_json::to_value(p),
             Policy::ModelAllowList(p) => serde_json::to_value(p),
             Policy::TokenRateLimit(p) => serde_json::to_value(p),
+            Policy::RegexGuardrail(p) => serde_json::to_value(p),
+            Policy::PiiMasking(p) => serde_json::to_value(p),
+            Policy::PromptSizeLimit(p) => serde_json::to_value(p),
         }
     }
 }
@@ -64,6 +67,9 @@ impl<'de> DeserializeSeed<'de> for ParamsOf {
             PolicyName::SetHeaders => Policy::SetHeaders(Deserialize::deserialize(d)?),
             PolicyName::ModelAllowList => Policy::ModelAllowList(Deserialize::deserialize(d)?),
             PolicyName::TokenRateLimit => Policy::TokenRateLimit(Deserialize::deserialize(d)?),
+            PolicyName::RegexGuardrail => Policy::RegexGuardrail(Deserialize::deserialize(d)?),
+            PolicyName::PiiMasking => Policy::PiiMasking(Deserialize::deserialize(d)?),
+            PolicyName::PromptSizeLimit => Policy::PromptSizeLimit(Deserialize::deserialize(d)?),
         })
     }
 }
@@ -152,10 +158,19 @@ fn variant_schema(name: PolicyName, params: RefOr<Schema>, params_required: bool
         PolicyName::Cors => "Preflights answered at the gateway; Access-Control-Allow-* on responses.",
         PolicyName::SetHeaders => "Sets and removes request and response headers.",
         PolicyName::ModelAllowList => {
-            "NOT ENFORCED YET: accepted and stored, but the gateway forwards requests for any model. LLM providers and LLM proxies only."
+            "400 in the provider API's error shape for a model outside `models` (globs with `*`). LLM providers and LLM proxies only."
         }
         PolicyName::TokenRateLimit => {
-            "NOT ENFORCED YET: accepted and stored, but the gateway does not count tokens. LLM providers and LLM proxies only."
+            "429 in the provider API's error shape once `tokens` per `window` were used; the crossing request completes. LLM providers and LLM proxies only."
+        }
+        PolicyName::RegexGuardrail => {
+            "Refuses a request (400) or response (502) whose text matches a rule, naming it. LLM providers and LLM proxies only."
+        }
+        PolicyName::PiiMasking => {
+            "Masks e-mail addresses, phone numbers, card numbers and custom patterns in prompts before they leave. LLM providers and LLM proxies only."
+        }
+        PolicyName::PromptSizeLimit => {
+            "400 for a prompt over `maxChars` characters or `maxTokens` estimated tokens. LLM providers and LLM proxies only."
         }
     };
     let mut obj = ObjectBuilder::new()
@@ -219,6 +234,21 @@ impl PartialSchema for Policy {
                 TokenRateLimitParams::schema(),
                 true,
             ))
+            .item(variant_schema(
+                PolicyName::RegexGuardrail,
+                RegexGuardrailParams::schema(),
+                true,
+            ))
+            .item(variant_schema(
+                PolicyName::PiiMasking,
+                PiiMaskingParams::schema(),
+                false,
+            ))
+            .item(variant_schema(
+                PolicyName::PromptSizeLimit,
+                PromptSizeLimitParams::schema(),
+                true,
+            ))
             .into()
     }
 }
@@ -231,5 +261,8 @@ impl ToSchema for Policy {
         <SetHeadersParams as ToSchema>::schemas(schemas);
         <ModelAllowListParams as ToSchema>::schemas(schemas);
         <TokenRateLimitParams as ToSchema>::schemas(schemas);
+        <RegexGuardrailParams as ToSchema>::schemas(schemas);
+        <PiiMaskingParams as ToSchema>::schemas(schemas);
+        <PromptSizeLimitParams as ToSchema>::schemas(schemas);
     }
 }

@@ -4,11 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use super::default_version;
 use super::rules::{validate_header_name, validate_method, validate_operation_path, validate_url};
+use crate::llm::{self, LlmTemplate};
 use crate::policy::Policy;
 use crate::validate::FieldError;
-
-/// Built-in LLM provider templates.
-pub const LLM_TEMPLATES: [&str; 5] = ["openai", "anthropic", "azure-openai", "gemini", "mistral"];
 
 /// How the gateway authenticates to an LLM upstream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -16,7 +14,10 @@ pub const LLM_TEMPLATES: [&str; 5] = ["openai", "anthropic", "azure-openai", "ge
 pub struct UpstreamAuth {
     #[serde(rename = "type")]
     pub auth_type: String,
-    pub header: String,
+    /// The header that carries the credential; default the template's (`Authorization` with
+    /// `Bearer ` for OpenAI, `x-api-key` for Anthropic, ...). When given, `value` is sent as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
     /// The credential. Absent in what the public API returns; sealed at rest in the platform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -68,7 +69,13 @@ pub struct LlmProviderSpec {
     pub description: Option<String>,
     #[serde(default = "default_version")]
     pub version: String,
+    /// A built-in template (`openai`, `azure-openai`, `anthropic`, `gemini`, `mistral`,
+    /// `openai-compatible`) or one of the organization's own.
     pub template: String,
+    /// The template's definition when it is not built in. The control plane fills it in when it
+    /// delivers the provider to a gateway; a gateway managed on its own takes it as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_definition: Option<LlmTemplate>,
     pub context: String,
     pub upstream: LlmUpstream,
     #[serde(default)]
@@ -84,15 +91,21 @@ impl LlmProviderSpec {
     /// The rules particular to providers: a known template, the upstream and its credential,
     /// well-formed access-control exceptions.
     pub(super) fn validate(&self) -> Result<(), FieldError> {
-        if !LLM_TEMPLATES.contains(&self.template.as_str()) {
-            return Err(FieldError::new(
-                "template",
-                format!(
-                    "unknown template '{}'; expected one of {}",
-                    self.template,
-                    LLM_TEMPLATES.join(", ")
-                ),
-            ));
+        crate::handle::Handle::parse("template", &self.template)?;
+        if let Some(def) = &self.template_definition {
+            def.validate().map_err(|e| e.prefixed("templateDefinition"))?;
+            if def.id != self.template {
+                return Err(FieldError::new(
+                    "templateDefinition.id",
+                    format!("must be the template named in template ('{}')", self.template),
+                ));
+            }
+            if llm::builtin(&self.template).is_some() {
+                return Err(FieldError::new(
+                    "templateDefinition",
+                    format!("'{}' is built in; leave templateDefinition out", self.template),
+                ));
+            }
         }
         validate_url("upstream.url", &self.upstream.url)?;
         if let Some(auth) = &self.upstream.auth {
@@ -102,7 +115,9 @@ impl LlmProviderSpec {
                     "only 'api-key' is supported",
                 ));
             }
-            validate_header_name("upstream.auth.header", &auth.header)?;
+            if let Some(h) = &auth.header {
+                validate_header_name("upstream.auth.header", h)?;
+            }
             if auth.value.as_deref().is_some_and(str::is_empty) {
                 return Err(FieldError::new("upstream.auth.value", "must not be empty"));
             }
@@ -115,5 +130,25 @@ impl LlmProviderSpec {
             }
         }
         Ok(())
+    }
+}
+
+impl LlmProviderSpec {
+    /// The template this provider uses: built in, or the definition carried along. `None` for a
+    /// template of an organization that was not resolved (the control plane resolves it).
+    pub fn resolved_template(&self) -> Option<&LlmTemplate> {
+        llm::builtin(&self.template).or(self.template_definition.as_ref())
+    }
+
+    /// Why the template cannot be used without an organization's templates at hand.
+    pub fn unresolved_template_error(&self) -> FieldError {
+        FieldError::new(
+            "template",
+            format!(
+                "unknown template '{}'; expected one of {} or a template of the organization",
+                self.template,
+                llm::builtin_ids()
+            ),
+        )
     }
 }

@@ -17,9 +17,10 @@ use crate::validate::{from_value, FieldError};
 pub use crate::policy::{parse_window, Policy, PolicyName};
 pub use llm_provider::{
     AccessControl, AccessException, AccessMode, LlmProviderSpec, LlmUpstream, UpstreamAuth,
-    LLM_TEMPLATES,
 };
-pub use llm_proxy::{LlmProxySpec, ProviderRef};
+pub use llm_proxy::{
+    Failover, FailoverOn, LlmProxySpec, ProviderRef, WeightedProvider, DEFAULT_FAILOVER_ON,
+};
 pub use mcp::McpSpec;
 pub use rest_api::{Endpoint, Operation, RestApiSpec, RestUpstream};
 
@@ -115,11 +116,14 @@ impl ArtifactSpec {
         self.context().replace("$version", self.version())
     }
 
-    /// The provider an LLM proxy forwards through.
-    pub fn provider(&self) -> Option<&Handle> {
+    /// The providers an LLM proxy forwards through, in the order written (none for other kinds).
+    pub fn providers(&self) -> Vec<&Handle> {
         match self {
-            ArtifactSpec::LlmProxy(s) => Some(&s.provider.id),
-            _ => None,
+            ArtifactSpec::LlmProxy(s) => match &s.provider {
+                Some(p) => vec![&p.id],
+                None => s.providers.iter().map(|p| &p.id).collect(),
+            },
+            _ => vec![],
         }
     }
 
@@ -162,7 +166,7 @@ impl ArtifactSpec {
         match self {
             ArtifactSpec::RestApi(s) => s.validate(),
             ArtifactSpec::LlmProvider(s) => s.validate(),
-            ArtifactSpec::LlmProxy(_) => Ok(()),
+            ArtifactSpec::LlmProxy(s) => s.validate(),
             ArtifactSpec::Mcp(s) => s.validate(),
         }
     }

@@ -132,8 +132,34 @@ fn llm_and_mcp_specs_validate() {
     });
     let mut p = ArtifactSpec::parse(ArtifactKind::LlmProvider, provider.clone()).unwrap();
     assert_eq!(p.credential_mut().unwrap().as_deref(), Some("Bearer sk"));
+    // A template that is not built in parses (an organization's own), but does not resolve
+    // without its definition.
+    let mut custom = provider.clone();
+    custom["template"] = json!("skynet");
+    let ArtifactSpec::LlmProvider(c) =
+        ArtifactSpec::parse(ArtifactKind::LlmProvider, custom.clone()).unwrap()
+    else {
+        panic!("a provider")
+    };
+    assert!(c.resolved_template().is_none());
+    let mut def = serde_json::to_value(crate::llm::builtin("openai").unwrap()).unwrap();
+    def["id"] = json!("skynet");
+    custom["templateDefinition"] = def;
+    let ArtifactSpec::LlmProvider(c) =
+        ArtifactSpec::parse(ArtifactKind::LlmProvider, custom.clone()).unwrap()
+    else {
+        panic!("a provider")
+    };
+    assert_eq!(c.resolved_template().unwrap().id, "skynet");
+    custom["templateDefinition"]["id"] = json!("other");
+    assert_eq!(
+        ArtifactSpec::parse(ArtifactKind::LlmProvider, custom)
+            .unwrap_err()
+            .field,
+        "templateDefinition.id"
+    );
     let mut bad = provider.clone();
-    bad["template"] = json!("skynet");
+    bad["template"] = json!("Sky Net");
     assert_eq!(
         ArtifactSpec::parse(ArtifactKind::LlmProvider, bad)
             .unwrap_err()
@@ -151,7 +177,40 @@ fn llm_and_mcp_specs_validate() {
 
     let proxy = json!({"displayName": "Chat", "context": "/chat", "provider": {"id": "openai"}});
     let s = ArtifactSpec::parse(ArtifactKind::LlmProxy, proxy).unwrap();
-    assert_eq!(s.provider().unwrap().as_str(), "openai");
+    assert_eq!(s.providers()[0].as_str(), "openai");
+    let both = json!({"displayName": "Chat", "context": "/chat", "provider": {"id": "a"}, "providers": [{"id": "b"}]});
+    assert_eq!(
+        ArtifactSpec::parse(ArtifactKind::LlmProxy, both)
+            .unwrap_err()
+            .field,
+        "providers"
+    );
+    let twice = json!({"displayName": "Chat", "context": "/chat", "providers": [{"id": "a"}, {"id": "a", "priority": 1}]});
+    assert_eq!(
+        ArtifactSpec::parse(ArtifactKind::LlmProxy, twice)
+            .unwrap_err()
+            .field,
+        "providers[1].id"
+    );
+    let many = json!({"displayName": "Chat", "context": "/chat", "api": "openai",
+        "providers": [{"id": "a", "weight": 3}, {"id": "b", "priority": 1}],
+        "failover": {"on": ["connect-error", 503, "429"], "maxAttempts": 2, "cooldown": "10s"}});
+    let ArtifactSpec::LlmProxy(m) = ArtifactSpec::parse(ArtifactKind::LlmProxy, many).unwrap() else {
+        panic!("a proxy")
+    };
+    let f = m.failover.as_ref().unwrap();
+    assert!(f.moves_on(crate::spec::FailoverOn::Status(429)));
+    assert!(!f.moves_on(crate::spec::FailoverOn::Timeout));
+    assert_eq!(serde_json::to_value(f).unwrap()["on"], json!(["connect-error", 503, 429]));
+    assert!(m.check_not_self("a").is_err());
+    assert!(m.check_not_self("chat").is_ok());
+    let bad_on = json!({"displayName": "Chat", "context": "/chat", "providers": [{"id": "a"}], "failover": {"on": [200]}});
+    assert_eq!(
+        ArtifactSpec::parse(ArtifactKind::LlmProxy, bad_on)
+            .unwrap_err()
+            .field,
+        "failover.on[0]"
+    );
     let bad = json!({"displayName": "Chat", "context": "/chat", "provider": {"id": "Open AI"}});
     assert_eq!(
         ArtifactSpec::parse(ArtifactKind::LlmProxy, bad)

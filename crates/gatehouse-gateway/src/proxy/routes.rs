@@ -401,7 +401,8 @@ fn compile_entry(
         ArtifactSpec::LlmProxy(s) => {
             // The proxy forwards through its provider: the provider's upstream, credential,
             // access control and policies, then the proxy's own.
-            match providers.get(s.provider.id.as_str()) {
+            let first = s.provider_list().into_iter().next().map(|p| p.id);
+            match first.as_ref().and_then(|id| providers.get(id.as_str())) {
                 Some(p) => {
                     if let ArtifactSpec::LlmProvider(ps) = &p.document.spec {
                         entry.main = Upstream::parse(&ps.upstream.url).map(Arc::new);
@@ -419,7 +420,7 @@ fn compile_entry(
                 None => {
                     entry.unavailable = Some(Arc::from(format!(
                         "LLM provider '{}' is not deployed on this gateway",
-                        s.provider.id
+                        first.as_ref().map(|h| h.as_str()).unwrap_or_default()
                     )));
                     entry
                         .ops
@@ -442,10 +443,25 @@ fn compile_entry(
     entry
 }
 
+/// The header and value that carry a provider's credential upstream: the spec's header and
+/// value as written, or the template's header with its prefix before the value.
 fn credential(s: &gatehouse_core::spec::LlmProviderSpec) -> Option<(HeaderName, HeaderValue)> {
     let auth = s.upstream.auth.as_ref()?;
-    let name = HeaderName::from_bytes(auth.header.as_bytes()).ok()?;
-    let mut value = HeaderValue::from_str(auth.value.as_deref()?).ok()?;
+    let secret = auth.value.as_deref()?;
+    let (name, value) = match (&auth.header, s.resolved_template()) {
+        (Some(h), _) => (HeaderName::from_bytes(h.as_bytes()).ok()?, secret.to_owned()),
+        (None, Some(t)) => {
+            let prefix = t.auth.prefix.as_deref().unwrap_or_default();
+            let value = if secret.starts_with(prefix) {
+                secret.to_owned()
+            } else {
+                format!("{prefix}{secret}")
+            };
+            (t.auth.header.header_name().clone(), value)
+        }
+        (None, None) => return None,
+    };
+    let mut value = HeaderValue::from_str(&value).ok()?;
     value.set_sensitive(true);
     Some((name, value))
 }

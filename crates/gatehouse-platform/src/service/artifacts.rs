@@ -191,7 +191,7 @@ async fn resolve_refs(
         }
         (None, false) => None,
     };
-    let provider = match body.spec.provider() {
+    let provider = match body.spec.providers().first().copied() {
         Some(handle) => {
             let uuid: Option<String> = sqlx::query_scalar(
                 "SELECT uuid FROM artifacts WHERE org_id = $1 AND kind = 'LlmProvider' AND handle = $2",

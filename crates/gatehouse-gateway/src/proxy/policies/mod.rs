@@ -44,7 +44,11 @@ impl Chain {
                 Policy::Cors(params) => chain.cors = Some(Arc::new(Cors::new(params))),
                 Policy::SetHeaders(params) => chain.set_headers = Some(SetHeaders::new(params)),
                 // Accepted but not enforced yet; the API schema and docs/policies.md say so.
-                Policy::ModelAllowList(_) | Policy::TokenRateLimit(_) => {}
+                Policy::ModelAllowList(_)
+                | Policy::TokenRateLimit(_)
+                | Policy::RegexGuardrail(_)
+                | Policy::PiiMasking(_)
+                | Policy::PromptSizeLimit(_) => {}
             }
         }
         chain
