@@ -5,6 +5,7 @@
 //! transaction → the route table is rebuilt from the store and swapped atomically into `proxy`.
 
 pub mod admin;
+pub mod llm;
 pub mod proxy;
 pub mod runtime;
 pub mod store;

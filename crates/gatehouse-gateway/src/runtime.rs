@@ -10,6 +10,8 @@ use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::admin;
+use crate::llm::pricing::Pricing;
+use crate::proxy::llm::LlmState;
 use crate::proxy::policies::RateLimiters;
 use crate::proxy::routes::RouteTable;
 use crate::proxy::{self, Proxy, Timeouts};
@@ -34,6 +36,9 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The LLM pricing file cannot be read or is not a price table.
+    #[error("LLM pricing file {path}: {message}")]
+    Pricing { path: PathBuf, message: String },
     /// A control plane was named without a registration token.
     #[error("--control-plane needs --token (a gateway registration token)")]
     MissingToken,
@@ -64,6 +69,8 @@ pub struct GatewayConfig {
     pub token: Option<String>,
     /// Period of the full reconcile with the control plane.
     pub sync_interval: Duration,
+    /// JSON file of LLM prices over the built-in ones (see `crate::llm::pricing`).
+    pub llm_pricing: Option<PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -80,6 +87,7 @@ impl Default for GatewayConfig {
             control_plane: None,
             token: None,
             sync_interval: Duration::from_secs(600),
+            llm_pricing: None,
         }
     }
 }
@@ -89,6 +97,7 @@ pub struct Runtime {
     pub store: Store,
     pub proxy: Arc<Proxy>,
     limiters: RateLimiters,
+    llm: LlmState,
     rebuild_lock: Mutex<()>,
     /// Duration of the last route-table rebuild.
     pub last_rebuild: std::sync::Mutex<Duration>,
@@ -116,7 +125,8 @@ impl Runtime {
         let keys = self.store.keys().await?;
         let plans = self.store.plans().await?;
         let subs = self.store.subscriptions().await?;
-        let table = RouteTable::compile_with(&artifacts, &keys, &plans, &subs, &self.limiters);
+        let table =
+            RouteTable::compile_with(&artifacts, &keys, &plans, &subs, &self.limiters, &self.llm);
         metrics::gauge!("gatehouse_gateway_route_table_routes").set(table.routes as f64);
         metrics::gauge!("gatehouse_gateway_route_table_artifacts").set(table.len() as f64);
         self.proxy.swap(table);
@@ -153,6 +163,15 @@ impl RunningGateway {
 /// Starts a gateway: opens the store, builds the route table from what it holds (so it serves
 /// its last-known state before anything else), then binds the listeners.
 pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> {
+    let mut pricing = Pricing::builtin();
+    if let Some(path) = &config.llm_pricing {
+        let fail = |message: String| StartError::Pricing {
+            path: path.clone(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        pricing = pricing.with_overrides(&text).map_err(fail)?;
+    }
     let store = Store::open(&config.data_dir).await?;
     let credentials = admin::AdminCredentials::load(&store, config.admin_password.as_deref())
         .await
@@ -169,6 +188,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         store,
         proxy: proxy.clone(),
         limiters: RateLimiters::default(),
+        llm: LlmState::new(pricing),
         rebuild_lock: Mutex::new(()),
         last_rebuild: std::sync::Mutex::new(Duration::ZERO),
         sync: std::sync::Mutex::new(Default::default()),

@@ -5,6 +5,7 @@
 pub mod binary;
 mod client;
 pub mod echo;
+pub mod fake_llm;
 pub mod relay;
 
 pub use client::{Answer, Client};

@@ -312,6 +312,10 @@ pub struct GatewayArgs {
     /// Period of the full reconcile with the control plane.
     #[arg(long, env = "GATEHOUSE_SYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
     sync_interval: Duration,
+    /// JSON file of LLM prices in USD per million tokens, `{"model": {"input": 2.5, "output": 10}}`,
+    /// over the built-in defaults (they feed gatehouse_llm_cost_usd_total).
+    #[arg(long, env = "GATEHOUSE_LLM_PRICING")]
+    llm_pricing: Option<PathBuf>,
 }
 
 impl GatewayArgs {
@@ -329,6 +333,7 @@ impl GatewayArgs {
             control_plane: self.control_plane,
             token: self.token,
             sync_interval: self.sync_interval,
+            llm_pricing: self.llm_pricing,
         }
     }
 }

@@ -22,7 +22,13 @@ pub fn builtin_ids() -> String {
 }
 
 /// OpenAI-style usage: chat completions (`prompt_tokens`) and responses (`input_tokens`).
-fn openai_like(id: &str, name: &str, header: &str, prefix: Option<&str>, ask: bool) -> serde_json::Value {
+fn openai_like(
+    id: &str,
+    name: &str,
+    header: &str,
+    prefix: Option<&str>,
+    ask: bool,
+) -> serde_json::Value {
     let mut auth = json!({"header": header});
     if let Some(p) = prefix {
         auth["prefix"] = json!(p);
@@ -91,7 +97,13 @@ fn definitions() -> Vec<serde_json::Value> {
                 }
             }
         }),
-        openai_like("mistral", "Mistral AI", "Authorization", Some("Bearer "), false),
+        openai_like(
+            "mistral",
+            "Mistral AI",
+            "Authorization",
+            Some("Bearer "),
+            false,
+        ),
         openai_like(
             "openai-compatible",
             "OpenAI-compatible (vLLM, Ollama, LM Studio)",
@@ -153,8 +165,10 @@ mod tests {
         );
         let gemini = builtin("gemini").unwrap();
         assert_eq!(
-            gemini.extract.request_model[0]
-                .find("/v1beta/models/gemini-2.0-flash:streamGenerateContent", None),
+            gemini.extract.request_model[0].find(
+                "/v1beta/models/gemini-2.0-flash:streamGenerateContent",
+                None
+            ),
             Some("gemini-2.0-flash")
         );
         let azure = builtin("azure-openai").unwrap();

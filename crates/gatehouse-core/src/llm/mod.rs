@@ -9,6 +9,6 @@ mod template;
 
 pub use builtin::{builtin, builtin_ids, builtins, BUILTIN};
 pub use template::{
-    ApiFamily, JsonPointer, LlmTemplate, ModelLocation, StreamExtract, TemplateAuth,
-    TemplateExtract, PointerError,
+    ApiFamily, JsonPointer, LlmTemplate, ModelLocation, PointerError, StreamExtract, TemplateAuth,
+    TemplateExtract,
 };

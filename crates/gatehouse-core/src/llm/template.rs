@@ -11,9 +11,7 @@ use crate::validate::FieldError;
 
 /// The API family a provider speaks: it fixes how requests, responses, streams and errors are
 /// shaped, and which translations apply.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ApiFamily {
     /// OpenAI's chat completions and responses (also Azure OpenAI, Mistral, vLLM, Ollama).

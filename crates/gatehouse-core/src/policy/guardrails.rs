@@ -133,7 +133,9 @@ impl PiiKind {
         match self {
             PiiKind::Email => r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
             // International or North-American style numbers of 7 to 15 digits.
-            PiiKind::Phone => r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{2,4}[\s.-]\d{3,4}[\s.-]?\d{3,4}\b",
+            PiiKind::Phone => {
+                r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{2,4}[\s.-]\d{3,4}[\s.-]?\d{3,4}\b"
+            }
             PiiKind::Card => r"\b(?:\d[ -]?){12,18}\d\b",
         }
     }

@@ -82,7 +82,9 @@ fn errors_name_the_field_inside_params() {
         "params.models"
     );
     assert_eq!(
-        field(json!({"name": "regex-guardrail", "params": {"rules": [{"name": "x", "pattern": "(unclosed"}]}})),
+        field(
+            json!({"name": "regex-guardrail", "params": {"rules": [{"name": "x", "pattern": "(unclosed"}]}})
+        ),
         "params.rules[0].pattern"
     );
     assert!(parse(json!({"name": "prompt-size-limit", "params": {}})).is_err());

@@ -75,7 +75,8 @@ pub struct LlmProviderSpec {
     /// The template's definition when it is not built in. The control plane fills it in when it
     /// delivers the provider to a gateway; a gateway managed on its own takes it as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_definition: Option<LlmTemplate>,
+    #[schema(value_type = Option<LlmTemplate>)]
+    pub template_definition: Option<Box<LlmTemplate>>,
     pub context: String,
     pub upstream: LlmUpstream,
     #[serde(default)]
@@ -93,17 +94,24 @@ impl LlmProviderSpec {
     pub(super) fn validate(&self) -> Result<(), FieldError> {
         crate::handle::Handle::parse("template", &self.template)?;
         if let Some(def) = &self.template_definition {
-            def.validate().map_err(|e| e.prefixed("templateDefinition"))?;
+            def.validate()
+                .map_err(|e| e.prefixed("templateDefinition"))?;
             if def.id != self.template {
                 return Err(FieldError::new(
                     "templateDefinition.id",
-                    format!("must be the template named in template ('{}')", self.template),
+                    format!(
+                        "must be the template named in template ('{}')",
+                        self.template
+                    ),
                 ));
             }
             if llm::builtin(&self.template).is_some() {
                 return Err(FieldError::new(
                     "templateDefinition",
-                    format!("'{}' is built in; leave templateDefinition out", self.template),
+                    format!(
+                        "'{}' is built in; leave templateDefinition out",
+                        self.template
+                    ),
                 ));
             }
         }
@@ -137,7 +145,7 @@ impl LlmProviderSpec {
     /// The template this provider uses: built in, or the definition carried along. `None` for a
     /// template of an organization that was not resolved (the control plane resolves it).
     pub fn resolved_template(&self) -> Option<&LlmTemplate> {
-        llm::builtin(&self.template).or(self.template_definition.as_ref())
+        llm::builtin(&self.template).or(self.template_definition.as_deref())
     }
 
     /// Why the template cannot be used without an organization's templates at hand.

@@ -195,13 +195,17 @@ fn llm_and_mcp_specs_validate() {
     let many = json!({"displayName": "Chat", "context": "/chat", "api": "openai",
         "providers": [{"id": "a", "weight": 3}, {"id": "b", "priority": 1}],
         "failover": {"on": ["connect-error", 503, "429"], "maxAttempts": 2, "cooldown": "10s"}});
-    let ArtifactSpec::LlmProxy(m) = ArtifactSpec::parse(ArtifactKind::LlmProxy, many).unwrap() else {
+    let ArtifactSpec::LlmProxy(m) = ArtifactSpec::parse(ArtifactKind::LlmProxy, many).unwrap()
+    else {
         panic!("a proxy")
     };
     let f = m.failover.as_ref().unwrap();
     assert!(f.moves_on(crate::spec::FailoverOn::Status(429)));
     assert!(!f.moves_on(crate::spec::FailoverOn::Timeout));
-    assert_eq!(serde_json::to_value(f).unwrap()["on"], json!(["connect-error", 503, 429]));
+    assert_eq!(
+        serde_json::to_value(f).unwrap()["on"],
+        json!(["connect-error", 503, 429])
+    );
     assert!(m.check_not_self("a").is_err());
     assert!(m.check_not_self("chat").is_ok());
     let bad_on = json!({"displayName": "Chat", "context": "/chat", "providers": [{"id": "a"}], "failover": {"on": [200]}});

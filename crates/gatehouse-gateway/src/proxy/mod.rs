@@ -2,6 +2,7 @@
 //! its upstream, streaming bodies both ways.
 
 pub mod error;
+pub mod llm;
 pub mod metrics;
 pub mod policies;
 pub mod respond;
@@ -29,7 +30,7 @@ use error::ProxyError;
 use policies::RateLimit;
 use respond::{json, GatewayResponse};
 use routes::{Entry, Rewrite, RouteTable};
-use upstream::UpstreamClient;
+use upstream::Clients;
 
 const READY_PATH: &str = "/_gateway-health/ready";
 const HEALTHY_PATH: &str = "/_gateway-health/healthy";
@@ -66,7 +67,8 @@ pub struct Proxy {
     ready: AtomicBool,
 }
 
-fn strip_hop_by_hop(h: &mut HeaderMap) {
+/// Removes the headers that describe one hop.
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Headers named by `Connection` are hop-by-hop too.
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
@@ -112,11 +114,11 @@ impl Proxy {
         self.ready.store(true, Ordering::SeqCst);
     }
 
-    /// Answers one request, forwarding through `client` (each serving thread has its own pool).
-    /// Every answer, forwarded or refused, is counted in the artifact's metrics.
+    /// Answers one request, forwarding through `clients` (each serving thread has its own
+    /// pools). Every answer, forwarded or refused, is counted in the artifact's metrics.
     pub async fn handle(
         &self,
-        client: &UpstreamClient,
+        clients: &Clients,
         req: Request<Incoming>,
         client_ip: &HeaderValue,
     ) -> GatewayResponse {
@@ -136,7 +138,7 @@ impl Proxy {
             (entry.clone(), path.len() - rest.len())
         };
         let res = match self
-            .forward(&entry, client, req, context_len, client_ip)
+            .forward(&entry, clients, req, context_len, client_ip)
             .await
         {
             Ok(res) => res,
@@ -177,7 +179,7 @@ impl Proxy {
     async fn forward(
         &self,
         entry: &Entry,
-        client: &UpstreamClient,
+        clients: &Clients,
         req: Request<Incoming>,
         context_len: usize,
         client_ip: &HeaderValue,
@@ -223,9 +225,13 @@ impl Proxy {
             None => None,
         };
         // The most restrictive limit's state goes back in the RateLimit-* headers.
-        let mut decision = match &entry.subscriptions {
-            Some(subs) => policies::subscription::check(&mut parts.headers, subs, Instant::now())?,
-            None => None,
+        let (subscription, mut decision) = match &entry.subscriptions {
+            Some(subs) => {
+                let (id, d) =
+                    policies::subscription::check(&mut parts.headers, subs, Instant::now())?;
+                (Some(id), d)
+            }
+            None => (None, None),
         };
         for rl in &chain.rate_limits {
             let d = rl.check(key_id.as_ref(), Instant::now());
@@ -235,6 +241,26 @@ impl Proxy {
             if decision.is_none_or(|prev| d.remaining < prev.remaining) {
                 decision = Some(d);
             }
+        }
+
+        if let Some(route) = &entry.llm {
+            prepare_headers(&mut parts.headers, client_ip, original_host, chain);
+            let req = llm::flow::LlmRequest {
+                method: parts.method,
+                headers: parts.headers,
+                rest: rest.to_owned(),
+                query: uri.query().map(str::to_owned),
+                caller: llm::Caller {
+                    key: key_id,
+                    subscription,
+                },
+            };
+            let mut res = match llm::forward(route, &clients.llm, self.timeouts, req, body).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(route.api),
+            };
+            finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
+            return Ok(res);
         }
 
         // The upstream request.
@@ -257,37 +283,15 @@ impl Proxy {
             .build()
             .map_err(|_| ProxyError::BadRequest("the request path cannot be forwarded"))?;
         parts.version = Version::HTTP_11;
+        prepare_headers(&mut parts.headers, client_ip, original_host, chain);
         let headers = &mut parts.headers;
-        strip_hop_by_hop(headers);
-        // Append to a previous hop's X-Forwarded-For; most requests have none and reuse the
-        // connection's value without allocating.
-        let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) => HeaderValue::from_str(&format!(
-                "{prev}, {}",
-                client_ip.to_str().unwrap_or_default()
-            ))
-            .ok(),
-            None => Some(client_ip.clone()),
-        };
-        if let Some(v) = xff {
-            headers.insert(X_FORWARDED_FOR.clone(), v);
-        }
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-        if let Some(h) = original_host {
-            headers.insert(X_FORWARDED_HOST.clone(), h);
-        }
         headers.insert(header::HOST, upstream.host.clone());
-        if let Some(sh) = &chain.set_headers {
-            sh.request.apply(headers);
-        }
-        if let Some((name, value)) = &entry.credential {
-            headers.insert(name.clone(), value.clone());
-        }
 
         let req = Request::from_parts(parts, body);
-        let mut res = match tokio::time::timeout(self.timeouts.response, client.request(req)).await
+        let mut res = match tokio::time::timeout(self.timeouts.response, clients.plain.request(req))
+            .await
         {
-            Ok(Ok(r)) => r.map(Either::Left),
+            Ok(Ok(r)) => r.map(|b| Either::Left(Either::Left(b))),
             Ok(Err(e)) => {
                 tracing::debug!(artifact = %entry.handle, error = %e, "upstream exchange failed");
                 return Err(if e.is_connect() {
@@ -299,25 +303,69 @@ impl Proxy {
             Err(_) => return Err(ProxyError::GatewayTimeout),
         };
         *res.version_mut() = Version::HTTP_11;
-        let h = res.headers_mut();
-        strip_hop_by_hop(h);
-        if let Some(sh) = &chain.set_headers {
-            sh.response.apply(h);
-        }
-        if let Some(cors) = &chain.cors {
-            cors.apply(origin.as_ref(), h);
-        }
-        if let Some(d) = &decision {
+        strip_hop_by_hop(res.headers_mut());
+        finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
+        Ok(res)
+    }
+}
+
+/// Prepares a request's headers for upstream: hop-by-hop headers removed, `X-Forwarded-*`
+/// set, the chain's `set-headers` applied.
+fn prepare_headers(
+    headers: &mut HeaderMap,
+    client_ip: &HeaderValue,
+    original_host: Option<HeaderValue>,
+    chain: &policies::Chain,
+) {
+    strip_hop_by_hop(headers);
+    // Append to a previous hop's X-Forwarded-For; most requests have none and reuse the
+    // connection's value without allocating.
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => HeaderValue::from_str(&format!(
+            "{prev}, {}",
+            client_ip.to_str().unwrap_or_default()
+        ))
+        .ok(),
+        None => Some(client_ip.clone()),
+    };
+    if let Some(v) = xff {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if let Some(h) = original_host {
+        headers.insert(X_FORWARDED_HOST.clone(), h);
+    }
+    if let Some(sh) = &chain.set_headers {
+        sh.request.apply(headers);
+    }
+}
+
+/// Applies the chain's response headers: `set-headers`, CORS, and the state of the tightest
+/// limit.
+fn finish_headers(
+    h: &mut HeaderMap,
+    chain: &policies::Chain,
+    origin: Option<&HeaderValue>,
+    decision: Option<&policies::rate_limit::Decision>,
+) {
+    if let Some(sh) = &chain.set_headers {
+        sh.response.apply(h);
+    }
+    if let Some(cors) = &chain.cors {
+        cors.apply(origin, h);
+    }
+    if let Some(d) = decision {
+        // A token limit's state, set by the LLM path, is the tighter one when present.
+        if !h.contains_key("ratelimit-limit") {
             RateLimit::headers(d, h);
         }
-        Ok(res)
     }
 }
 
 /// Serves the data plane on `listener` until `shutdown` turns true, then lets connections
 /// finish their requests in flight.
 pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let client = Arc::new(upstream::client(proxy.timeouts.connect));
+    let clients = Arc::new(Clients::new(proxy.timeouts.connect));
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -333,12 +381,12 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let _ = stream.set_nodelay(true);
-        let (proxy, client) = (proxy.clone(), client.clone());
+        let (proxy, clients) = (proxy.clone(), clients.clone());
         let client_ip = HeaderValue::from_str(&remote.ip().to_string())
             .unwrap_or(HeaderValue::from_static("unknown"));
         let service = service_fn(move |req| {
-            let (proxy, client, client_ip) = (proxy.clone(), client.clone(), client_ip.clone());
-            async move { Ok::<_, Infallible>(proxy.handle(&client, req, &client_ip).await) }
+            let (proxy, clients, client_ip) = (proxy.clone(), clients.clone(), client_ip.clone());
+            async move { Ok::<_, Infallible>(proxy.handle(&clients, req, &client_ip).await) }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());

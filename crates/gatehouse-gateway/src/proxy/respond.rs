@@ -5,8 +5,11 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-/// The body of every data-plane response: streamed from the upstream, or made here.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+use crate::proxy::llm::body::LlmBody;
+
+/// The body of every data-plane response: streamed from the upstream (read on the way for an
+/// LLM exchange), or made here.
+pub type ProxyBody = Either<Either<Incoming, LlmBody>, Full<Bytes>>;
 
 /// A response the gateway answers itself.
 pub type GatewayResponse = Response<ProxyBody>;

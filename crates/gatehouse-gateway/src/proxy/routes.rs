@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::uri::{Authority, Scheme};
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderValue, Method};
 
 use gatehouse_core::policy::{merged, Policy};
 use gatehouse_core::protocol::{ApiKeyStatus, PlanStatus, SubscriptionStatus};
 use gatehouse_core::spec::{AccessControl, AccessMode, ArtifactSpec};
 use gatehouse_core::ArtifactKind;
 
+use crate::proxy::llm::{LlmRoute, LlmState};
 use crate::proxy::metrics::ArtifactMetrics;
 use crate::proxy::policies::api_key_auth::{key_digest, KeyEntry};
 use crate::proxy::policies::subscription::{SubEntry, SubSet};
@@ -31,7 +32,8 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    fn parse(url: &str) -> Option<Self> {
+    /// The upstream at `url`, if it is an absolute http(s) URL.
+    pub fn parse(url: &str) -> Option<Self> {
         let uri: http::Uri = url.parse().ok()?;
         let authority = uri.authority()?.clone();
         Some(Self {
@@ -168,8 +170,8 @@ pub struct Entry {
     /// Artifact-level CORS, for preflights that match no operation.
     pub cors: Option<Arc<Cors>>,
     pub access: Option<Access>,
-    /// Header and value injected upstream (an LLM provider's credential).
-    pub credential: Option<(HeaderName, HeaderValue)>,
+    /// The LLM path of an LLM provider or proxy.
+    pub llm: Option<Arc<LlmRoute>>,
     pub keys: Arc<KeySet>,
     /// Present when the artifact offers subscription plans: callers need one of these.
     pub subscriptions: Option<SubSet>,
@@ -227,7 +229,7 @@ impl RouteTable {
         keys: &[StoredKey],
         limiters: &RateLimiters,
     ) -> Self {
-        Self::compile_with(artifacts, keys, &[], &[], limiters)
+        Self::compile_with(artifacts, keys, &[], &[], limiters, &LlmState::default())
     }
 
     /// Compiles the deployed artifacts with their keys, subscriptions and the plans.
@@ -237,6 +239,7 @@ impl RouteTable {
         plans: &[StoredPlan],
         subs: &[StoredSubscription],
         limiters: &RateLimiters,
+        llm: &LlmState,
     ) -> Self {
         let plans: HashMap<&str, &StoredPlan> = plans.iter().map(|p| (p.id.as_str(), p)).collect();
         let mut sub_sets: HashMap<&str, SubSet> = HashMap::new();
@@ -298,7 +301,7 @@ impl RouteTable {
                 continue;
             }
             let keys = Arc::new(key_sets.remove(art.id.as_str()).unwrap_or_default());
-            let mut entry = compile_entry(art, &providers, keys, limiters);
+            let mut entry = compile_entry(art, &providers, keys, limiters, llm);
             if !art.document.spec.subscription_plans().is_empty() {
                 entry.subscriptions = Some(sub_sets.remove(art.id.as_str()).unwrap_or_default());
             }
@@ -308,6 +311,7 @@ impl RouteTable {
                 .insert(context.into_boxed_str(), Arc::new(entry));
         }
         limiters.retain(|scope| artifacts.iter().any(|a| a.id == scope));
+        llm.retain(|scope| artifacts.iter().any(|a| a.id == scope));
         table
     }
 }
@@ -334,6 +338,7 @@ fn compile_entry(
     providers: &HashMap<&str, &StoredArtifact>,
     keys: Arc<KeySet>,
     limiters: &RateLimiters,
+    llm: &LlmState,
 ) -> Entry {
     let id = art.id.as_str();
     let api_policies = art.document.spec.policies();
@@ -354,7 +359,7 @@ fn compile_entry(
         ops: vec![],
         cors,
         access: None,
-        credential: None,
+        llm: None,
         keys,
         subscriptions: None,
         metrics: ArtifactMetrics::new(art.handle(), art.kind()),
@@ -391,41 +396,45 @@ fn compile_entry(
             entry.ops.sort_by_cached_key(Op::rank);
         }
         ArtifactSpec::LlmProvider(s) => {
-            entry.main = Upstream::parse(&s.upstream.url).map(Arc::new);
             entry.access = Some(Access::compile(&s.access_control));
-            entry.credential = credential(s);
             entry
                 .ops
                 .push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
+            match LlmRoute::provider(art, s, llm) {
+                Ok(route) => {
+                    entry.main = Some(route.targets[0].upstream.clone());
+                    entry.llm = Some(Arc::new(route));
+                }
+                Err(why) => entry.unavailable = Some(why.into()),
+            }
         }
         ArtifactSpec::LlmProxy(s) => {
-            // The proxy forwards through its provider: the provider's upstream, credential,
-            // access control and policies, then the proxy's own.
-            let first = s.provider_list().into_iter().next().map(|p| p.id);
-            match first.as_ref().and_then(|id| providers.get(id.as_str())) {
-                Some(p) => {
-                    if let ArtifactSpec::LlmProvider(ps) = &p.document.spec {
-                        entry.main = Upstream::parse(&ps.upstream.url).map(Arc::new);
-                        entry.access = Some(Access::compile(&ps.access_control));
-                        entry.credential = credential(ps);
-                        let ch = Arc::new(Chain::compile(
-                            merged(&ps.policies, &s.policies),
-                            &format!("{id}|all"),
-                            limiters,
-                        ));
-                        entry.cors = ch.cors.clone();
-                        entry.ops.push(op(None, "/*", Rewrite::StripContext, ch));
-                    }
+            // The proxy's generic policies are its own merged over those of its first
+            // provider (by priority); the LLM ones likewise, in `LlmRoute::proxy`.
+            let primary = s
+                .provider_list()
+                .into_iter()
+                .min_by_key(|p| p.priority)
+                .and_then(|p| providers.get(p.id.as_str()).copied())
+                .and_then(|a| match &a.document.spec {
+                    ArtifactSpec::LlmProvider(ps) => Some(ps),
+                    _ => None,
+                });
+            let provider_policies = primary.map(|p| p.policies.as_slice()).unwrap_or_default();
+            let ch = Arc::new(Chain::compile(
+                merged(provider_policies, &s.policies),
+                &format!("{id}|all"),
+                limiters,
+            ));
+            entry.cors = ch.cors.clone();
+            entry.access = primary.map(|p| Access::compile(&p.access_control));
+            entry.ops.push(op(None, "/*", Rewrite::StripContext, ch));
+            match LlmRoute::proxy(art, s, providers, llm) {
+                Ok(route) => {
+                    entry.main = Some(route.targets[0].upstream.clone());
+                    entry.llm = Some(Arc::new(route));
                 }
-                None => {
-                    entry.unavailable = Some(Arc::from(format!(
-                        "LLM provider '{}' is not deployed on this gateway",
-                        first.as_ref().map(|h| h.as_str()).unwrap_or_default()
-                    )));
-                    entry
-                        .ops
-                        .push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
-                }
+                Err(why) => entry.unavailable = Some(why.into()),
             }
         }
         ArtifactSpec::Mcp(s) => {
@@ -441,29 +450,6 @@ fn compile_entry(
         }
     }
     entry
-}
-
-/// The header and value that carry a provider's credential upstream: the spec's header and
-/// value as written, or the template's header with its prefix before the value.
-fn credential(s: &gatehouse_core::spec::LlmProviderSpec) -> Option<(HeaderName, HeaderValue)> {
-    let auth = s.upstream.auth.as_ref()?;
-    let secret = auth.value.as_deref()?;
-    let (name, value) = match (&auth.header, s.resolved_template()) {
-        (Some(h), _) => (HeaderName::from_bytes(h.as_bytes()).ok()?, secret.to_owned()),
-        (None, Some(t)) => {
-            let prefix = t.auth.prefix.as_deref().unwrap_or_default();
-            let value = if secret.starts_with(prefix) {
-                secret.to_owned()
-            } else {
-                format!("{prefix}{secret}")
-            };
-            (t.auth.header.header_name().clone(), value)
-        }
-        (None, None) => return None,
-    };
-    let mut value = HeaderValue::from_str(&value).ok()?;
-    value.set_sensitive(true);
-    Some((name, value))
 }
 
 #[cfg(test)]
@@ -604,11 +590,15 @@ mod tests {
         assert!(access.allows(&Method::POST, rest));
         assert!(!access.allows(&Method::GET, rest));
         assert!(!access.allows(&Method::POST, "/models"));
-        assert_eq!(e.credential.as_ref().unwrap().0, "authorization");
+        let llm = e.llm.as_ref().unwrap();
+        assert_eq!(
+            llm.targets[0].credential.as_ref().unwrap().0,
+            "authorization"
+        );
         let (px, _) = t.find("/chat/chat/completions").unwrap();
         assert!(px.unavailable.is_none());
         assert_eq!(px.main.as_ref().unwrap().base_path, "/v1");
-        assert!(px.credential.is_some());
+        assert!(px.llm.as_ref().unwrap().targets[0].credential.is_some());
         // Without its provider the proxy is unavailable.
         let t = RouteTable::compile(&[proxy], &[], &RateLimiters::default());
         assert!(t.find("/chat/x").unwrap().0.unavailable.is_some());

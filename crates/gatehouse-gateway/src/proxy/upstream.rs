@@ -3,17 +3,42 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-/// The shared client.
+/// The client that streams request bodies through.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 
-/// Builds the client.
-pub fn client(connect_timeout: Duration) -> UpstreamClient {
+/// The client of LLM exchanges, whose request bodies are read (and maybe rewritten) first.
+pub type LlmClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A serving thread's clients, each with its own connection pool.
+pub struct Clients {
+    pub plain: UpstreamClient,
+    pub llm: LlmClient,
+}
+
+impl Clients {
+    /// Both clients.
+    pub fn new(connect_timeout: Duration) -> Self {
+        Self {
+            plain: client(connect_timeout),
+            llm: client(connect_timeout),
+        }
+    }
+}
+
+/// Builds a client for request bodies of type `B`.
+pub fn client<B>(connect_timeout: Duration) -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut http = HttpConnector::new();
     http.enforce_http(false);

@@ -2,6 +2,7 @@
 //! management API and traffic, end to end. One test binary, a module per concern.
 
 mod kinds;
+mod llm;
 mod management;
 mod policies;
 mod reconfiguration;

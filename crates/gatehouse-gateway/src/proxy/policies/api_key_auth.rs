@@ -62,10 +62,14 @@ impl ApiKeyAuth {
         now_ms: i64,
     ) -> Result<Arc<str>, AuthError> {
         let value = headers.remove(&self.header).ok_or(AuthError::Missing)?;
-        let digest = value
-            .to_str()
-            .map(key_digest)
-            .map_err(|_| AuthError::Invalid)?;
+        let text = value.to_str().map_err(|_| AuthError::Invalid)?;
+        // In `Authorization` the key comes as a bearer token (as LLM SDKs send it).
+        let key = if self.header == http::header::AUTHORIZATION {
+            text.strip_prefix("Bearer ").unwrap_or(text)
+        } else {
+            text
+        };
+        let digest = key_digest(key);
         match keys.get(&digest) {
             Some(k) if k.active && k.expires_at_ms.is_none_or(|t| t > now_ms) => Ok(k.id.clone()),
             Some(k) if k.active => Err(AuthError::Expired),

@@ -43,7 +43,7 @@ impl Chain {
                 }
                 Policy::Cors(params) => chain.cors = Some(Arc::new(Cors::new(params))),
                 Policy::SetHeaders(params) => chain.set_headers = Some(SetHeaders::new(params)),
-                // Accepted but not enforced yet; the API schema and docs/policies.md say so.
+                // The LLM policies are enforced on the LLM path (`proxy/llm`).
                 Policy::ModelAllowList(_)
                 | Policy::TokenRateLimit(_)
                 | Policy::RegexGuardrail(_)

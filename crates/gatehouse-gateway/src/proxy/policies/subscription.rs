@@ -42,7 +42,7 @@ pub fn check(
     headers: &mut HeaderMap,
     subs: &SubSet,
     now: Instant,
-) -> Result<Option<Decision>, SubscriptionError> {
+) -> Result<(Arc<str>, Option<Decision>), SubscriptionError> {
     let token = headers.remove(&HEADER).ok_or(SubscriptionError::Missing)?;
     let digest = token
         .to_str()
@@ -62,7 +62,7 @@ pub fn check(
             tightest = Some(d);
         }
     }
-    Ok(tightest)
+    Ok((sub.id.clone(), tightest))
 }
 
 #[cfg(test)]
@@ -106,8 +106,8 @@ mod tests {
         assert_eq!(run(None).unwrap_err(), StatusCode::FORBIDDEN);
         assert_eq!(run(Some("nope")).unwrap_err(), StatusCode::FORBIDDEN);
         assert_eq!(run(Some("off")).unwrap_err(), StatusCode::FORBIDDEN);
-        assert_eq!(run(Some("tok")).unwrap().unwrap().remaining, 1);
-        assert_eq!(run(Some("tok")).unwrap().unwrap().remaining, 0);
+        assert_eq!(run(Some("tok")).unwrap().1.unwrap().remaining, 1);
+        assert_eq!(run(Some("tok")).unwrap().1.unwrap().remaining, 0);
         assert_eq!(run(Some("tok")).unwrap_err(), StatusCode::TOO_MANY_REQUESTS);
     }
 }

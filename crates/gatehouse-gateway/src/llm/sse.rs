@@ -1,0 +1,193 @@
+//! An incremental Server-Sent-Events parser: bytes in as they arrive, whole events out, each
+//! with its exact bytes so that an event passed on unchanged is forwarded as received.
+
+use bytes::{Bytes, BytesMut};
+
+/// One event of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    /// `event:`, when given.
+    pub event: Option<String>,
+    /// The `data:` lines joined by `\n`.
+    pub data: String,
+    /// The event's bytes as received, with the blank line that ended it.
+    pub raw: Bytes,
+}
+
+/// Parses a stream of SSE bytes into events.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buf: BytesMut,
+    /// Where to resume looking for the end of an event.
+    scanned: usize,
+}
+
+/// Where the blank line ending an event ends in `b`, looking from `from`.
+fn event_end(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < b.len() {
+        match b[i] {
+            b'\n' => {
+                // "\n\n" or "\n\r\n"
+                if b.get(i + 1) == Some(&b'\n') {
+                    return Some(i + 2);
+                }
+                if b.get(i + 1) == Some(&b'\r') && b.get(i + 2) == Some(&b'\n') {
+                    return Some(i + 3);
+                }
+            }
+            b'\r' => {
+                // "\r\r", "\r\n\r\n"
+                if b.get(i + 1) == Some(&b'\r') {
+                    return Some(i + 2);
+                }
+                if b.get(i + 1) == Some(&b'\n')
+                    && b.get(i + 2) == Some(&b'\r')
+                    && b.get(i + 3) == Some(&b'\n')
+                {
+                    return Some(i + 4);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Reads the fields of one event's bytes.
+fn parse_event(raw: Bytes) -> Option<SseEvent> {
+    let text = String::from_utf8_lossy(&raw);
+    let mut event = None;
+    let mut data: Option<String> = None;
+    for line in text.split(['\n', '\r']) {
+        if line.is_empty() || line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = match line.find(':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
+            }
+            None => (line, ""),
+        };
+        match field {
+            "event" => event = Some(value.to_owned()),
+            "data" => match &mut data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(value);
+                }
+                None => data = Some(value.to_owned()),
+            },
+            _ => {}
+        }
+    }
+    if event.is_none() && data.is_none() {
+        // Only comments (`: keep-alive`): still forwarded, with empty data.
+        return Some(SseEvent {
+            event: None,
+            data: String::new(),
+            raw,
+        });
+    }
+    Some(SseEvent {
+        event,
+        data: data.unwrap_or_default(),
+        raw,
+    })
+}
+
+impl SseParser {
+    /// An empty parser.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The events completed by `chunk`.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        // Look back up to 3 bytes: the end of an event may straddle two chunks.
+        let mut from = self.scanned.saturating_sub(3);
+        while let Some(end) = event_end(&self.buf, from) {
+            let raw = self.buf.split_to(end).freeze();
+            if let Some(ev) = parse_event(raw) {
+                out.push(ev);
+            }
+            from = 0;
+        }
+        self.scanned = self.buf.len();
+        out
+    }
+
+    /// The last event, when the stream ended without its blank line.
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        self.scanned = 0;
+        if self.buf.iter().all(|b| b.is_ascii_whitespace()) {
+            self.buf.clear();
+            return None;
+        }
+        parse_event(self.buf.split().freeze())
+    }
+}
+
+/// One event's bytes: `event: {event}` when given, then `data: {data}` (one line per line).
+pub fn encode(event: Option<&str>, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + 32);
+    if let Some(e) = event {
+        out.push_str("event: ");
+        out.push_str(e);
+        out.push('\n');
+    }
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = "event: message_start\ndata: {\"a\":1}\n\n: comment\n\ndata: line1\ndata: line2\n\ndata: [DONE]\n\n";
+
+    #[test]
+    fn events_come_out_whole_wherever_the_chunks_split() {
+        let whole: Vec<SseEvent> = SseParser::new().push(STREAM.as_bytes());
+        assert_eq!(whole.len(), 4);
+        assert_eq!(whole[0].event.as_deref(), Some("message_start"));
+        assert_eq!(whole[0].data, "{\"a\":1}");
+        assert_eq!(whole[2].data, "line1\nline2");
+        assert_eq!(whole[3].data, "[DONE]");
+        let raw: Vec<u8> = whole.iter().flat_map(|e| e.raw.to_vec()).collect();
+        assert_eq!(raw, STREAM.as_bytes(), "raw bytes are kept exactly");
+        for size in 1..STREAM.len() {
+            let mut p = SseParser::new();
+            let mut got = vec![];
+            for chunk in STREAM.as_bytes().chunks(size) {
+                got.extend(p.push(chunk));
+            }
+            assert_eq!(got, whole, "chunks of {size}");
+            assert!(p.finish().is_none());
+        }
+    }
+
+    #[test]
+    fn crlf_lines_and_a_last_event_without_blank_line() {
+        let mut p = SseParser::new();
+        let evs = p.push(b"data: a\r\n\r\ndata: b\r\rdata: c");
+        assert_eq!(
+            evs.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(p.finish().unwrap().data, "c");
+        assert_eq!(
+            &encode(Some("x"), "1\n2")[..],
+            b"event: x\ndata: 1\ndata: 2\n\n"
+        );
+    }
+}
