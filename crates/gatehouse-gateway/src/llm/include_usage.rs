@@ -44,6 +44,13 @@ pub fn scrub_chunk(ev: &SseEvent) -> Scrubbed {
     if !ev.data.starts_with('{') || !ev.data.contains("\"usage\"") {
         return Scrubbed::Keep;
     }
+    // Most chunks carry `"usage":null`: removed in the text, without parsing the chunk.
+    if !super::usage::mentions(&ev.data, "usage") {
+        return match without_null_member(&ev.data, "usage") {
+            Some(data) => Scrubbed::Rewrite(super::sse::encode(ev.event.as_deref(), &data)),
+            None => Scrubbed::Keep,
+        };
+    }
     let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
         return Scrubbed::Keep;
     };
@@ -53,14 +60,10 @@ pub fn scrub_chunk(ev: &SseEvent) -> Scrubbed {
         .is_some_and(Vec::is_empty)
         && v.get("usage").is_some_and(|u| !u.is_null());
     if usage_only {
-        return Scrubbed::Drop;
+        Scrubbed::Drop
+    } else {
+        Scrubbed::Keep
     }
-    if v.get("usage").is_some_and(Value::is_null) {
-        if let Some(data) = without_null_member(&ev.data, "usage") {
-            return Scrubbed::Rewrite(super::sse::encode(ev.event.as_deref(), &data));
-        }
-    }
-    Scrubbed::Keep
 }
 
 /// `object` (JSON text) without its top-level member `key` whose value is `null`, the text

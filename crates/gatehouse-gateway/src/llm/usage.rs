@@ -47,7 +47,42 @@ pub struct StreamUsage {
     seen: Usage,
 }
 
+/// Whether `data` (JSON text) has a member `key` whose value is not `null`. A cheap test that
+/// lets most stream events pass without being parsed; a false positive only costs a parse.
+pub fn mentions(data: &str, key: &str) -> bool {
+    let b = data.as_bytes();
+    let mut from = 0;
+    while let Some(i) = data[from..].find(key) {
+        let start = from + i;
+        let end = start + key.len();
+        from = end;
+        if start == 0 || b[start - 1] != b'"' || b.get(end) != Some(&b'"') {
+            continue;
+        }
+        let rest = data[end + 1..].trim_start();
+        let Some(value) = rest.strip_prefix(':') else {
+            continue;
+        };
+        if !value.trim_start().starts_with("null") {
+            return true;
+        }
+    }
+    false
+}
+
+/// The first key of a pointer (`usage` of `/usage/prompt_tokens`).
+fn first_key(p: &JsonPointer) -> &str {
+    p.as_str()[1..].split('/').next().unwrap_or_default()
+}
+
 impl StreamUsage {
+    /// Whether the event `data` may report something not known yet, and so must be parsed.
+    pub fn wants(&self, x: &StreamExtract, data: &str) -> bool {
+        let tokens = x.prompt_tokens.iter().chain(&x.completion_tokens);
+        let model = x.model.iter().filter(|_| self.seen.model.is_none());
+        tokens.chain(model).any(|p| mentions(data, first_key(p)))
+    }
+
     /// Reads one event's JSON data.
     pub fn observe(&mut self, x: &StreamExtract, data: &Value) {
         if let Some(m) = first_str(&x.model, data) {
@@ -123,6 +158,24 @@ mod tests {
             stream("mistral", mistral),
             usage("mistral-small-latest", 5, 1)
         );
+    }
+
+    #[test]
+    fn only_events_that_report_something_are_parsed() {
+        assert!(mentions(r#"{"a":1,"usage":{"x":1}}"#, "usage"));
+        assert!(!mentions(r#"{"a":1,"usage":null}"#, "usage"));
+        assert!(!mentions(r#"{"a":"usage","usage" : null}"#, "usage"));
+        assert!(!mentions(r#"{"usageMetadata":{}}"#, "usage"));
+        let x = &x("openai").stream;
+        let mut u = StreamUsage::default();
+        let chunk = r#"{"model":"m","choices":[{"delta":{"content":"x"}}],"usage":null}"#;
+        assert!(u.wants(x, chunk), "the model is not known yet");
+        u.observe(x, &serde_json::from_str(chunk).unwrap());
+        assert!(!u.wants(x, chunk), "nothing new in a content chunk");
+        assert!(u.wants(
+            x,
+            r#"{"model":"m","choices":[],"usage":{"prompt_tokens":1}}"#
+        ));
     }
 
     #[test]

@@ -14,7 +14,6 @@ use gatehouse_core::llm::ApiFamily;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use super::metrics::Exchange;
 use super::route::LlmRoute;
 use super::token_limit::Caller;
 use crate::llm::errors::{error_body, LlmErrorKind};
@@ -38,18 +37,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    fn exchange<'a>(&'a self, model: &'a str) -> Exchange<'a> {
-        Exchange {
-            artifact: &self.route.artifact,
-            provider: &self.route.targets[self.target].provider,
-            model,
-        }
-    }
-
     /// Records the time to the first chunk of a stream.
     pub fn first_token(&self) {
-        let model = self.requested_model.as_deref().unwrap_or("unknown");
-        self.exchange(model).first_token(self.started.elapsed());
+        self.route.targets[self.target]
+            .metrics
+            .first_token(self.started.elapsed());
     }
 
     /// Records the finished exchange with the usage its response reported.
@@ -66,8 +58,13 @@ impl Recorder {
         let cost = (p + c > 0)
             .then(|| self.route.pricing.cost(model, p, c))
             .flatten();
-        self.exchange(model)
-            .record(self.status, usage, cost, self.started.elapsed());
+        self.route.targets[self.target].metrics.record(
+            model,
+            self.status,
+            usage,
+            cost,
+            self.started.elapsed(),
+        );
         let now = Instant::now();
         for limit in &self.route.policies.token_limits {
             limit.add(&self.caller, p, c, now);
@@ -186,14 +183,18 @@ impl LlmBody {
         };
         let target = &rec.route.targets[rec.target];
         let upstream_api = target.template.api;
+        let x = &target.template.extract.stream;
         for ev in events {
-            let data: Option<serde_json::Value> = if ev.data.starts_with('{') {
+            // Parsed only when it may report usage or a model, or a guardrail reads it.
+            let parse = ev.data.starts_with('{')
+                && (s.guarded_text.is_some() || s.usage.wants(x, &ev.data));
+            let data: Option<serde_json::Value> = if parse {
                 serde_json::from_str(&ev.data).ok()
             } else {
                 None
             };
             if let Some(d) = &data {
-                s.usage.observe(&target.template.extract.stream, d);
+                s.usage.observe(x, d);
             }
             if !s.rewrites() || self.cut {
                 continue;

@@ -229,6 +229,11 @@ pub async fn forward(
     })
 }
 
+/// Whether `needle` occurs in `hay`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
 fn reason(c: FailoverOn) -> String {
     match c {
         FailoverOn::ConnectError => "connect-error".into(),
@@ -258,13 +263,26 @@ async fn read_and_check(
         }
         Err(_) => return Err(LlmError::bad_request("the request body could not be read")),
     };
-    let mut json: Option<Value> = if raw.is_empty() {
-        None
-    } else {
-        Some(serde_json::from_slice(&raw).map_err(|e| {
-            LlmError::bad_request(format!("the request body is not valid JSON: {e}"))
-        })?)
+    // The body is parsed into a tree only when something reads it; otherwise it is only
+    // checked to be JSON, which allocates nothing.
+    let reads = route.policies.reads_requests()
+        || route.targets.iter().any(|t| t.translate)
+        || (route
+            .targets
+            .iter()
+            .any(|t| t.template.extract.stream.ask_for_usage)
+            && contains(&raw, b"\"stream\""));
+    let not_json = |e: serde_json::Error| {
+        LlmError::bad_request(format!("the request body is not valid JSON: {e}"))
     };
+    let mut json: Option<Value> = None;
+    if !raw.is_empty() {
+        if reads {
+            json = Some(serde_json::from_slice(&raw).map_err(not_json)?);
+        } else {
+            serde_json::from_slice::<serde::de::IgnoredAny>(&raw).map_err(not_json)?;
+        }
+    }
     let model = usage::request_model(&route.client_template.extract, &req.rest, json.as_ref());
     let p = &route.policies;
     if let (Some(allow), Some(m)) = (&p.allow, &model) {
@@ -368,7 +386,8 @@ fn build(
     } else {
         let mut body = None;
         if target.template.extract.stream.ask_for_usage {
-            if let Some(json) = &checked.json {
+            let streams = |j: &&Value| j.get("stream").and_then(Value::as_bool) == Some(true);
+            if let Some(json) = checked.json.as_ref().filter(streams) {
                 let mut j = json.clone();
                 if ask_for_usage(&mut j) {
                     injected = true;

@@ -11,6 +11,7 @@ use gatehouse_core::llm::{self, ApiFamily, LlmTemplate};
 use gatehouse_core::policy::{ModelAllowListParams, Policy, PromptSizeLimitParams};
 use gatehouse_core::spec::{ArtifactSpec, Failover, LlmProviderSpec, LlmProxySpec};
 
+use super::metrics::TargetMetrics;
 use super::token_limit::{TokenLimit, TokenLimits};
 use crate::llm::guardrails::{PiiMasker, RegexGuard};
 use crate::llm::pricing::Pricing;
@@ -86,6 +87,7 @@ pub struct Target {
     pub priority: u32,
     /// The client speaks OpenAI chat completions and this provider Anthropic messages.
     pub translate: bool,
+    pub metrics: TargetMetrics,
 }
 
 /// The LLM policies of a route, compiled.
@@ -161,6 +163,7 @@ fn template_of(p: &LlmProviderSpec) -> Result<Arc<LlmTemplate>, Unservable> {
 }
 
 fn target(
+    artifact: &str,
     handle: &str,
     p: &LlmProviderSpec,
     client_api: ApiFamily,
@@ -199,6 +202,7 @@ fn target(
         weight,
         priority,
         translate,
+        metrics: TargetMetrics::new(artifact, handle),
     })
 }
 
@@ -235,7 +239,7 @@ impl LlmRoute {
         state: &LlmState,
     ) -> Result<Self, Unservable> {
         let template = template_of(p)?;
-        let t = target(art.handle(), p, template.api, 1, 0)?;
+        let t = target(art.handle(), art.handle(), p, template.api, 1, 0)?;
         Ok(Self {
             artifact: art.handle().into(),
             api: template.api,
@@ -287,7 +291,16 @@ impl LlmRoute {
         };
         let targets = specs
             .iter()
-            .map(|(wp, spec)| target(wp.id.as_str(), spec, api, wp.weight, wp.priority))
+            .map(|(wp, spec)| {
+                target(
+                    art.handle(),
+                    wp.id.as_str(),
+                    spec,
+                    api,
+                    wp.weight,
+                    wp.priority,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let failover = match (&s.failover, targets.len()) {
             (Some(f), _) => Some(f.clone()),
