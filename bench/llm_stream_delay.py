@@ -24,6 +24,8 @@ INTERVAL = 0.02
 
 class Upstream(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Each chunk leaves at once, as a provider sends it (no Nagle wait for an ACK).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass

@@ -5,6 +5,7 @@ mod artifacts;
 mod body;
 mod identity;
 mod internal;
+mod llm_templates;
 mod openapi;
 mod ops;
 mod resources;
@@ -76,6 +77,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/subscriptions",
             post(subscriptions::create).get(subscriptions::list),
+        )
+        .route(
+            "/llm-provider-templates",
+            post(llm_templates::create).get(llm_templates::list),
+        )
+        .route(
+            "/llm-provider-templates/{id}",
+            get(llm_templates::get)
+                .put(llm_templates::replace)
+                .delete(llm_templates::delete),
         )
         .route(
             "/subscriptions/{id}",

@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::changelog::{NewEvent, Target};
 use crate::crypto::Sealer;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{new_handle, new_uuid, parse_stored, projects, List, Page};
+use crate::service::{llm_templates, new_handle, new_uuid, parse_stored, projects, List, Page};
 use crate::state::AppState;
 use crate::store::{format_ms, is_unique_violation, now_ms};
 
@@ -172,13 +172,14 @@ fn parse_body(kind: ArtifactKind, body: Value) -> ApiResult<Body> {
     })
 }
 
-/// Checks references of a spec and returns `(project uuid, provider uuid)`.
+/// Checks references of a spec and returns the project's uuid and those of the LLM providers
+/// it names.
 async fn resolve_refs(
     conn: &mut AnyConnection,
     org_id: &str,
     kind: ArtifactKind,
     body: &Body,
-) -> ApiResult<(Option<String>, Option<String>)> {
+) -> ApiResult<(Option<String>, Vec<String>)> {
     let project = match (&body.project_id, kind.has_project()) {
         (Some(p), true) => Some(projects::resolve(conn, org_id, "projectId", p).await?),
         (None, true) => return Err(FieldError::new("projectId", "is required").into()),
@@ -191,24 +192,25 @@ async fn resolve_refs(
         }
         (None, false) => None,
     };
-    let provider = match body.spec.providers().first().copied() {
-        Some(handle) => {
-            let uuid: Option<String> = sqlx::query_scalar(
-                "SELECT uuid FROM artifacts WHERE org_id = $1 AND kind = 'LlmProvider' AND handle = $2",
-            )
-            .bind(org_id)
-            .bind(handle.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-            Some(uuid.ok_or_else(|| {
-                FieldError::new(
-                    "provider.id",
-                    format!("LLM provider '{handle}' does not exist"),
-                )
-            })?)
-        }
-        None => None,
-    };
+    let mut providers = Vec::new();
+    let named = body.spec.providers();
+    for (i, handle) in named.iter().enumerate() {
+        let uuid: Option<String> = sqlx::query_scalar(
+            "SELECT uuid FROM artifacts WHERE org_id = $1 AND kind = 'LlmProvider' AND handle = $2",
+        )
+        .bind(org_id)
+        .bind(handle.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let field = match &body.spec {
+            ArtifactSpec::LlmProxy(s) if s.provider.is_none() => format!("providers[{i}].id"),
+            _ => "provider.id".to_owned(),
+        };
+        providers.push(uuid.ok_or_else(|| {
+            FieldError::new(field, format!("LLM provider '{handle}' does not exist"))
+        })?);
+    }
+    llm_templates::check_provider(conn, org_id, &body.spec).await?;
     for (i, plan) in body.spec.subscription_plans().iter().enumerate() {
         let found: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM subscription_plans WHERE org_id = $1 AND handle = $2",
@@ -225,7 +227,38 @@ async fn resolve_refs(
             .into());
         }
     }
-    Ok((project, provider))
+    Ok((project, providers))
+}
+
+/// Records the providers an LLM proxy names, in order.
+async fn store_providers(
+    conn: &mut AnyConnection,
+    proxy: &str,
+    providers: &[String],
+) -> ApiResult<()> {
+    sqlx::query("DELETE FROM llm_proxy_providers WHERE proxy_id = $1")
+        .bind(proxy)
+        .execute(&mut *conn)
+        .await?;
+    for (i, p) in providers.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO llm_proxy_providers (proxy_id, provider_id, position) VALUES ($1, $2, $3)",
+        )
+        .bind(proxy)
+        .bind(p)
+        .bind(i as i64)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Refuses an LLM proxy that names itself.
+fn check_not_self(spec: &ArtifactSpec, handle: &str) -> ApiResult<()> {
+    if let ArtifactSpec::LlmProxy(s) = spec {
+        s.check_not_self(handle)?;
+    }
+    Ok(())
 }
 
 /// The spec as stored: credentials sealed.
@@ -258,22 +291,24 @@ pub async fn create(
 ) -> ApiResult<Value> {
     let body = parse_body(kind, body)?;
     let handle = new_handle(body.id.as_deref(), body.spec.display_name())?;
+    check_not_self(&body.spec, handle.as_str())?;
     let mut tx = state.db.write().await?;
-    let (project, provider) = resolve_refs(tx.conn(), &caller.org_id, kind, &body).await?;
+    let (project, providers) = resolve_refs(tx.conn(), &caller.org_id, kind, &body).await?;
     let now = now_ms();
     let display = body.spec.display_name().to_owned();
     let spec = stored_spec(state, body.spec, None)?;
+    let uuid = new_uuid();
     let res = sqlx::query(
         "INSERT INTO artifacts (uuid, org_id, kind, handle, display_name, project_id, provider_id, spec, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
     )
-    .bind(new_uuid())
+    .bind(&uuid)
     .bind(&caller.org_id)
     .bind(kind.as_str())
     .bind(handle.as_str())
     .bind(display)
     .bind(project)
-    .bind(provider)
+    .bind(providers.first())
     .bind(spec)
     .bind(now)
     .execute(tx.conn())
@@ -288,6 +323,7 @@ pub async fn create(
         Err(e) => return Err(e.into()),
         Ok(_) => {}
     }
+    store_providers(tx.conn(), &uuid, &providers).await?;
     let row = load(tx.conn(), &caller.org_id, kind, handle.as_str()).await?;
     tx.commit().await?;
     Ok(view(&row))
@@ -367,7 +403,8 @@ pub async fn update(
     if body.project_id.is_none() && kind.has_project() {
         body.project_id = current.project.clone();
     }
-    let (project, provider) = resolve_refs(tx.conn(), &caller.org_id, kind, &body).await?;
+    check_not_self(&body.spec, handle)?;
+    let (project, providers) = resolve_refs(tx.conn(), &caller.org_id, kind, &body).await?;
     let display = body.spec.display_name().to_owned();
     let spec = stored_spec(state, body.spec, Some(&current.spec))?;
     sqlx::query(
@@ -375,12 +412,13 @@ pub async fn update(
     )
     .bind(display)
     .bind(project)
-    .bind(provider)
+    .bind(providers.first())
     .bind(spec)
     .bind(now_ms())
     .bind(&current.uuid)
     .execute(tx.conn())
     .await?;
+    store_providers(tx.conn(), &current.uuid, &providers).await?;
     let row = load(tx.conn(), &caller.org_id, kind, handle).await?;
     tx.commit().await?;
     Ok(view(&row))
@@ -398,7 +436,8 @@ pub async fn delete(
     let row = load(tx.conn(), &caller.org_id, kind, handle).await?;
     if kind == ArtifactKind::LlmProvider {
         let users: Vec<String> = sqlx::query_scalar(
-            "SELECT handle FROM artifacts WHERE provider_id = $1 ORDER BY handle LIMIT 20",
+            "SELECT a.handle FROM llm_proxy_providers p JOIN artifacts a ON a.uuid = p.proxy_id \
+             WHERE p.provider_id = $1 ORDER BY a.handle LIMIT 20",
         )
         .bind(&row.uuid)
         .fetch_all(tx.conn())

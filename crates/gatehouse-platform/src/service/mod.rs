@@ -7,6 +7,7 @@ pub mod deployments;
 pub mod gateways;
 pub mod identity;
 pub mod internal;
+pub mod llm_templates;
 pub mod projects;
 pub mod subscriptions;
 

@@ -198,6 +198,31 @@ UPDATE subscription_plans SET status = LOWER(status) WHERE status <> LOWER(statu
 UPDATE api_keys SET status = LOWER(status) WHERE status <> LOWER(status);
 "#,
     },
+    Migration {
+        version: 5,
+        name: "LLM provider templates and the providers of LLM proxies",
+        // An LLM proxy may name several providers; each is a row here (the first also stays in
+        // artifacts.provider_id). Existing proxies keep their one provider.
+        sql: r#"
+CREATE TABLE llm_templates (
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    handle TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_at {INT} NOT NULL,
+    updated_at {INT} NOT NULL,
+    PRIMARY KEY (org_id, handle)
+);
+CREATE TABLE llm_proxy_providers (
+    proxy_id TEXT NOT NULL REFERENCES artifacts(uuid) ON DELETE CASCADE,
+    provider_id TEXT NOT NULL REFERENCES artifacts(uuid),
+    position {INT} NOT NULL,
+    PRIMARY KEY (proxy_id, provider_id)
+);
+CREATE INDEX llm_proxy_providers_provider ON llm_proxy_providers(provider_id);
+INSERT INTO llm_proxy_providers (proxy_id, provider_id, position)
+    SELECT uuid, provider_id, 0 FROM artifacts WHERE provider_id IS NOT NULL;
+"#,
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

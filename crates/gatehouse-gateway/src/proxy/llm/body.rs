@@ -74,8 +74,13 @@ impl Recorder {
 
 /// How the body is read.
 enum Mode {
-    /// A JSON (or other) body, copied aside up to a bound and read at its end.
-    Json { seen: BytesMut, over: bool },
+    /// A JSON (or other) body, its frames kept aside (shared, not copied) up to a bound and
+    /// read at its end.
+    Json {
+        seen: Vec<Bytes>,
+        len: usize,
+        over: bool,
+    },
     /// An SSE stream, read event by event.
     Sse(Box<SseState>),
 }
@@ -114,7 +119,8 @@ impl LlmBody {
         Self {
             inner,
             mode: Mode::Json {
-                seen: BytesMut::new(),
+                seen: Vec::new(),
+                len: 0,
                 over: false,
             },
             recorder: Some(recorder),
@@ -159,14 +165,15 @@ impl LlmBody {
         };
         let target = &rec.route.targets[rec.target];
         let usage = match &mut self.mode {
-            Mode::Json { seen, over } => {
-                if *over {
-                    Usage::default()
-                } else {
-                    serde_json::from_slice(seen)
-                        .map(|v| usage::from_json(&target.template.extract, &v))
-                        .unwrap_or_default()
-                }
+            Mode::Json { seen, over, .. } => {
+                let parsed = match (seen.as_slice(), *over) {
+                    (_, true) | ([], _) => None,
+                    ([one], _) => serde_json::from_slice(one).ok(),
+                    (many, _) => serde_json::from_slice(&many.concat()).ok(),
+                };
+                parsed
+                    .map(|v: serde_json::Value| usage::from_json(&target.template.extract, &v))
+                    .unwrap_or_default()
             }
             Mode::Sse(s) => s.usage.usage(),
         };
@@ -272,11 +279,13 @@ impl Body for LlmBody {
                         }
                     }
                     match &mut this.mode {
-                        Mode::Json { seen, over } => {
-                            if !*over && seen.len() + data.len() <= MAX_READ_JSON {
-                                seen.extend_from_slice(data);
+                        Mode::Json { seen, len, over } => {
+                            if !*over && *len + data.len() <= MAX_READ_JSON {
+                                *len += data.len();
+                                seen.push(data.clone());
                             } else {
                                 *over = true;
+                                seen.clear();
                             }
                             return Poll::Ready(Some(Ok(frame)));
                         }

@@ -323,6 +323,9 @@ impl LlmRoute {
     /// The order in which providers are tried for one request: by priority, spread by weight
     /// within one priority (`pick` draws in `0..total weight`), providers cooling down last.
     pub fn attempt_order(&self, now: Instant, mut pick: impl FnMut(u32) -> u32) -> Vec<usize> {
+        if self.targets.len() == 1 {
+            return vec![0];
+        }
         let mut by_priority: Vec<usize> = (0..self.targets.len()).collect();
         by_priority.sort_by_key(|&i| self.targets[i].priority);
         let mut order = Vec::with_capacity(by_priority.len());

@@ -23,7 +23,7 @@ use crate::auth::Caller;
 use crate::changelog::{ChangeTx, NewEvent, Target};
 use crate::error::{ApiError, ApiResult};
 use crate::service::artifacts::{self, ArtifactRow};
-use crate::service::{gateways, new_uuid, parse_stored};
+use crate::service::{gateways, llm_templates, new_uuid, parse_stored};
 use crate::state::AppState;
 use crate::store::{format_ms, now_ms};
 
@@ -156,26 +156,29 @@ async fn check_servable(
         )));
     }
     if row.kind == ArtifactKind::LlmProxy {
-        let provider: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT p.handle, s.desired FROM artifacts x JOIN artifacts p ON p.uuid = x.provider_id \
-             LEFT JOIN deployment_status s ON s.artifact_id = p.uuid AND s.gateway_id = $2 WHERE x.uuid = $1",
+        let providers: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT a.handle, s.desired FROM llm_proxy_providers x JOIN artifacts a ON a.uuid = x.provider_id \
+             LEFT JOIN deployment_status s ON s.artifact_id = a.uuid AND s.gateway_id = $2 \
+             WHERE x.proxy_id = $1 ORDER BY x.position",
         )
         .bind(&row.uuid)
         .bind(gateway)
-        .fetch_optional(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
-        let Some((provider, desired)) = provider else {
+        if providers.is_empty() {
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "LLM proxy without provider"
             )));
-        };
-        let desired: Option<DesiredState> = desired
-            .map(|d| parse_stored("desired state", &d))
-            .transpose()?;
-        if desired != Some(DesiredState::Deployed) {
-            return Err(ApiError::Conflict(format!(
-                "LLM provider '{provider}' is not deployed to gateway '{gateway_handle}'; deploy it there first"
-            )));
+        }
+        for (provider, desired) in providers {
+            let desired: Option<DesiredState> = desired
+                .map(|d| parse_stored("desired state", &d))
+                .transpose()?;
+            if desired != Some(DesiredState::Deployed) {
+                return Err(ApiError::Conflict(format!(
+                    "LLM provider '{provider}' is not deployed to gateway '{gateway_handle}'; deploy it there first"
+                )));
+            }
         }
     }
     Ok(())
@@ -253,7 +256,11 @@ pub async fn deploy(
     let row = artifacts::load(tx.conn(), &caller.org_id, kind, handle).await?;
     let gateway = gateways::resolve(tx.conn(), &caller.org_id, &req.gateway_id).await?;
     let (content, base) = match req.base.as_deref() {
-        None | Some("current") => (render(&row), None),
+        None | Some("current") => {
+            let mut content = render(&row);
+            llm_templates::embed_definition(tx.conn(), &caller.org_id, &mut content).await?;
+            (content, None)
+        }
         Some(base_id) => {
             let content: Option<String> = sqlx::query_scalar(
                 "SELECT content FROM deployments WHERE uuid = $1 AND artifact_id = $2",
@@ -339,8 +346,9 @@ pub async fn undeploy(
     let phase = next_phase(cur.as_ref(), deployment, Input::Undeploy)?;
     if kind == ArtifactKind::LlmProvider {
         let users: Vec<String> = sqlx::query_scalar(
-            "SELECT a.handle FROM artifacts a JOIN deployment_status s ON s.artifact_id = a.uuid \
-             WHERE a.provider_id = $1 AND s.gateway_id = $2 AND s.desired = 'DEPLOYED' ORDER BY a.handle",
+            "SELECT a.handle FROM llm_proxy_providers p JOIN artifacts a ON a.uuid = p.proxy_id \
+             JOIN deployment_status s ON s.artifact_id = a.uuid \
+             WHERE p.provider_id = $1 AND s.gateway_id = $2 AND s.desired = 'DEPLOYED' ORDER BY a.handle",
         )
         .bind(&row.uuid)
         .bind(&gateway)

@@ -6,3 +6,4 @@ mod deployments;
 mod gateways;
 mod identity;
 mod ops;
+mod templates;
