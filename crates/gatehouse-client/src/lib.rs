@@ -10,6 +10,7 @@
 mod artifacts;
 mod error;
 mod gateways;
+mod llm_templates;
 mod types;
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use error::ClientError;
+pub use llm_templates::TemplateInfo;
 pub use reqwest::{Method, StatusCode};
 pub use types::{
     ApiKey, Artifact, CreatedApiKey, Deployment, Gateway, GatewayStatus, GatewayToken, List, Login,

@@ -253,3 +253,108 @@ async fn apply_get_and_deploy_from_the_command_line() {
         "completions"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_and_llm_proxies_apply_and_serve_from_the_command_line() {
+    let p = platform(Backend::Sqlite, &[]).await.unwrap();
+    let admin = p.login("default").await.unwrap();
+    admin
+        .post(
+            "/api/v1/gateways",
+            &json!({"id": "edge", "displayName": "Edge"}),
+        )
+        .await
+        .unwrap();
+    let (_, t) = admin
+        .post("/api/v1/gateways/edge/tokens", &json!({}))
+        .await
+        .unwrap();
+    let gw = Gateway::start(
+        Path::new(BIN),
+        &[
+            "--control-plane",
+            &p.base,
+            "--token",
+            t["token"].as_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    let up = gatehouse_testkit::fake_llm::FakeLlm::start("acme").await;
+    let config = TempDir::new("cli-config").unwrap();
+    let docs = TempDir::new("cli-docs").unwrap();
+    let (ok, out, err) = cli(
+        config.path(),
+        &[
+            "login",
+            "--server",
+            &p.base,
+            "--password",
+            &p.admin_password,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let url = up.url("/v1");
+    std::fs::write(
+        docs.path().join("acme.yaml"),
+        format!(
+            "apiVersion: gatehouse.dev/v1\nkind: LlmProviderTemplate\nmetadata:\n  name: acme\nspec:\n  displayName: Acme\n  api: openai\n  auth: {{ header: X-Acme-Key, prefix: 'Key ' }}\n  extract:\n    requestModel: [{{ in: body, pointer: /model }}]\n    responseModel: [/model]\n    promptTokens: [/usage/prompt_tokens]\n    completionTokens: [/usage/completion_tokens]\n---\napiVersion: gatehouse.dev/v1\nkind: LlmProvider\nmetadata:\n  name: acme\nspec:\n  displayName: Acme\n  template: acme\n  context: /acme\n  upstream:\n    url: {url}\n    auth: {{ type: api-key, value: sk-acme }}\n---\napiVersion: gatehouse.dev/v1\nkind: LlmProxy\nmetadata:\n  name: acme-chat\nspec:\n  displayName: Acme chat\n  context: /acme-chat\n  provider: {{ id: acme }}\n  policies:\n    - {{ name: model-allow-list, params: {{ models: [acme-*] }} }}\n"
+        ),
+    )
+    .unwrap();
+    let dir = docs.path().to_str().unwrap();
+    let (ok, out, err) = cli(config.path(), &["apply", "-f", dir, "--deploy", "edge"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("+ create    LlmProviderTemplate/acme"),
+        "{out}"
+    );
+    let traffic = gw.traffic();
+    let body = json!({"model": "acme-1", "messages": [{"role": "user", "content": "hello there"}]});
+    let answer = eventually(Duration::from_secs(20), "the proxy is served", || {
+        let (traffic, body) = (traffic.clone(), body.clone());
+        async move {
+            let (s, b) = traffic
+                .post("/acme-chat/chat/completions", &body)
+                .await
+                .ok()?;
+            (s == 200).then_some(b)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Hello from acme"
+    );
+    let seen = up.received();
+    assert_eq!(seen.last().unwrap().headers["x-acme-key"], "Key sk-acme");
+    let (s, b) = traffic
+        .post(
+            "/acme-chat/chat/completions",
+            &json!({"model": "gpt-4o", "messages": []}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("model_not_allowed")),
+        "{b}"
+    );
+    let (_, metrics) = gw.admin().get_text("/metrics").await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("gatehouse_llm_tokens_total{")
+                && l.contains("artifact=\"acme-chat\"")
+                && l.contains("type=\"prompt\"")
+                && l.ends_with(" 2")),
+        "{metrics}"
+    );
+    // Applying again changes nothing.
+    let (ok, out, _) = cli(config.path(), &["apply", "-f", dir]);
+    assert!(
+        ok && out.contains("= unchanged LlmProviderTemplate/acme") && out.contains("no change"),
+        "{out}"
+    );
+}
