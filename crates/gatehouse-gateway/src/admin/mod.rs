@@ -185,6 +185,16 @@ fn parse_for(kind: ArtifactKind, doc: Value) -> AdminResult<ArtifactDocument> {
         )
         .into());
     }
+    // A gateway managed on its own has no organization templates: a provider names a
+    // built-in template or carries its definition.
+    if let gatehouse_core::spec::ArtifactSpec::LlmProvider(p) = &doc.spec {
+        if p.resolved_template().is_none() {
+            let mut e = p.unresolved_template_error();
+            e.message
+                .push_str(" (give its definition in templateDefinition)");
+            return Err(e.prefixed("spec").into());
+        }
+    }
     Ok(doc)
 }
 

@@ -550,3 +550,50 @@ async fn a_proxy_over_a_missing_provider_is_unavailable_with_its_name() {
     assert_eq!(s, 503, "{b}");
     assert!(b.to_string().contains("nowhere"), "{b}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_of_its_own_and_prices_of_the_operator() {
+    let up = FakeLlm::start("acme").await;
+    let dir = gatehouse_testkit::TempDir::new("pricing").unwrap();
+    let prices = dir.path().join("prices.json");
+    std::fs::write(&prices, r#"{"acme-1": {"input": 1000000, "output": 0}}"#).unwrap();
+    let gw = gateway(&["--llm-pricing", prices.to_str().unwrap()]).await;
+    let admin = gw.admin();
+    // Without organization templates, a provider names a built-in one or brings its own.
+    let mut doc = provider("acme", "acme", &up.url("/v1"), json!([]));
+    let (s, b) = admin
+        .post("/api/management/v1/llm-providers", &doc)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (400, Some("spec.template")),
+        "{b}"
+    );
+    doc["spec"]["templateDefinition"] = json!({
+        "id": "acme", "displayName": "Acme", "api": "openai",
+        "auth": {"header": "X-Acme-Key", "prefix": "Key "},
+        "extract": {"requestModel": [{"in": "body", "pointer": "/model"}],
+                    "responseModel": ["/model"],
+                    "promptTokens": ["/usage/prompt_tokens"], "completionTokens": ["/usage/completion_tokens"]}
+    });
+    create(&admin, "llm-providers", &doc).await;
+    let (s, b) = gw
+        .traffic()
+        .post("/acme/chat/completions", &chat("acme-1", "one two"))
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(up.received()[0].headers["x-acme-key"], "Key sk-acme");
+    // 4 prompt tokens at the operator's price of 1 USD each (per million: 1e6).
+    let m = metrics(&gw).await;
+    assert_eq!(
+        metric(
+            &m,
+            "gatehouse_llm_cost_usd_total",
+            &[("artifact", "acme"), ("model", "acme-1")]
+        ),
+        4.0,
+        "{m}"
+    );
+}
