@@ -55,6 +55,46 @@ fn event_end(b: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// Calls `f` with the name and data of one event's bytes; the data is borrowed when it is one
+/// line, as providers send it.
+fn fields(raw: &[u8], f: &mut impl FnMut(Option<&str>, &str)) {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return;
+    };
+    let mut event = None;
+    let mut first: Option<&str> = None;
+    let mut joined: Option<String> = None;
+    for line in text.split(['\n', '\r']) {
+        if line.is_empty() || line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = match line.find(':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
+            }
+            None => (line, ""),
+        };
+        match field {
+            "event" => event = Some(value),
+            "data" => match (&mut joined, first) {
+                (Some(j), _) => {
+                    j.push('\n');
+                    j.push_str(value);
+                }
+                (None, Some(prev)) => joined = Some(format!("{prev}\n{value}")),
+                (None, None) => first = Some(value),
+            },
+            _ => {}
+        }
+    }
+    match (joined, first) {
+        (Some(j), _) => f(event, &j),
+        (None, Some(d)) => f(event, d),
+        (None, None) => {}
+    }
+}
+
 /// Reads the fields of one event's bytes.
 fn parse_event(raw: Bytes) -> Option<SseEvent> {
     let text = String::from_utf8_lossy(&raw);
@@ -121,6 +161,30 @@ impl SseParser {
         out
     }
 
+    /// Reads the events completed by `chunk` without keeping them: `f` gets each event's name
+    /// and data. Events wholly inside `chunk` are read in place; only an unfinished tail is
+    /// copied aside. For streams that are forwarded as received and only read on the way.
+    pub fn scan(&mut self, chunk: &[u8], mut f: impl FnMut(Option<&str>, &str)) {
+        if self.buf.is_empty() {
+            let mut start = 0;
+            while let Some(end) = event_end(&chunk[start..], 0) {
+                fields(&chunk[start..start + end], &mut f);
+                start += end;
+            }
+            self.buf.extend_from_slice(&chunk[start..]);
+            self.scanned = self.buf.len();
+            return;
+        }
+        self.buf.extend_from_slice(chunk);
+        let mut from = self.scanned.saturating_sub(3);
+        while let Some(end) = event_end(&self.buf, from) {
+            let raw = self.buf.split_to(end);
+            fields(&raw, &mut f);
+            from = 0;
+        }
+        self.scanned = self.buf.len();
+    }
+
     /// The last event, when the stream ended without its blank line.
     pub fn finish(&mut self) -> Option<SseEvent> {
         self.scanned = 0;
@@ -173,6 +237,24 @@ mod tests {
             }
             assert_eq!(got, whole, "chunks of {size}");
             assert!(p.finish().is_none());
+        }
+    }
+
+    #[test]
+    fn scanning_sees_the_same_events_without_keeping_them() {
+        let whole: Vec<(Option<String>, String)> = SseParser::new()
+            .push(STREAM.as_bytes())
+            .into_iter()
+            .filter(|e| e.event.is_some() || !e.data.is_empty())
+            .map(|e| (e.event, e.data))
+            .collect();
+        for size in 1..STREAM.len() {
+            let mut p = SseParser::new();
+            let mut got = vec![];
+            for chunk in STREAM.as_bytes().chunks(size) {
+                p.scan(chunk, |e, d| got.push((e.map(str::to_owned), d.to_owned())));
+            }
+            assert_eq!(got, whole, "chunks of {size}");
         }
     }
 

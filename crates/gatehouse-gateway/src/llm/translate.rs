@@ -54,6 +54,31 @@ pub fn chat_request_to_messages(body: &Value) -> Result<Value, String> {
     if obj.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
         return Err("n: only 1 is translated to the anthropic API".into());
     }
+    // Fields whose meaning would be lost: refused rather than silently dropped.
+    for field in [
+        "tools",
+        "tool_choice",
+        "functions",
+        "function_call",
+        "logprobs",
+        "audio",
+    ] {
+        if obj
+            .get(field)
+            .is_some_and(|v| !v.is_null() && *v != Value::Bool(false))
+        {
+            return Err(format!(
+                "{field}: is not translated to the anthropic API yet"
+            ));
+        }
+    }
+    if obj
+        .get("response_format")
+        .and_then(|f| f.get("type"))
+        .is_some_and(|t| t != "text")
+    {
+        return Err("response_format: only text is translated to the anthropic API".into());
+    }
     let msgs = obj
         .get("messages")
         .and_then(Value::as_array)

@@ -289,14 +289,25 @@ impl Body for LlmBody {
                             }
                             return Poll::Ready(Some(Ok(frame)));
                         }
+                        Mode::Sse(s) if !s.rewrites() => {
+                            // Forwarded as received: only read on the way, in place.
+                            if let Some(rec) = &this.recorder {
+                                let x = &rec.route.targets[rec.target].template.extract.stream;
+                                let SseState { parser, usage, .. } = &mut **s;
+                                parser.scan(data, |_, d| {
+                                    if d.starts_with('{') && usage.wants(x, d) {
+                                        if let Ok(v) = serde_json::from_str(d) {
+                                            usage.observe(x, &v);
+                                        }
+                                    }
+                                });
+                            }
+                            return Poll::Ready(Some(Ok(frame)));
+                        }
                         Mode::Sse(s) => {
                             let events = s.parser.push(data);
-                            let rewrites = s.rewrites();
                             let mut out = BytesMut::new();
                             this.on_events(events, &mut out);
-                            if !rewrites {
-                                return Poll::Ready(Some(Ok(frame)));
-                            }
                             if !out.is_empty() {
                                 return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
                             }
