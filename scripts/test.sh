@@ -24,7 +24,7 @@ cargo_log="$(mktemp)"
 sdk_log="$(mktemp)"
 trap 'rm -f "$cargo_log" "$sdk_log"' EXIT
 
-cargo test --workspace 2>&1 | tee "$cargo_log" || status=1
+cargo test --workspace --no-fail-fast 2>&1 | tee "$cargo_log" || status=1
 cargo build --quiet --bin gatehouse
 export GATEHOUSE_BIN="${CARGO_TARGET_DIR:-target}/debug/gatehouse"
 "$VENV/bin/python" -m pytest tests/sdk 2>&1 | tee "$sdk_log" || status=1

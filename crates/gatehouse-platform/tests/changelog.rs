@@ -222,7 +222,7 @@ async fn migrations_are_idempotent_across_restarts(backend: Backend) {
             .fetch_all(again.pool())
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
     assert!(
         identity::bootstrap(&again, None).await.unwrap().is_none(),
         "admin exists: nothing generated"
@@ -230,7 +230,7 @@ async fn migrations_are_idempotent_across_restarts(backend: Backend) {
 }
 
 /// Subscription and plan statuses stored uppercase by earlier releases are rewritten lowercase
-/// by the migration that introduced the one spelling.
+/// by the migration that introduced the one spelling; existing LLM proxies keep their provider.
 async fn stored_uppercase_statuses_are_rewritten_lowercase(backend: Backend) {
     let Some((db, guard)) = db(backend).await else {
         return;
@@ -241,12 +241,19 @@ async fn stored_uppercase_statuses_are_rewritten_lowercase(backend: Backend) {
          VALUES ('a-1', $1, 'RestApi', 'orders', 'Orders', '{}', 0, 0)",
         "INSERT INTO subscription_plans (uuid, org_id, handle, display_name, limits, status, created_at, updated_at) \
          VALUES ('p-1', $1, 'gold', 'Gold', '[]', 'INACTIVE', 0, 0)",
+        "INSERT INTO artifacts (uuid, org_id, kind, handle, display_name, spec, created_at, updated_at) \
+         VALUES ('prov-1', $1, 'LlmProvider', 'prov', 'Prov', '{}', 0, 0)",
+        "INSERT INTO artifacts (uuid, org_id, kind, handle, display_name, provider_id, spec, created_at, updated_at) \
+         VALUES ('px-1', $1, 'LlmProxy', 'px', 'Px', 'prov-1', '{}', 0, 0)",
         "INSERT INTO subscriptions (uuid, org_id, artifact_id, subscriber_id, plan_id, token_hash, status, created_at, updated_at) \
          VALUES ('s-1', $1, 'a-1', 'team', 'p-1', 'h', 'ACTIVE', 0, 0)",
         // As if the database were still at version 3.
-        "DELETE FROM schema_migrations WHERE version = 4 AND $1 <> ''",
+        "DELETE FROM schema_migrations WHERE version >= 4 AND $1 <> ''",
     ] {
         sqlx::query(sql).bind(&org).execute(db.pool()).await.unwrap();
+    }
+    for sql in ["DROP TABLE llm_proxy_providers", "DROP TABLE llm_templates"] {
+        sqlx::query(sql).execute(db.pool()).await.unwrap();
     }
     db.close().await;
     let db = Db::connect(&guard.url).await.unwrap();
@@ -260,6 +267,13 @@ async fn stored_uppercase_statuses_are_rewritten_lowercase(backend: Backend) {
             .await
             .unwrap();
     assert_eq!((sub.as_str(), plan.as_str()), ("active", "inactive"));
+    // Migration 5 records the one provider of each existing LLM proxy.
+    let providers: Vec<(String, String)> =
+        sqlx::query_as("SELECT proxy_id, provider_id FROM llm_proxy_providers")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(providers, vec![("px-1".to_owned(), "prov-1".to_owned())]);
 }
 
 macro_rules! both {
