@@ -30,8 +30,8 @@ export GATEHOUSE_BIN="${CARGO_TARGET_DIR:-target}/debug/gatehouse"
 "$VENV/bin/python" -m pytest tests/sdk 2>&1 | tee "$sdk_log" || status=1
 
 cargo_total=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { printf "%d passed, %d failed", p, f }' "$cargo_log")
-sdk_passed=$(grep -oE '[0-9]+ passed' "$sdk_log" | tail -1 | grep -oE '[0-9]+' || echo 0)
-sdk_failed=$(grep -oE '[0-9]+ (failed|error)' "$sdk_log" | awk '{ s += $1 } END { print s + 0 }')
+sdk_passed=$({ grep -oE '[0-9]+ passed' "$sdk_log" || true; } | tail -1 | grep -oE '[0-9]+' || echo 0)
+sdk_failed=$({ grep -oE '[0-9]+ (failed|errors?)' "$sdk_log" || true; } | awk '{ s += $1 } END { print s + 0 }')
 echo "cargo tests: ${cargo_total}"
 echo "sdk tests: ${sdk_passed} passed, ${sdk_failed} failed"
 exit "$status"

@@ -190,6 +190,27 @@ mod tests {
     }
 
     #[test]
+    fn subscriptions_count_apart_and_callers_without_one_share_the_artifact_count() {
+        let l = TokenLimit::new(&params(
+            json!({"tokens": 10, "window": "1m", "per": "subscription"}),
+        ));
+        let now = Instant::now();
+        let sub = |s: Option<&str>| Caller {
+            key: Some("same-key".into()),
+            subscription: s.map(Into::into),
+        };
+        l.add(&sub(Some("s1")), 6, 4, now);
+        assert!(!l.check(&sub(Some("s1")), now).allowed);
+        assert!(
+            l.check(&sub(Some("s2")), now).allowed,
+            "the key does not matter"
+        );
+        assert!(l.check(&sub(None), now).allowed);
+        l.add(&sub(None), 10, 0, now);
+        assert!(!l.check(&Caller::default(), now).allowed);
+    }
+
+    #[test]
     fn rebuilds_keep_the_counts() {
         let reg = TokenLimits::default();
         let p = params(json!({"tokens": 5, "window": "1m"}));
