@@ -557,7 +557,7 @@ async fn templates_of_its_own_and_prices_of_the_operator() {
     let dir = gatehouse_testkit::TempDir::new("pricing").unwrap();
     let prices = dir.path().join("prices.json");
     std::fs::write(&prices, r#"{"acme-1": {"input": 1000000, "output": 0}}"#).unwrap();
-    let mut gw = gateway(&["--llm-pricing", prices.to_str().unwrap()]).await;
+    let gw = gateway(&["--llm-pricing", prices.to_str().unwrap()]).await;
     let admin = gw.admin();
     // Without organization templates, a provider names a built-in one or brings its own.
     let mut doc = provider("acme", "acme", &up.url("/v1"), json!([]));
