@@ -111,6 +111,17 @@ class Stack:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
+    def metric_at(self, expected, name, **labels):
+        """The series' value once it equals `expected` (polled for up to 5 s: an exchange is
+        recorded when the gateway has read the provider's whole answer, which may be just after
+        the client stopped reading), else its last value."""
+        deadline = time.monotonic() + 5
+        while True:
+            value = self.metric(name, **labels)
+            if value == expected or time.monotonic() > deadline:
+                return value
+            time.sleep(0.05)
+
     def close(self):
         for p in self.procs:
             p.terminate()

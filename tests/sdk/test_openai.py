@@ -37,29 +37,29 @@ def test_chat_completions_plain_and_streamed_with_usage_counted(stack, upstream,
     provider(stack, f"{unique}-p", upstream.url + "/v1")
     proxy(stack, unique, provider={"id": f"{unique}-p"})
     c = client(stack, unique)
-    tokens = lambda kind: stack.metric("gatehouse_llm_tokens_total", artifact=unique,  # noqa: E731
+    tokens = lambda kind, n: stack.metric_at(n, "gatehouse_llm_tokens_total", artifact=unique,  # noqa: E731
                                        provider=f"{unique}-p", model="gpt-4o-mini", type=kind)
 
     answer = c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert answer.choices[0].message.content == "Hello from upstream"
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (4, 3)
-    assert (tokens("prompt"), tokens("completion")) == (4, 3)
+    assert (tokens("prompt", 4), tokens("completion", 3)) == (4, 3)
 
     chunks = list(c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     text = "".join(ch.choices[0].delta.content or "" for ch in chunks)
     assert text == "Hello from upstream"
     assert all(ch.choices for ch in chunks), "no usage-only chunk the client did not ask for"
-    assert all(getattr(ch, "usage", None) is None for ch in chunks)
+    assert all("usage" not in ch.model_fields_set for ch in chunks), "no usage member, not even null"
     sent = upstream.requests[-1]
     assert sent["body"]["stream_options"] == {"include_usage": True}, "the gateway asked for usage"
-    assert (tokens("prompt"), tokens("completion")) == (8, 6), "streamed usage counted"
+    assert (tokens("prompt", 8), tokens("completion", 6)) == (8, 6), "streamed usage counted"
 
     chunks = list(c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
                                             stream_options={"include_usage": True}))
     usage_chunks = [ch for ch in chunks if not ch.choices]
     assert len(usage_chunks) == 1 and usage_chunks[0].usage.completion_tokens == 3
-    assert (tokens("prompt"), tokens("completion")) == (12, 9)
-    assert stack.metric("gatehouse_llm_requests_total", artifact=unique, status="200") == 3
+    assert (tokens("prompt", 12), tokens("completion", 9)) == (12, 9)
+    assert stack.metric_at(3, "gatehouse_llm_requests_total", artifact=unique, status="200") == 3
 
     # The provider's credential went upstream, never the client's.
     for r in upstream.requests:
@@ -90,6 +90,8 @@ def test_the_token_limit_lets_the_crossing_request_finish_then_rate_limits(stack
     c.chat.completions.create(model="m", messages=MESSAGES)  # 7 tokens
     chunks = list(c.chat.completions.create(model="m", messages=MESSAGES, stream=True))  # 14: crosses
     assert "".join(ch.choices[0].delta.content or "" for ch in chunks) == "Hello from upstream"
+    # The stream's tokens count once the gateway has read its end.
+    assert stack.metric_at(6, "gatehouse_llm_tokens_total", artifact=unique, type="completion") == 6
     with pytest.raises(openai.RateLimitError) as e:
         c.chat.completions.create(model="m", messages=MESSAGES)
     headers = e.value.response.headers
@@ -112,8 +114,8 @@ def test_failover_from_a_failing_provider_without_sdk_retries(stack, unique):
         chunks = list(c.chat.completions.create(model="m", messages=MESSAGES, stream=True))
         assert "".join(ch.choices[0].delta.content or "" for ch in chunks) == "Hello from up"
         assert (len(down.requests), len(up.requests)) == (1, 2), "the failed provider cools down"
-        assert stack.metric("gatehouse_llm_requests_total", artifact=unique, provider=f"{unique}-b") == 2
-        assert stack.metric("gatehouse_llm_failovers_total", artifact=unique, provider=f"{unique}-a") == 1
+        assert stack.metric_at(2, "gatehouse_llm_requests_total", artifact=unique, provider=f"{unique}-b") == 2
+        assert stack.metric_at(1, "gatehouse_llm_failovers_total", artifact=unique, provider=f"{unique}-a") == 1
     finally:
         down.close()
         up.close()
@@ -140,7 +142,7 @@ def test_openai_clients_reach_an_anthropic_provider(stack, unique):
                                                 stream_options={"include_usage": True}))
         assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "Hello from claude"
         assert [ch.usage.completion_tokens for ch in chunks if not ch.choices] == [3]
-        assert stack.metric("gatehouse_llm_tokens_total", artifact=unique, type="completion") == 6
+        assert stack.metric_at(6, "gatehouse_llm_tokens_total", artifact=unique, type="completion") == 6
     finally:
         claude.close()
 

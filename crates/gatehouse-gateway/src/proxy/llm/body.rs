@@ -180,6 +180,20 @@ impl LlmBody {
         rec.finish(&usage);
     }
 
+    /// Records the exchange now when the frame in hand is the body's last (its length is
+    /// known), so that it is counted before the client has the whole answer.
+    fn finish_if_last(&mut self) {
+        if !self.inner.is_end_stream() {
+            return;
+        }
+        if let Mode::Sse(s) = &mut self.mode {
+            let last: Vec<SseEvent> = s.parser.finish().into_iter().collect();
+            let mut ignored = BytesMut::new();
+            self.on_events(last, &mut ignored);
+        }
+        self.finish();
+    }
+
     /// Reads `events` of the stream; returns the bytes to send when events are rewritten.
     fn on_events(&mut self, events: Vec<SseEvent>, out: &mut BytesMut) {
         let Some(rec) = &self.recorder else {
@@ -287,6 +301,7 @@ impl Body for LlmBody {
                                 *over = true;
                                 seen.clear();
                             }
+                            this.finish_if_last();
                             return Poll::Ready(Some(Ok(frame)));
                         }
                         Mode::Sse(s) if !s.rewrites() => {
@@ -302,6 +317,7 @@ impl Body for LlmBody {
                                     }
                                 });
                             }
+                            this.finish_if_last();
                             return Poll::Ready(Some(Ok(frame)));
                         }
                         Mode::Sse(s) => {
