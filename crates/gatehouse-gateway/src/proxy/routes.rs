@@ -411,15 +411,7 @@ fn compile_entry(
         ArtifactSpec::LlmProxy(s) => {
             // The proxy's generic policies are its own merged over those of its first
             // provider (by priority); the LLM ones likewise, in `LlmRoute::proxy`.
-            let primary = s
-                .provider_list()
-                .into_iter()
-                .min_by_key(|p| p.priority)
-                .and_then(|p| providers.get(p.id.as_str()).copied())
-                .and_then(|a| match &a.document.spec {
-                    ArtifactSpec::LlmProvider(ps) => Some(ps),
-                    _ => None,
-                });
+            let primary = crate::proxy::llm::route::primary_provider(s, providers);
             let provider_policies = primary.map(|p| p.policies.as_slice()).unwrap_or_default();
             let ch = Arc::new(Chain::compile(
                 merged(provider_policies, &s.policies),

@@ -149,6 +149,26 @@ pub struct LlmRoute {
     pub pricing: Arc<Pricing>,
 }
 
+/// The deployed spec of the provider named `id`.
+fn provider_spec<'a>(
+    providers: &HashMap<&str, &'a StoredArtifact>,
+    id: &str,
+) -> Option<&'a LlmProviderSpec> {
+    match &providers.get(id)?.document.spec {
+        ArtifactSpec::LlmProvider(ps) => Some(ps),
+        _ => None,
+    }
+}
+
+/// A proxy's first provider by priority (whose policies it inherits), when deployed.
+pub fn primary_provider<'a>(
+    s: &LlmProxySpec,
+    providers: &HashMap<&str, &'a StoredArtifact>,
+) -> Option<&'a LlmProviderSpec> {
+    let first = s.provider_list().into_iter().min_by_key(|p| p.priority)?;
+    provider_spec(providers, first.id.as_str())
+}
+
 /// Why an LLM route cannot be served.
 pub type Unservable = String;
 
@@ -263,22 +283,12 @@ impl LlmRoute {
         let list = s.provider_list();
         let mut specs = Vec::with_capacity(list.len());
         for wp in &list {
-            let spec = providers
-                .get(wp.id.as_str())
-                .and_then(|a| match &a.document.spec {
-                    ArtifactSpec::LlmProvider(ps) => Some(ps),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    format!("LLM provider '{}' is not deployed on this gateway", wp.id)
-                })?;
+            let spec = provider_spec(providers, wp.id.as_str()).ok_or_else(|| {
+                format!("LLM provider '{}' is not deployed on this gateway", wp.id)
+            })?;
             specs.push((wp, spec));
         }
-        let primary = specs
-            .iter()
-            .min_by_key(|(wp, _)| wp.priority)
-            .map(|(_, spec)| *spec)
-            .ok_or("an LLM proxy names no provider")?;
+        let primary = primary_provider(s, providers).ok_or("an LLM proxy names no provider")?;
         let primary_template = template_of(primary)?;
         let api = s.api.unwrap_or(primary_template.api);
         let client_template = if api == primary_template.api {
