@@ -40,7 +40,7 @@ pub use guardrails::{
     GuardrailRule, GuardrailTarget, Pattern, PiiKind, PiiMaskingParams, PiiPattern,
     PromptSizeLimitParams, RegexGuardrailParams,
 };
-pub use model_allow_list::ModelAllowListParams;
+pub use model_allow_list::{glob_match, ModelAllowListParams};
 pub use params::{parse_window, HeaderNameParam, LimitScope, Window, WindowError};
 pub use rate_limit::RateLimitParams;
 pub use set_headers::{HeaderEdits, SetHeadersParams};

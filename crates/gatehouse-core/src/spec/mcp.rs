@@ -1,4 +1,5 @@
-//! `spec` of an `Mcp` proxy: one upstream MCP server and an optional tool allow-list.
+//! `spec` of an `Mcp` proxy: one upstream MCP server and optional allow-lists of the tools,
+//! resources and prompts clients may see and use (enforced by the gateway's `proxy/mcp`).
 
 use serde::{Deserialize, Serialize};
 
@@ -19,8 +20,15 @@ pub struct McpSpec {
     pub version: String,
     pub context: String,
     pub upstream: Endpoint,
+    /// The tools clients may list and call: exact names or `*` globs (absent: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<String>>,
+    /// The resources clients may list and read, by URI: exact or `*` globs (absent: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<String>>,
+    /// The prompts clients may list and get: exact names or `*` globs (absent: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
     /// Handles of the subscription plans offered; when any, callers need a subscription.
@@ -29,12 +37,21 @@ pub struct McpSpec {
 }
 
 impl McpSpec {
-    /// The rules particular to MCP proxies: the upstream URL and non-empty tool names.
+    /// The rules particular to MCP proxies: the upstream URL and non-empty allow-list entries.
     pub(super) fn validate(&self) -> Result<(), FieldError> {
         validate_url("upstream.url", &self.upstream.url)?;
-        for (i, t) in self.tools.iter().flatten().enumerate() {
-            if t.trim().is_empty() {
-                return Err(FieldError::new(format!("tools[{i}]"), "must not be empty"));
+        for (field, list) in [
+            ("tools", &self.tools),
+            ("resources", &self.resources),
+            ("prompts", &self.prompts),
+        ] {
+            for (i, t) in list.iter().flatten().enumerate() {
+                if t.trim().is_empty() {
+                    return Err(FieldError::new(
+                        format!("{field}[{i}]"),
+                        "must not be empty",
+                    ));
+                }
             }
         }
         Ok(())

@@ -161,6 +161,11 @@ impl SseParser {
         out
     }
 
+    /// Bytes held for an event not yet complete.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Reads the events completed by `chunk` without keeping them: `f` gets each event's name
     /// and data. Events wholly inside `chunk` are read in place; only an unfinished tail is
     /// copied aside. For streams that are forwarded as received and only read on the way.

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod llm;
+pub mod mcp;
 pub mod metrics;
 pub mod policies;
 pub mod respond;
@@ -287,6 +288,11 @@ impl Proxy {
         let headers = &mut parts.headers;
         headers.insert(header::HOST, upstream.host.clone());
 
+        if let (Some(route), &http::Method::POST) = (&entry.mcp, &parts.method) {
+            let mut res = mcp::forward(route, &clients.llm, self.timeouts, parts, body).await?;
+            finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
+            return Ok(res);
+        }
         let req = Request::from_parts(parts, body);
         let mut res = match tokio::time::timeout(self.timeouts.response, clients.plain.request(req))
             .await

@@ -14,6 +14,8 @@ use gatehouse_core::spec::{AccessControl, AccessMode, ArtifactSpec};
 use gatehouse_core::ArtifactKind;
 
 use crate::proxy::llm::{LlmRoute, LlmState};
+use crate::proxy::mcp::filter::AllowLists;
+use crate::proxy::mcp::McpRoute;
 use crate::proxy::metrics::ArtifactMetrics;
 use crate::proxy::policies::api_key_auth::{key_digest, KeyEntry};
 use crate::proxy::policies::subscription::{SubEntry, SubSet};
@@ -172,6 +174,8 @@ pub struct Entry {
     pub access: Option<Access>,
     /// The LLM path of an LLM provider or proxy.
     pub llm: Option<Arc<LlmRoute>>,
+    /// The MCP path of an MCP proxy.
+    pub mcp: Option<Arc<McpRoute>>,
     pub keys: Arc<KeySet>,
     /// Present when the artifact offers subscription plans: callers need one of these.
     pub subscriptions: Option<SubSet>,
@@ -360,6 +364,7 @@ fn compile_entry(
         cors,
         access: None,
         llm: None,
+        mcp: None,
         keys,
         subscriptions: None,
         metrics: ArtifactMetrics::new(art.handle(), art.kind()),
@@ -431,6 +436,10 @@ fn compile_entry(
         }
         ArtifactSpec::Mcp(s) => {
             entry.main = Upstream::parse(&s.upstream.url).map(Arc::new);
+            entry.mcp = Some(Arc::new(McpRoute {
+                artifact: art.handle().into(),
+                allow: Arc::new(AllowLists::of(s)),
+            }));
             for m in [Method::POST, Method::GET, Method::DELETE] {
                 entry.ops.push(op(
                     Some(m),

@@ -481,7 +481,7 @@ async fn respond(
         let body = LlmBody::sse(body, recorder, injected, translate);
         return Ok(Response::from_parts(
             parts,
-            Either::Left(Either::Right(body)),
+            Either::Left(Either::Right(Either::Left(body))),
         ));
     }
     let read_whole = target.translate || (guards_responses && parts.status.is_success());
@@ -489,7 +489,7 @@ async fn respond(
         let body = LlmBody::json(body, recorder);
         return Ok(Response::from_parts(
             parts,
-            Either::Left(Either::Right(body)),
+            Either::Left(Either::Right(Either::Left(body))),
         ));
     }
     // Read whole: translated, or checked by a guardrail before anything is sent.
