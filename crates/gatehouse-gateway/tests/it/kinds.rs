@@ -107,11 +107,28 @@ async fn llm_and_mcp_kinds_are_served() {
     );
 
     // MCP: <context>/mcp to exactly the upstream URL, session id passed both ways.
-    for method in [
-        reqwest::Method::POST,
-        reqwest::Method::GET,
-        reqwest::Method::DELETE,
-    ] {
+    // POST carries JSON-RPC, read by the gateway and forwarded as sent.
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let r = reqwest::Client::new()
+        .post(format!("{}/tools/mcp", gw.base))
+        .header("mcp-session-id", "sess-1")
+        .json(&ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["mcp-session-id"], "sess-1");
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(
+        (b["path"].as_str(), b["method"].as_str()),
+        (Some("/rpc"), Some("POST"))
+    );
+    assert_eq!(b["headers"]["mcp-session-id"], "sess-1");
+    assert_eq!(
+        serde_json::from_str::<Value>(b["body"].as_str().unwrap()).unwrap(),
+        ping
+    );
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
         let r = t
             .raw(
                 method.clone(),

@@ -112,7 +112,7 @@ async fn apply_get_and_deploy_from_the_command_line() {
         .unwrap();
     }
     eventually(Duration::from_secs(20), "mcp", || async {
-        (t.raw(reqwest::Method::POST, "/tools/mcp", &[])
+        (t.raw(reqwest::Method::GET, "/tools/mcp", &[])
             .await
             .ok()?
             .status()
@@ -237,7 +237,7 @@ async fn apply_get_and_deploy_from_the_command_line() {
         Duration::from_secs(20),
         "the delete to reach the gateway",
         || async {
-            (t.raw(reqwest::Method::POST, "/tools/mcp", &[])
+            (t.raw(reqwest::Method::GET, "/tools/mcp", &[])
                 .await
                 .ok()?
                 .status()

@@ -497,15 +497,10 @@ async fn run_seed(seed: u64, steps: u64) {
         } else {
             format!("/{id}/x")
         };
-        let method = if c == "mcp-proxies" {
-            reqwest::Method::POST
-        } else {
-            reqwest::Method::GET
-        };
         let status = world
             .gw
             .traffic()
-            .raw(method, &probe, &[])
+            .raw(reqwest::Method::GET, &probe, &[])
             .await
             .unwrap()
             .status()

@@ -144,8 +144,9 @@ impl Env {
     pub async fn probe(&self, c: &str, id: &str) -> u16 {
         let t = self.gw.traffic();
         let r = match c {
+            // GET opens the server's stream: passed through as is, whatever the body.
             "mcp-proxies" => {
-                t.raw(reqwest::Method::POST, &format!("/{id}/mcp"), &[])
+                t.raw(reqwest::Method::GET, &format!("/{id}/mcp"), &[])
                     .await
             }
             _ => {
