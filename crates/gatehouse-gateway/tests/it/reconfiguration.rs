@@ -67,7 +67,7 @@ async fn restart_serves_the_last_known_state_before_any_call() {
         401
     );
     assert_eq!(
-        t.raw(reqwest::Method::POST, "/tools/mcp", &[])
+        t.raw(reqwest::Method::GET, "/tools/mcp", &[])
             .await
             .unwrap()
             .status(),
