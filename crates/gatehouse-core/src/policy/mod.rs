@@ -14,12 +14,14 @@
 //! | `regex-guardrail` | `guardrails.rs` | `llm/guardrails.rs` |
 //! | `pii-masking` | `guardrails.rs` | `llm/guardrails.rs` |
 //! | `prompt-size-limit` | `guardrails.rs` | `llm/guardrails.rs` |
+//! | `jwt-auth` | `jwt_auth.rs` | `proxy/policies/jwt_auth.rs` |
 //!
 //! On the wire a policy is `{name, version: v1, params?}`.
 
 pub mod api_key_auth;
 pub mod cors;
 pub mod guardrails;
+pub mod jwt_auth;
 pub mod model_allow_list;
 pub mod params;
 pub mod rate_limit;
@@ -40,6 +42,7 @@ pub use guardrails::{
     GuardrailRule, GuardrailTarget, Pattern, PiiKind, PiiMaskingParams, PiiPattern,
     PromptSizeLimitParams, RegexGuardrailParams,
 };
+pub use jwt_auth::JwtAuthParams;
 pub use model_allow_list::{glob_match, ModelAllowListParams};
 pub use params::{parse_window, HeaderNameParam, LimitScope, Window, WindowError};
 pub use rate_limit::RateLimitParams;
@@ -58,6 +61,7 @@ pub enum Policy {
     RegexGuardrail(RegexGuardrailParams),
     PiiMasking(PiiMaskingParams),
     PromptSizeLimit(PromptSizeLimitParams),
+    JwtAuth(JwtAuthParams),
 }
 
 /// The name of a policy, as written in `name`.
@@ -85,11 +89,12 @@ pub enum PolicyName {
     RegexGuardrail,
     PiiMasking,
     PromptSizeLimit,
+    JwtAuth,
 }
 
 impl PolicyName {
     /// Every policy.
-    pub const ALL: [PolicyName; 9] = [
+    pub const ALL: [PolicyName; 10] = [
         PolicyName::ApiKeyAuth,
         PolicyName::RateLimit,
         PolicyName::Cors,
@@ -99,6 +104,7 @@ impl PolicyName {
         PolicyName::RegexGuardrail,
         PolicyName::PiiMasking,
         PolicyName::PromptSizeLimit,
+        PolicyName::JwtAuth,
     ];
 
     /// The name as written in documents.
@@ -113,6 +119,7 @@ impl PolicyName {
             PolicyName::RegexGuardrail => "regex-guardrail",
             PolicyName::PiiMasking => "pii-masking",
             PolicyName::PromptSizeLimit => "prompt-size-limit",
+            PolicyName::JwtAuth => "jwt-auth",
         }
     }
 
@@ -145,7 +152,7 @@ impl fmt::Display for PolicyName {
 
 /// A policy name that names no policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown policy '{0}'; expected one of api-key-auth, rate-limit, cors, set-headers, model-allow-list, token-rate-limit, regex-guardrail, pii-masking, prompt-size-limit")]
+#[error("unknown policy '{0}'; expected one of api-key-auth, rate-limit, cors, set-headers, model-allow-list, token-rate-limit, regex-guardrail, pii-masking, prompt-size-limit, jwt-auth")]
 pub struct UnknownPolicy(pub String);
 
 impl FromStr for PolicyName {
@@ -171,6 +178,7 @@ impl Policy {
             Policy::RegexGuardrail(_) => PolicyName::RegexGuardrail,
             Policy::PiiMasking(_) => PolicyName::PiiMasking,
             Policy::PromptSizeLimit(_) => PolicyName::PromptSizeLimit,
+            Policy::JwtAuth(_) => PolicyName::JwtAuth,
         }
     }
 }

@@ -23,6 +23,7 @@ fn every_policy_round_trips_as_written() {
         json!({"name": "regex-guardrail", "version": "v1", "params": {"rules": [{"name": "secrets", "pattern": "(?i)password", "appliesTo": "both"}]}}),
         json!({"name": "pii-masking", "version": "v1", "params": {"builtin": ["email"], "custom": [{"name": "ssn", "pattern": "\\d{3}-\\d{2}-\\d{4}", "replacement": "[SSN]"}]}}),
         json!({"name": "prompt-size-limit", "version": "v1", "params": {"maxChars": 1000}}),
+        json!({"name": "jwt-auth", "version": "v1", "params": {"issuer": "https://id.example", "audiences": ["api"], "jwksUrl": "https://id.example/jwks.json", "requiredScopes": ["read"], "clockSkew": "30s", "forwardClaims": {"sub": "X-User"}}}),
     ] {
         let p = parse(v.clone()).unwrap();
         assert_eq!(serde_json::to_value(&p).unwrap(), v);
@@ -88,6 +89,12 @@ fn errors_name_the_field_inside_params() {
         "params.rules[0].pattern"
     );
     assert!(parse(json!({"name": "prompt-size-limit", "params": {}})).is_err());
+    assert_eq!(
+        field(
+            json!({"name": "jwt-auth", "params": {"issuer": "i", "audiences": ["a"], "jwksUrl": "ftp://x"}})
+        ),
+        "params.jwksUrl"
+    );
     // Required params missing altogether: named in the message.
     let e = parse(json!({"name": "rate-limit"})).unwrap_err();
     assert!(e.message.contains("requests"), "{e}");

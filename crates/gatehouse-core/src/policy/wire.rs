@@ -28,6 +28,7 @@ impl Policy {
             Policy::RegexGuardrail(p) => serde_json::to_value(p),
             Policy::PiiMasking(p) => serde_json::to_value(p),
             Policy::PromptSizeLimit(p) => serde_json::to_value(p),
+            Policy::JwtAuth(p) => serde_json::to_value(p),
         }
     }
 }
@@ -70,6 +71,7 @@ impl<'de> DeserializeSeed<'de> for ParamsOf {
             PolicyName::RegexGuardrail => Policy::RegexGuardrail(Deserialize::deserialize(d)?),
             PolicyName::PiiMasking => Policy::PiiMasking(Deserialize::deserialize(d)?),
             PolicyName::PromptSizeLimit => Policy::PromptSizeLimit(Deserialize::deserialize(d)?),
+            PolicyName::JwtAuth => Policy::JwtAuth(Deserialize::deserialize(d)?),
         })
     }
 }
@@ -172,6 +174,9 @@ fn variant_schema(name: PolicyName, params: RefOr<Schema>, params_required: bool
         PolicyName::PromptSizeLimit => {
             "400 for a prompt over `maxChars` characters or `maxTokens` estimated tokens. LLM providers and LLM proxies only."
         }
+        PolicyName::JwtAuth => {
+            "401 with WWW-Authenticate: Bearer without a valid JWT from `issuer` for one of `audiences`, signed by a key of `jwksUrl` (RS/ES/EdDSA; none and HMAC refused)."
+        }
     };
     let mut obj = ObjectBuilder::new()
         .title(Some(name.as_str()))
@@ -249,6 +254,11 @@ impl PartialSchema for Policy {
                 PromptSizeLimitParams::schema(),
                 true,
             ))
+            .item(variant_schema(
+                PolicyName::JwtAuth,
+                JwtAuthParams::schema(),
+                true,
+            ))
             .into()
     }
 }
@@ -264,5 +274,6 @@ impl ToSchema for Policy {
         <RegexGuardrailParams as ToSchema>::schemas(schemas);
         <PiiMaskingParams as ToSchema>::schemas(schemas);
         <PromptSizeLimitParams as ToSchema>::schemas(schemas);
+        <JwtAuthParams as ToSchema>::schemas(schemas);
     }
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
 use super::policies::api_key_auth::AuthError;
+use super::policies::jwt_auth::JwtError;
 use super::policies::rate_limit::{Decision, RateLimit};
 use super::policies::subscription::SubscriptionError;
 use super::respond::{json, json_error, GatewayResponse};
@@ -20,6 +21,10 @@ pub enum ProxyError {
     /// 401: `api-key-auth` refused the request.
     #[error(transparent)]
     Unauthorized(#[from] AuthError),
+    /// 401 (403 for a missing scope): `jwt-auth` refused the token; an MCP proxy names its
+    /// protected-resource metadata in the challenge.
+    #[error("{0}")]
+    Jwt(JwtError, Option<Arc<str>>),
     /// 403: an LLM provider's access control does not allow this path.
     #[error("this path is not allowed by the provider's access control")]
     AccessDenied,
@@ -52,6 +57,8 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::Jwt(JwtError::InsufficientScope(_), _) => StatusCode::FORBIDDEN,
+            ProxyError::Jwt(..) => StatusCode::UNAUTHORIZED,
             ProxyError::AccessDenied => StatusCode::FORBIDDEN,
             ProxyError::Subscription(SubscriptionError::Quota(_)) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Subscription(_) => StatusCode::FORBIDDEN,
@@ -84,6 +91,12 @@ impl ProxyError {
             let h = r.headers_mut();
             RateLimit::headers(d, h);
             h.insert("retry-after", HeaderValue::from(d.reset_secs));
+        }
+        if let ProxyError::Jwt(e, metadata) = &self {
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                e.challenge(metadata.as_deref()),
+            );
         }
         r
     }

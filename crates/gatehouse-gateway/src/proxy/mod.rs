@@ -34,6 +34,8 @@ use routes::{Entry, Rewrite, RouteTable};
 use upstream::Clients;
 
 const READY_PATH: &str = "/_gateway-health/ready";
+/// Where MCP proxies publish their protected-resource metadata (RFC 9728).
+const METADATA_PREFIX: &str = "/.well-known/oauth-protected-resource";
 const HEALTHY_PATH: &str = "/_gateway-health/healthy";
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -127,6 +129,9 @@ impl Proxy {
         if path.starts_with("/_gateway-health/") {
             return self.health(path);
         }
+        if let Some(resource) = path.strip_prefix(METADATA_PREFIX) {
+            return self.resource_metadata(resource, req.headers());
+        }
         let started = Instant::now();
         // Hold the entry, not the table: a swap during the upstream call frees the old table
         // once no request uses it.
@@ -159,6 +164,27 @@ impl Proxy {
             .metrics
             .record(res.status().as_u16(), started.elapsed());
         res
+    }
+
+    /// OAuth protected-resource metadata (RFC 9728) of an MCP proxy with `jwt-auth`, at
+    /// `/.well-known/oauth-protected-resource<context>/mcp`, so MCP clients find where to log in.
+    fn resource_metadata(&self, resource: &str, headers: &HeaderMap) -> GatewayResponse {
+        let table = self.table.load();
+        let found = table.find(resource).and_then(|(entry, rest)| {
+            let op = entry.find_op(&http::Method::POST, rest)?;
+            let jwt = op.chain.jwt.as_ref()?;
+            (entry.kind == gatehouse_core::ArtifactKind::Mcp && rest == "/mcp").then_some(jwt)
+        });
+        let Some(jwt) = found else {
+            return ProxyError::NotFound.into_response();
+        };
+        let doc = serde_json::json!({
+            "resource": format!("{}{resource}", public_base(headers)),
+            "authorization_servers": [jwt.issuer()],
+            "scopes_supported": jwt.required_scopes(),
+            "bearer_methods_supported": ["header"],
+        });
+        json(StatusCode::OK, doc.to_string().into())
     }
 
     fn health(&self, path: &str) -> GatewayResponse {
@@ -225,6 +251,13 @@ impl Proxy {
             Some(auth) => Some(auth.check(&mut parts.headers, &entry.keys, now_ms())?),
             None => None,
         };
+        if let Some(jwt) = &chain.jwt {
+            if let Err(e) = jwt.check(&mut parts.headers).await {
+                let metadata = (entry.kind == gatehouse_core::ArtifactKind::Mcp)
+                    .then(|| metadata_url(&parts.headers, &uri.path()[..context_len]));
+                return Err(ProxyError::Jwt(e, metadata.map(Into::into)));
+            }
+        }
         // The most restrictive limit's state goes back in the RateLimit-* headers.
         let (subscription, mut decision) = match &entry.subscriptions {
             Some(subs) => {
@@ -313,6 +346,26 @@ impl Proxy {
         finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
         Ok(res)
     }
+}
+
+/// `scheme://host` as the client called the gateway (`X-Forwarded-Proto` when a proxy in front
+/// says so).
+fn public_base(headers: &HeaderMap) -> String {
+    let scheme = headers
+        .get(&X_FORWARDED_PROTO)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| matches!(*s, "http" | "https"))
+        .unwrap_or("http");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// The protected-resource metadata URL of the MCP proxy at `context`.
+fn metadata_url(headers: &HeaderMap, context: &str) -> String {
+    format!("{}{METADATA_PREFIX}{context}/mcp", public_base(headers))
 }
 
 /// Prepares a request's headers for upstream: hop-by-hop headers removed, `X-Forwarded-*`

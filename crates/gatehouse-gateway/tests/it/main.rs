@@ -1,6 +1,7 @@
 //! The gateway on its own: the real `gatehouse` binary, real upstreams (echo servers), the
 //! management API and traffic, end to end. One test binary, a module per concern.
 
+mod jwt;
 mod kinds;
 mod llm;
 mod management;

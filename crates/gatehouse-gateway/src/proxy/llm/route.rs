@@ -118,6 +118,7 @@ impl LlmPolicies {
                 Policy::PromptSizeLimit(params) => out.size = Some(params.clone()),
                 // Enforced by the generic chain (`proxy/policies`).
                 Policy::ApiKeyAuth(_)
+                | Policy::JwtAuth(_)
                 | Policy::RateLimit(_)
                 | Policy::Cors(_)
                 | Policy::SetHeaders(_) => {}

@@ -3,6 +3,7 @@
 
 pub mod api_key_auth;
 pub mod cors;
+pub mod jwt_auth;
 pub mod rate_limit;
 pub mod set_headers;
 pub mod subscription;
@@ -13,6 +14,7 @@ use gatehouse_core::policy::Policy;
 
 pub use api_key_auth::{ApiKeyAuth, KeySet};
 pub use cors::Cors;
+pub use jwt_auth::JwtAuth;
 pub use rate_limit::{RateLimit, RateLimiters};
 pub use set_headers::SetHeaders;
 
@@ -21,6 +23,7 @@ pub use set_headers::SetHeaders;
 pub struct Chain {
     pub cors: Option<Arc<Cors>>,
     pub auth: Option<ApiKeyAuth>,
+    pub jwt: Option<Arc<JwtAuth>>,
     pub rate_limits: Vec<Arc<RateLimit>>,
     pub set_headers: Option<SetHeaders>,
 }
@@ -38,6 +41,7 @@ impl Chain {
         for p in policies {
             match p {
                 Policy::ApiKeyAuth(params) => chain.auth = Some(ApiKeyAuth::new(params)),
+                Policy::JwtAuth(params) => chain.jwt = Some(Arc::new(JwtAuth::new(params))),
                 Policy::RateLimit(params) => {
                     chain.rate_limits.push(limiters.for_policy(scope, params))
                 }
@@ -58,6 +62,7 @@ impl Chain {
     pub fn is_empty(&self) -> bool {
         self.cors.is_none()
             && self.auth.is_none()
+            && self.jwt.is_none()
             && self.rate_limits.is_empty()
             && self.set_headers.is_none()
     }
