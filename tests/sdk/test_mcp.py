@@ -85,3 +85,97 @@ def test_malformed_json_rpc_is_a_clear_error_and_the_gateway_keeps_serving(stack
             return [t.name for t in (await c.list_tools()).tools]
 
     assert run(still_serves()) == ["add"]
+
+
+class Issuer:
+    """A token issuer: an Ed25519 key, its JWKS served over HTTP, and tokens signed with it."""
+
+    def __init__(self):
+        import base64
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        self.key = Ed25519PrivateKey.generate()
+        raw = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        jwks = json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA",
+                                     "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()}]}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(jwks)))
+                self.end_headers()
+                self.wfile.write(jwks)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.jwks_url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        self.issuer = "https://id.sdk.test"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, scope, aud="mcp", exp_in=300, key=None):
+        import time
+
+        import jwt
+        claims = {"iss": self.issuer, "aud": aud, "sub": "someone", "scope": scope, "exp": int(time.time()) + exp_in}
+        return jwt.encode(claims, key or self.key, algorithm="EdDSA", headers={"kid": "k1"})
+
+
+def test_tokens_decide_which_tools_a_caller_sees_and_calls(stack, server, unique):
+    import httpx2
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from mcp.client.streamable_http import streamable_http_client
+
+    url, calls = server
+    issuer = Issuer()
+    stack.create("mcp-proxies", {
+        "id": unique, "displayName": unique, "context": f"/{unique}", "upstream": {"url": url},
+        "policies": [
+            {"name": "jwt-auth", "params": {"issuer": issuer.issuer, "audiences": ["mcp"], "jwksUrl": issuer.jwks_url}},
+            {"name": "mcp-authz", "params": {"rules": [{"tools": ["delete_*"], "requiredScopes": ["admin"]}]}},
+        ]})
+    stack.deploy("mcp-proxies", unique, f"/{unique}/mcp")
+    endpoint = f"{stack.gateway}/{unique}/mcp"
+
+    # Without a token: 401 naming the protected-resource metadata, which names the issuer.
+    r = httpx.post(endpoint, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert r.status_code == 401
+    challenge = r.headers["www-authenticate"]
+    metadata_url = challenge.split('resource_metadata="')[1].rstrip('"')
+    metadata = httpx.get(metadata_url).json()
+    assert metadata["resource"] == endpoint
+    assert metadata["authorization_servers"] == [issuer.issuer]
+
+    for bad in [issuer.token("admin", exp_in=-120), issuer.token("admin", aud="other"),
+                issuer.token("admin", key=Ed25519PrivateKey.generate())]:
+        r = httpx.post(endpoint, json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                       headers={"authorization": f"Bearer {bad}"})
+        assert r.status_code == 401, r.text
+        assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+    async def as_caller(scope):
+        client = httpx2.AsyncClient(headers={"authorization": f"Bearer {issuer.token(scope)}"})
+        async with mcp.Client(streamable_http_client(endpoint, http_client=client)) as c:
+            tools = sorted(t.name for t in (await c.list_tools()).tools)
+            try:
+                await c.call_tool("delete_everything", {"confirm": True})
+                refused = None
+            except mcp.MCPError as e:
+                refused = str(e)
+            return tools, refused
+
+    tools, refused = run(as_caller("read"))
+    assert tools == ["add", "search_docs"], "left out of this caller's list"
+    assert "delete_everything" in refused and "admin" in refused
+    assert "delete_everything" not in calls.read_text()
+    tools, refused = run(as_caller("read admin"))
+    assert tools == ["add", "delete_everything", "search_docs"]
+    assert refused is None
+    assert calls.read_text().split() == ["delete_everything"]

@@ -15,6 +15,7 @@
 //! | `pii-masking` | `guardrails.rs` | `llm/guardrails.rs` |
 //! | `prompt-size-limit` | `guardrails.rs` | `llm/guardrails.rs` |
 //! | `jwt-auth` | `jwt_auth.rs` | `proxy/policies/jwt_auth.rs` |
+//! | `mcp-authz` | `mcp_authz.rs` | `proxy/mcp/filter.rs` |
 //!
 //! On the wire a policy is `{name, version: v1, params?}`.
 
@@ -22,6 +23,7 @@ pub mod api_key_auth;
 pub mod cors;
 pub mod guardrails;
 pub mod jwt_auth;
+pub mod mcp_authz;
 pub mod model_allow_list;
 pub mod params;
 pub mod rate_limit;
@@ -43,6 +45,7 @@ pub use guardrails::{
     PromptSizeLimitParams, RegexGuardrailParams,
 };
 pub use jwt_auth::JwtAuthParams;
+pub use mcp_authz::{McpAuthzParams, ToolRule};
 pub use model_allow_list::{glob_match, ModelAllowListParams};
 pub use params::{parse_window, HeaderNameParam, LimitScope, Window, WindowError};
 pub use rate_limit::RateLimitParams;
@@ -62,6 +65,7 @@ pub enum Policy {
     PiiMasking(PiiMaskingParams),
     PromptSizeLimit(PromptSizeLimitParams),
     JwtAuth(JwtAuthParams),
+    McpAuthz(McpAuthzParams),
 }
 
 /// The name of a policy, as written in `name`.
@@ -90,11 +94,12 @@ pub enum PolicyName {
     PiiMasking,
     PromptSizeLimit,
     JwtAuth,
+    McpAuthz,
 }
 
 impl PolicyName {
     /// Every policy.
-    pub const ALL: [PolicyName; 10] = [
+    pub const ALL: [PolicyName; 11] = [
         PolicyName::ApiKeyAuth,
         PolicyName::RateLimit,
         PolicyName::Cors,
@@ -105,6 +110,7 @@ impl PolicyName {
         PolicyName::PiiMasking,
         PolicyName::PromptSizeLimit,
         PolicyName::JwtAuth,
+        PolicyName::McpAuthz,
     ];
 
     /// The name as written in documents.
@@ -120,6 +126,7 @@ impl PolicyName {
             PolicyName::PiiMasking => "pii-masking",
             PolicyName::PromptSizeLimit => "prompt-size-limit",
             PolicyName::JwtAuth => "jwt-auth",
+            PolicyName::McpAuthz => "mcp-authz",
         }
     }
 
@@ -133,6 +140,7 @@ impl PolicyName {
             | PolicyName::PromptSizeLimit => {
                 matches!(kind, ArtifactKind::LlmProvider | ArtifactKind::LlmProxy)
             }
+            PolicyName::McpAuthz => kind == ArtifactKind::Mcp,
             _ => true,
         }
     }
@@ -152,7 +160,7 @@ impl fmt::Display for PolicyName {
 
 /// A policy name that names no policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown policy '{0}'; expected one of api-key-auth, rate-limit, cors, set-headers, model-allow-list, token-rate-limit, regex-guardrail, pii-masking, prompt-size-limit, jwt-auth")]
+#[error("unknown policy '{0}'; expected one of api-key-auth, rate-limit, cors, set-headers, model-allow-list, token-rate-limit, regex-guardrail, pii-masking, prompt-size-limit, jwt-auth, mcp-authz")]
 pub struct UnknownPolicy(pub String);
 
 impl FromStr for PolicyName {
@@ -179,6 +187,7 @@ impl Policy {
             Policy::PiiMasking(_) => PolicyName::PiiMasking,
             Policy::PromptSizeLimit(_) => PolicyName::PromptSizeLimit,
             Policy::JwtAuth(_) => PolicyName::JwtAuth,
+            Policy::McpAuthz(_) => PolicyName::McpAuthz,
         }
     }
 }

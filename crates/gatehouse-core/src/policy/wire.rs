@@ -29,6 +29,7 @@ impl Policy {
             Policy::PiiMasking(p) => serde_json::to_value(p),
             Policy::PromptSizeLimit(p) => serde_json::to_value(p),
             Policy::JwtAuth(p) => serde_json::to_value(p),
+            Policy::McpAuthz(p) => serde_json::to_value(p),
         }
     }
 }
@@ -72,6 +73,7 @@ impl<'de> DeserializeSeed<'de> for ParamsOf {
             PolicyName::PiiMasking => Policy::PiiMasking(Deserialize::deserialize(d)?),
             PolicyName::PromptSizeLimit => Policy::PromptSizeLimit(Deserialize::deserialize(d)?),
             PolicyName::JwtAuth => Policy::JwtAuth(Deserialize::deserialize(d)?),
+            PolicyName::McpAuthz => Policy::McpAuthz(Deserialize::deserialize(d)?),
         })
     }
 }
@@ -174,6 +176,9 @@ fn variant_schema(name: PolicyName, params: RefOr<Schema>, params_required: bool
         PolicyName::PromptSizeLimit => {
             "400 for a prompt over `maxChars` characters or `maxTokens` estimated tokens. LLM providers and LLM proxies only."
         }
+        PolicyName::McpAuthz => {
+            "Tools matched by a rule are listed and callable only for tokens holding its scopes and claim values; others get a JSON-RPC error naming the tool. MCP proxies with jwt-auth only."
+        }
         PolicyName::JwtAuth => {
             "401 with WWW-Authenticate: Bearer without a valid JWT from `issuer` for one of `audiences`, signed by a key of `jwksUrl` (RS/ES/EdDSA; none and HMAC refused)."
         }
@@ -259,6 +264,11 @@ impl PartialSchema for Policy {
                 JwtAuthParams::schema(),
                 true,
             ))
+            .item(variant_schema(
+                PolicyName::McpAuthz,
+                McpAuthzParams::schema(),
+                true,
+            ))
             .into()
     }
 }
@@ -275,5 +285,6 @@ impl ToSchema for Policy {
         <PiiMaskingParams as ToSchema>::schemas(schemas);
         <PromptSizeLimitParams as ToSchema>::schemas(schemas);
         <JwtAuthParams as ToSchema>::schemas(schemas);
+        <McpAuthzParams as ToSchema>::schemas(schemas);
     }
 }

@@ -177,9 +177,21 @@ fn validate_policies(kind: ArtifactKind, policies: &[Policy], at: &str) -> Resul
     for (i, p) in policies.iter().enumerate() {
         let name = p.name();
         if !name.applies_to(kind) {
+            let to = if name == PolicyName::McpAuthz {
+                "MCP proxies"
+            } else {
+                "LLM providers and LLM proxies"
+            };
             return Err(FieldError::new(
                 format!("{at}[{i}].name"),
-                format!("{name} applies only to LLM providers and LLM proxies"),
+                format!("{name} applies only to {to}"),
+            ));
+        }
+        if name == PolicyName::McpAuthz && !policies.iter().any(|p| p.name() == PolicyName::JwtAuth)
+        {
+            return Err(FieldError::new(
+                format!("{at}[{i}].name"),
+                "mcp-authz reads the caller's token: add jwt-auth to the same policies",
             ));
         }
     }

@@ -251,13 +251,17 @@ impl Proxy {
             Some(auth) => Some(auth.check(&mut parts.headers, &entry.keys, now_ms())?),
             None => None,
         };
-        if let Some(jwt) = &chain.jwt {
-            if let Err(e) = jwt.check(&mut parts.headers).await {
-                let metadata = (entry.kind == gatehouse_core::ArtifactKind::Mcp)
-                    .then(|| metadata_url(&parts.headers, &uri.path()[..context_len]));
-                return Err(ProxyError::Jwt(e, metadata.map(Into::into)));
-            }
-        }
+        let claims = match &chain.jwt {
+            Some(jwt) => match jwt.check(&mut parts.headers).await {
+                Ok(claims) => Some(claims),
+                Err(e) => {
+                    let metadata = (entry.kind == gatehouse_core::ArtifactKind::Mcp)
+                        .then(|| metadata_url(&parts.headers, &uri.path()[..context_len]));
+                    return Err(ProxyError::Jwt(e, metadata.map(Into::into)));
+                }
+            },
+            None => None,
+        };
         // The most restrictive limit's state goes back in the RateLimit-* headers.
         let (subscription, mut decision) = match &entry.subscriptions {
             Some(subs) => {
@@ -322,7 +326,9 @@ impl Proxy {
         headers.insert(header::HOST, upstream.host.clone());
 
         if let (Some(route), &http::Method::POST) = (&entry.mcp, &parts.method) {
-            let mut res = mcp::forward(route, &clients.llm, self.timeouts, parts, body).await?;
+            let gate = mcp::filter::ToolGate::new(chain.mcp_authz.clone(), claims);
+            let mut res =
+                mcp::forward(route, gate, &clients.llm, self.timeouts, parts, body).await?;
             finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
             return Ok(res);
         }

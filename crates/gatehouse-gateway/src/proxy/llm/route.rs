@@ -119,6 +119,7 @@ impl LlmPolicies {
                 // Enforced by the generic chain (`proxy/policies`).
                 Policy::ApiKeyAuth(_)
                 | Policy::JwtAuth(_)
+                | Policy::McpAuthz(_)
                 | Policy::RateLimit(_)
                 | Policy::Cors(_)
                 | Policy::SetHeaders(_) => {}

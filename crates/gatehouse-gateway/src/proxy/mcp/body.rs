@@ -12,7 +12,7 @@ use http_body::{Body, Frame};
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use super::filter::{self, AllowLists, ListKind};
+use super::filter::{self, AllowLists, ListKind, ToolGate};
 use crate::llm::sse::{encode, SseEvent, SseParser};
 
 /// The largest SSE event relayed.
@@ -24,24 +24,31 @@ pub struct McpBody {
     parser: SseParser,
     lists: HashMap<String, ListKind>,
     allow: Arc<AllowLists>,
+    gate: ToolGate,
     done: bool,
 }
 
 impl McpBody {
     /// Relays `inner`, filtering the answers to `lists`.
-    pub fn new(inner: Incoming, lists: HashMap<String, ListKind>, allow: Arc<AllowLists>) -> Self {
+    pub fn new(
+        inner: Incoming,
+        lists: HashMap<String, ListKind>,
+        allow: Arc<AllowLists>,
+        gate: ToolGate,
+    ) -> Self {
         Self {
             inner,
             parser: SseParser::new(),
             lists,
             allow,
+            gate,
             done: false,
         }
     }
 
     fn relay(&self, events: Vec<SseEvent>, out: &mut BytesMut) {
         for ev in events {
-            match filter::filter_event_data(&ev.data, &self.lists, &self.allow) {
+            match filter::filter_event_data(&ev.data, &self.lists, &self.allow, &self.gate) {
                 Some(data) => out.extend_from_slice(&encode(ev.event.as_deref(), &data)),
                 None => out.extend_from_slice(&ev.raw),
             }

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use gatehouse_core::policy::glob_match;
+use std::sync::Arc;
+
+use gatehouse_core::policy::{glob_match, McpAuthzParams};
 use gatehouse_core::spec::McpSpec;
 use serde_json::{json, Value};
 
@@ -41,6 +43,66 @@ impl AllowLists {
     /// Whether nothing is hidden.
     pub fn is_open(&self) -> bool {
         self.tools.is_none() && self.resources.is_none() && self.prompts.is_none()
+    }
+}
+
+/// `mcp-authz` for one caller: the rules and the claims of the caller's token.
+#[derive(Debug, Clone, Default)]
+pub struct ToolGate {
+    rules: Option<Arc<McpAuthzParams>>,
+    claims: Value,
+}
+
+impl ToolGate {
+    /// The gate of `rules` for a caller with `claims` (none without a token).
+    pub fn new(rules: Option<Arc<McpAuthzParams>>, claims: Option<Value>) -> Self {
+        Self {
+            rules,
+            claims: claims.unwrap_or(Value::Null),
+        }
+    }
+
+    /// Whether any rule applies.
+    pub fn is_active(&self) -> bool {
+        self.rules.is_some()
+    }
+
+    /// Why the caller may not use `tool`, if it may not.
+    pub fn refusal(&self, tool: &str) -> Option<String> {
+        let rules = self.rules.as_ref()?;
+        let held = crate::proxy::policies::jwt_auth::scopes(&self.claims);
+        for rule in rules
+            .rules
+            .iter()
+            .filter(|r| r.tools.iter().any(|p| glob_match(p, tool)))
+        {
+            if let Some(s) = rule
+                .required_scopes
+                .iter()
+                .find(|s| !held.contains(&s.as_str()))
+            {
+                return Some(format!("tool '{tool}' needs scope '{s}'"));
+            }
+            for (claim, values) in &rule.claims {
+                let ok = match &self.claims[claim.as_str()] {
+                    Value::String(v) => values.contains(v),
+                    Value::Array(items) => items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .any(|v| values.iter().any(|w| w == v)),
+                    Value::Number(n) => values.contains(&n.to_string()),
+                    Value::Bool(b) => values.contains(&b.to_string()),
+                    _ => false,
+                };
+                if !ok {
+                    return Some(format!(
+                        "tool '{tool}' needs claim '{claim}' to be one of {}",
+                        values.join(", ")
+                    ));
+                }
+            }
+        }
+        None
     }
 }
 
@@ -139,7 +201,7 @@ fn id_key(id: &Value) -> Option<String> {
     }
 }
 
-fn check(msg: &Value, allow: &AllowLists) -> Seen {
+fn check(msg: &Value, allow: &AllowLists, gate: &ToolGate) -> Seen {
     let method = msg["method"].as_str().unwrap_or_default().to_owned();
     let param = |k: &str| msg["params"][k].as_str().map(str::to_owned);
     let (target, what, list) = match method.as_str() {
@@ -154,7 +216,10 @@ fn check(msg: &Value, allow: &AllowLists) -> Seen {
         Some(t) if !allowed(list, t) => Some(format!(
             "{what} '{t}' is not available through this gateway"
         )),
-        None if list.is_some() && !what.is_empty() => Some(format!("{method} needs a {what}")),
+        Some(t) if what == "tool" => gate.refusal(t),
+        None if !what.is_empty() && (list.is_some() || (what == "tool" && gate.is_active())) => {
+            Some(format!("{method} needs a {what}"))
+        }
         _ => None,
     };
     Seen {
@@ -166,7 +231,7 @@ fn check(msg: &Value, allow: &AllowLists) -> Seen {
 
 /// Reads a POST body: the requests it makes, the lists to filter, and a local answer when any
 /// call is refused.
-pub fn inspect(body: &[u8], allow: &AllowLists) -> Result<Inspected, Malformed> {
+pub fn inspect(body: &[u8], allow: &AllowLists, gate: &ToolGate) -> Result<Inspected, Malformed> {
     let v: Value = serde_json::from_slice(body).map_err(|e| Malformed::NotJson(e.to_string()))?;
     let (messages, batch) = match &v {
         Value::Array(items) if !items.is_empty() => (items.as_slice(), true),
@@ -182,12 +247,12 @@ pub fn inspect(body: &[u8], allow: &AllowLists) -> Result<Inspected, Malformed> 
         if m.get("method").is_none() {
             continue; // a response of the client to a server request
         }
-        let seen = check(m, allow);
+        let seen = check(m, allow, gate);
         let id = m.get("id").cloned().unwrap_or(Value::Null);
         if let Some(why) = &seen.refused {
             refusals.push(error(&id, REFUSED, why));
         } else if let (Some(kind), Some(key)) = (ListKind::of_method(&seen.method), id_key(&id)) {
-            if kind.list(allow).is_some() {
+            if kind.list(allow).is_some() || (kind == ListKind::Tools && gate.is_active()) {
                 out.lists.insert(key, kind);
             }
         }
@@ -226,6 +291,7 @@ pub fn filter_message(
     msg: &mut Value,
     lists: &HashMap<String, ListKind>,
     allow: &AllowLists,
+    gate: &ToolGate,
 ) -> bool {
     let Some(kind) = msg.get("id").and_then(id_key).and_then(|k| lists.get(&k)) else {
         return false;
@@ -239,7 +305,11 @@ pub fn filter_message(
         return false;
     };
     let before = items.len();
-    items.retain(|item| item[key].as_str().is_some_and(|n| allowed(list, n)));
+    items.retain(|item| {
+        item[key].as_str().is_some_and(|n| {
+            allowed(list, n) && (*kind != ListKind::Tools || gate.refusal(n).is_none())
+        })
+    });
     items.len() != before
 }
 
@@ -248,13 +318,14 @@ pub fn filter_json(
     body: &[u8],
     lists: &HashMap<String, ListKind>,
     allow: &AllowLists,
+    gate: &ToolGate,
 ) -> Option<Vec<u8>> {
     let mut v: Value = serde_json::from_slice(body).ok()?;
     let changed = match &mut v {
         Value::Array(items) => items
             .iter_mut()
-            .fold(false, |c, m| filter_message(m, lists, allow) | c),
-        m => filter_message(m, lists, allow),
+            .fold(false, |c, m| filter_message(m, lists, allow, gate) | c),
+        m => filter_message(m, lists, allow, gate),
     };
     changed.then(|| v.to_string().into_bytes())
 }
@@ -264,16 +335,21 @@ pub fn filter_event_data(
     data: &str,
     lists: &HashMap<String, ListKind>,
     allow: &AllowLists,
+    gate: &ToolGate,
 ) -> Option<String> {
     if !data.starts_with('{') && !data.starts_with('[') {
         return None;
     }
-    filter_json(data.as_bytes(), lists, allow).and_then(|b| String::from_utf8(b).ok())
+    filter_json(data.as_bytes(), lists, allow, gate).and_then(|b| String::from_utf8(b).ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn open() -> ToolGate {
+        ToolGate::default()
+    }
 
     fn allow() -> AllowLists {
         AllowLists {
@@ -286,12 +362,13 @@ mod tests {
     #[test]
     fn hidden_calls_are_refused_naming_them() {
         let a = allow();
-        let ok = inspect(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_web","arguments":{}}}"#, &a).unwrap();
+        let ok = inspect(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_web","arguments":{}}}"#, &a, &open()).unwrap();
         assert!(ok.refusal.is_none());
         assert_eq!(ok.seen[0].target.as_deref(), Some("search_web"));
         let no = inspect(
             br#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"delete_all"}}"#,
             &a,
+            &open(),
         )
         .unwrap();
         let r = no.refusal.unwrap();
@@ -301,7 +378,7 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("'delete_all'"));
-        let res = inspect(br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"res://private/x"}}"#, &a).unwrap();
+        let res = inspect(br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"res://private/x"}}"#, &a, &open()).unwrap();
         assert!(res.refusal.unwrap()["error"]["message"]
             .as_str()
             .unwrap()
@@ -309,7 +386,8 @@ mod tests {
         // Prompts are open.
         assert!(inspect(
             br#"{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"any"}}"#,
-            &a
+            &a,
+            &open()
         )
         .unwrap()
         .refusal
@@ -317,7 +395,8 @@ mod tests {
         // Notifications and other methods pass.
         assert!(inspect(
             br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-            &a
+            &a,
+            &open()
         )
         .unwrap()
         .refusal
@@ -327,7 +406,7 @@ mod tests {
     #[test]
     fn a_batch_with_a_refused_call_is_answered_whole() {
         let a = allow();
-        let b = inspect(br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"rm"}},{"jsonrpc":"2.0","method":"notifications/x"}]"#, &a).unwrap();
+        let b = inspect(br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"rm"}},{"jsonrpc":"2.0","method":"notifications/x"}]"#, &a, &open()).unwrap();
         let r = b.refusal.unwrap();
         let items = r.as_array().unwrap();
         assert_eq!(items.len(), 2, "notifications get no answer");
@@ -342,11 +421,78 @@ mod tests {
     }
 
     #[test]
+    fn tools_are_gated_by_the_callers_token() {
+        let rules: McpAuthzParams = serde_json::from_value(json!({"rules": [
+            {"tools": ["delete_*"], "requiredScopes": ["admin"]},
+            {"tools": ["search_*"], "claims": {"groups": ["staff"]}}]}))
+        .unwrap();
+        let rules = Some(Arc::new(rules));
+        let admin = ToolGate::new(
+            rules.clone(),
+            Some(json!({"scope": "admin", "groups": ["staff"]})),
+        );
+        let guest = ToolGate::new(
+            rules.clone(),
+            Some(json!({"scope": "read", "groups": ["guests"]})),
+        );
+        let anonymous = ToolGate::new(rules, None);
+        assert_eq!(admin.refusal("delete_all"), None);
+        assert_eq!(admin.refusal("search_docs"), None);
+        assert!(guest
+            .refusal("delete_all")
+            .unwrap()
+            .contains("scope 'admin'"));
+        assert!(guest.refusal("search_docs").unwrap().contains("'groups'"));
+        assert!(anonymous.refusal("delete_all").is_some());
+        assert_eq!(
+            anonymous.refusal("add"),
+            None,
+            "tools no rule covers are open"
+        );
+        let open_lists = AllowLists::default();
+        let call =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_all"}}"#;
+        assert!(inspect(call, &open_lists, &admin)
+            .unwrap()
+            .refusal
+            .is_none());
+        let r = inspect(call, &open_lists, &guest).unwrap().refusal.unwrap();
+        assert!(r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'delete_all'"));
+        let list = inspect(
+            br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+            &open_lists,
+            &guest,
+        )
+        .unwrap();
+        let answer = br#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"add"},{"name":"delete_all"},{"name":"search_docs"}]}}"#;
+        let out: Value =
+            serde_json::from_slice(&filter_json(answer, &list.lists, &open_lists, &guest).unwrap())
+                .unwrap();
+        assert_eq!(
+            out["result"]["tools"],
+            json!([{"name": "add"}]),
+            "left out of this caller's list"
+        );
+    }
+
+    #[test]
     fn malformed_bodies_are_named() {
         let a = allow();
-        assert!(matches!(inspect(b"{nope", &a), Err(Malformed::NotJson(_))));
-        assert_eq!(inspect(b"[]", &a).unwrap_err(), Malformed::NotJsonRpc);
-        assert_eq!(inspect(b"42", &a).unwrap_err(), Malformed::NotJsonRpc);
+        assert!(matches!(
+            inspect(b"{nope", &a, &open()),
+            Err(Malformed::NotJson(_))
+        ));
+        assert_eq!(
+            inspect(b"[]", &a, &open()).unwrap_err(),
+            Malformed::NotJsonRpc
+        );
+        assert_eq!(
+            inspect(b"42", &a, &open()).unwrap_err(),
+            Malformed::NotJsonRpc
+        );
         assert_eq!(
             Malformed::NotJsonRpc.answer()["error"]["code"],
             INVALID_REQUEST
@@ -356,11 +502,12 @@ mod tests {
     #[test]
     fn lists_are_filtered_in_json_and_sse_answers() {
         let a = allow();
-        let seen = inspect(br#"[{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"cursor":"p2"}},{"jsonrpc":"2.0","id":"r","method":"resources/list"}]"#, &a).unwrap();
+        let seen = inspect(br#"[{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"cursor":"p2"}},{"jsonrpc":"2.0","id":"r","method":"resources/list"}]"#, &a, &open()).unwrap();
         assert_eq!(seen.lists.len(), 2);
         let answer = br#"[{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"add"},{"name":"delete_all"},{"name":"search_docs"}],"nextCursor":"p3"}},{"jsonrpc":"2.0","id":"r","result":{"resources":[{"uri":"res://public/a"},{"uri":"res://private/b"}]}}]"#;
         let out: Value =
-            serde_json::from_slice(&filter_json(answer, &seen.lists, &a).unwrap()).unwrap();
+            serde_json::from_slice(&filter_json(answer, &seen.lists, &a, &open()).unwrap())
+                .unwrap();
         let names: Vec<&str> = out[0]["result"]["tools"]
             .as_array()
             .unwrap()
@@ -374,17 +521,20 @@ mod tests {
         assert!(filter_json(
             br#"{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"x"}]}}"#,
             &seen.lists,
-            &a
+            &a,
+            &open()
         )
         .is_none());
         let data = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"rm"},{"name":"add"}]}}"#;
         let filtered: Value =
-            serde_json::from_str(&filter_event_data(data, &seen.lists, &a).unwrap()).unwrap();
+            serde_json::from_str(&filter_event_data(data, &seen.lists, &a, &open()).unwrap())
+                .unwrap();
         assert_eq!(filtered["result"]["tools"], json!([{"name": "add"}]));
         assert!(filter_event_data(
             r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
             &seen.lists,
-            &a
+            &a,
+            &open()
         )
         .is_none());
     }

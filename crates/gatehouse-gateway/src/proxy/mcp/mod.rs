@@ -20,7 +20,7 @@ use crate::proxy::respond::GatewayResponse;
 use crate::proxy::upstream::LlmClient;
 use crate::proxy::Timeouts;
 use body::McpBody;
-use filter::{AllowLists, Inspected, Seen};
+use filter::{AllowLists, Inspected, Seen, ToolGate};
 
 /// JSON-RPC bodies larger than this are refused (413).
 pub const MAX_BODY: usize = 4 << 20;
@@ -85,6 +85,7 @@ fn jsonrpc(status: StatusCode, v: &Value) -> GatewayResponse {
 /// `parts` already addressed to the server) and its list answers filtered.
 pub async fn forward(
     route: &McpRoute,
+    gate: ToolGate,
     client: &LlmClient,
     timeouts: Timeouts,
     mut parts: http::request::Parts,
@@ -102,7 +103,7 @@ pub async fn forward(
         }
         Err(_) => return Err(ProxyError::BadRequest("the request body could not be read")),
     };
-    let inspected: Inspected = match filter::inspect(&raw, &route.allow) {
+    let inspected: Inspected = match filter::inspect(&raw, &route.allow, &gate) {
         Ok(i) => i,
         Err(m) => return Ok(jsonrpc(StatusCode::BAD_REQUEST, &m.answer())),
     };
@@ -160,7 +161,7 @@ pub async fn forward(
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if is_sse {
         parts.headers.remove(header::CONTENT_LENGTH);
-        let body = McpBody::new(body, inspected.lists, route.allow.clone());
+        let body = McpBody::new(body, inspected.lists, route.allow.clone(), gate);
         return Ok(Response::from_parts(
             parts,
             Either::Left(Either::Right(Either::Right(body))),
@@ -171,7 +172,7 @@ pub async fn forward(
         .await
         .map_err(|_| ProxyError::BadGateway)?
         .to_bytes();
-    let out = match filter::filter_json(&bytes, &inspected.lists, &route.allow) {
+    let out = match filter::filter_json(&bytes, &inspected.lists, &route.allow, &gate) {
         Some(b) => Bytes::from(b),
         None => bytes,
     };

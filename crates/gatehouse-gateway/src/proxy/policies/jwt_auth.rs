@@ -181,7 +181,7 @@ fn asymmetric(alg: Algorithm) -> bool {
 }
 
 /// The scopes a token holds (`scope` space-separated, or `scp` as a list or string).
-fn scopes(claims: &Value) -> Vec<&str> {
+pub fn scopes(claims: &Value) -> Vec<&str> {
     let mut out = vec![];
     for key in ["scope", "scp"] {
         match &claims[key] {
@@ -223,8 +223,8 @@ impl JwtAuth {
         &self.scopes
     }
 
-    /// Checks the request's token and sets the forwarded claims' headers.
-    pub async fn check(&self, headers: &mut HeaderMap) -> Result<(), JwtError> {
+    /// Checks the request's token and sets the forwarded claims' headers; returns the claims.
+    pub async fn check(&self, headers: &mut HeaderMap) -> Result<Value, JwtError> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -276,6 +276,6 @@ impl JwtAuth {
                 headers.insert(name.clone(), v);
             }
         }
-        Ok(())
+        Ok(data.claims)
     }
 }

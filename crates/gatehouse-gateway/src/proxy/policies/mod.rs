@@ -24,6 +24,8 @@ pub struct Chain {
     pub cors: Option<Arc<Cors>>,
     pub auth: Option<ApiKeyAuth>,
     pub jwt: Option<Arc<JwtAuth>>,
+    /// `mcp-authz`: which callers may see and call which tools.
+    pub mcp_authz: Option<Arc<gatehouse_core::policy::McpAuthzParams>>,
     pub rate_limits: Vec<Arc<RateLimit>>,
     pub set_headers: Option<SetHeaders>,
 }
@@ -42,6 +44,7 @@ impl Chain {
             match p {
                 Policy::ApiKeyAuth(params) => chain.auth = Some(ApiKeyAuth::new(params)),
                 Policy::JwtAuth(params) => chain.jwt = Some(Arc::new(JwtAuth::new(params))),
+                Policy::McpAuthz(params) => chain.mcp_authz = Some(Arc::new(params.clone())),
                 Policy::RateLimit(params) => {
                     chain.rate_limits.push(limiters.for_policy(scope, params))
                 }

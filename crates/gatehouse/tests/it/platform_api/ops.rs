@@ -118,6 +118,8 @@ async fn openapi_describes_every_policy_and_flags_the_unenforced() {
         [
             "api-key-auth",
             "cors",
+            "jwt-auth",
+            "mcp-authz",
             "model-allow-list",
             "pii-masking",
             "prompt-size-limit",
