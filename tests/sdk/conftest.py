@@ -61,15 +61,26 @@ class Stack:
                            json={"username": "admin", "password": ADMIN_PASSWORD}).json()["token"]
         self.api = httpx.Client(base_url=self.platform + "/api/v1", headers={"authorization": f"Bearer {token}"},
                                 timeout=30)
-        self.must(self.api.post("/gateways", json={"id": "edge", "displayName": "Edge"}), 201)
-        gw_token = self.must(self.api.post("/gateways/edge/tokens", json={}), 201)["token"]
-        self.gateway = f"http://127.0.0.1:{free_port()}"
-        self.gateway_admin = f"http://127.0.0.1:{free_port()}"
-        self.spawn("gateway", ["gateway", "--listen", self.gateway.removeprefix("http://"),
-                               "--admin-listen", self.gateway_admin.removeprefix("http://"),
-                               "--admin-password", "gw-admin", "--data-dir", str(self.dir / "gateway"),
-                               "--control-plane", self.platform, "--token", gw_token])
-        wait_until("the gateway", lambda: httpx.get(self.gateway + "/_gateway-health/ready").status_code == 200)
+        self.gateway, self.gateway_admin = self.add_gateway("edge")
+        self.second = None
+
+    def add_gateway(self, name):
+        """Registers gateway `name`, starts it connected, and returns its traffic and admin URLs."""
+        self.must(self.api.post("/gateways", json={"id": name, "displayName": name}), 201)
+        token = self.must(self.api.post(f"/gateways/{name}/tokens", json={}), 201)["token"]
+        traffic, admin = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+        self.spawn(name, ["gateway", "--listen", traffic.removeprefix("http://"),
+                          "--admin-listen", admin.removeprefix("http://"),
+                          "--admin-password", "gw-admin", "--data-dir", str(self.dir / name),
+                          "--control-plane", self.platform, "--token", token])
+        wait_until(f"gateway {name}", lambda: httpx.get(traffic + "/_gateway-health/ready").status_code == 200)
+        return traffic, admin
+
+    def second_gateway(self):
+        """A second gateway of the same organization (started on first use)."""
+        if self.second is None:
+            self.second = self.add_gateway("edge-2")[0]
+        return self.second
 
     def spawn(self, name, args):
         log = open(self.dir / f"{name}.log", "wb")
@@ -87,13 +98,14 @@ class Stack:
             body.setdefault("projectId", "default")
         return self.must(self.api.post(f"/{collection}", json=body), 201)
 
-    def deploy(self, collection, handle, ready_path=None):
-        """Deploys and waits until the gateway routes `ready_path` to it: any answer but the
+    def deploy(self, collection, handle, ready_path=None, gateway="edge", base=None):
+        """Deploys to `gateway` and waits until it routes `ready_path` to it: any answer but the
         gateway's own 404 for unrouted paths and its 503 for artifacts it cannot serve yet."""
-        self.must(self.api.post(f"/{collection}/{handle}/deployments", json={"gatewayId": "edge"}), 201)
+        self.must(self.api.post(f"/{collection}/{handle}/deployments", json={"gatewayId": gateway}), 201)
+        base = base or self.gateway
         if ready_path:
             def served():
-                r = httpx.get(self.gateway + ready_path)
+                r = httpx.get(base + ready_path)
                 return r.status_code != 503 and r.text != '{"error":"Not Found"}'
             wait_until(f"{collection}/{handle} on the gateway", served)
 

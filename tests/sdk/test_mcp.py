@@ -179,3 +179,38 @@ def test_tokens_decide_which_tools_a_caller_sees_and_calls(stack, server, unique
     assert tools == ["add", "delete_everything", "search_docs"]
     assert refused is None
     assert calls.read_text().split() == ["delete_everything"]
+
+
+def test_a_session_begun_on_one_gateway_continues_on_another(stack, server, unique):
+    url, calls = server
+    stack.create("mcp-proxies", {"id": unique, "displayName": unique, "context": f"/{unique}",
+                                 "upstream": {"url": url}, "tools": ["add"]})
+    other = stack.second_gateway()
+    stack.deploy("mcp-proxies", unique, f"/{unique}/mcp")
+    stack.deploy("mcp-proxies", unique, f"/{unique}/mcp", gateway="edge-2", base=other)
+    headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
+
+    def rpc(base, body, session=None):
+        h = dict(headers, **({"mcp-session-id": session} if session else {}))
+        r = httpx.post(f"{base}/{unique}/mcp", json=body, headers=h)
+        assert r.status_code in (200, 202), r.text
+        data = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
+        return r, (__import__("json").loads(data[-1]) if data else (r.json() if r.content else None))
+
+    r, init = rpc(stack.gateway, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    session = r.headers["mcp-session-id"]
+    assert init["result"]["serverInfo"]["name"] == "tools"
+    rpc(stack.gateway, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+    # The next calls of the same session go through the other gateway, with no affinity.
+    _, listed = rpc(other, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session)
+    assert [t["name"] for t in listed["result"]["tools"]] == ["add"]
+    _, called = rpc(other, {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                            "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}, session)
+    assert called["result"]["structuredContent"] == {"result": 3}
+    _, refused = rpc(other, {"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                             "params": {"name": "delete_everything", "arguments": {"confirm": True}}}, session)
+    assert "delete_everything" in refused["error"]["message"]
+    assert calls.read_text().split() == ["add"]
+    r = httpx.delete(f"{other}/{unique}/mcp", headers=dict(headers, **{"mcp-session-id": session}))
+    assert r.status_code in (200, 204)
