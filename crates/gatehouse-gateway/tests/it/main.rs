@@ -5,6 +5,7 @@ mod jwt;
 mod kinds;
 mod llm;
 mod management;
+mod mcp;
 mod policies;
 mod reconfiguration;
 mod routing;
