@@ -293,10 +293,11 @@ impl Proxy {
                     subscription,
                 },
             };
-            let mut res = match llm::forward(route, &clients.llm, self.timeouts, req, body).await {
-                Ok(r) => r,
-                Err(e) => e.into_response(route.api),
-            };
+            let mut res =
+                match llm::forward(route, &clients.buffered, self.timeouts, req, body).await {
+                    Ok(r) => r,
+                    Err(e) => e.into_response(route.api),
+                };
             finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
             return Ok(res);
         }
@@ -328,7 +329,7 @@ impl Proxy {
         if let (Some(route), &http::Method::POST) = (&entry.mcp, &parts.method) {
             let gate = mcp::filter::ToolGate::new(chain.mcp_authz.clone(), claims);
             let mut res =
-                mcp::forward(route, gate, &clients.llm, self.timeouts, parts, body).await?;
+                mcp::forward(route, gate, &clients.buffered, self.timeouts, parts, body).await?;
             finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
             return Ok(res);
         }

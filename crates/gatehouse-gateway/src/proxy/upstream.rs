@@ -14,13 +14,14 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 /// The client that streams request bodies through.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 
-/// The client of LLM exchanges, whose request bodies are read (and maybe rewritten) first.
-pub type LlmClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The client of exchanges whose request bodies are read (and maybe rewritten) first: LLM
+/// requests and MCP JSON-RPC.
+pub type BufferedClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A serving thread's clients, each with its own connection pool.
 pub struct Clients {
     pub plain: UpstreamClient,
-    pub llm: LlmClient,
+    pub buffered: BufferedClient,
 }
 
 impl Clients {
@@ -28,7 +29,7 @@ impl Clients {
     pub fn new(connect_timeout: Duration) -> Self {
         Self {
             plain: client(connect_timeout),
-            llm: client(connect_timeout),
+            buffered: client(connect_timeout),
         }
     }
 }

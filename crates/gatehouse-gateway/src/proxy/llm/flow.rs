@@ -28,7 +28,7 @@ use crate::llm::usage;
 use crate::proxy::policies::rate_limit::Decision;
 use crate::proxy::policies::RateLimit;
 use crate::proxy::respond::GatewayResponse;
-use crate::proxy::upstream::LlmClient;
+use crate::proxy::upstream::BufferedClient;
 use crate::proxy::Timeouts;
 
 /// Request bodies larger than this are refused (413).
@@ -115,7 +115,7 @@ struct Checked {
 /// Answers one LLM request.
 pub async fn forward(
     route: &Arc<LlmRoute>,
-    client: &LlmClient,
+    client: &BufferedClient,
     timeouts: Timeouts,
     req: LlmRequest,
     body: Incoming,

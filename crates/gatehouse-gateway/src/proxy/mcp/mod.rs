@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::proxy::error::ProxyError;
 use crate::proxy::respond::GatewayResponse;
-use crate::proxy::upstream::LlmClient;
+use crate::proxy::upstream::BufferedClient;
 use crate::proxy::Timeouts;
 use body::McpBody;
 use filter::{AllowLists, Inspected, Seen, ToolGate};
@@ -86,7 +86,7 @@ fn jsonrpc(status: StatusCode, v: &Value) -> GatewayResponse {
 pub async fn forward(
     route: &McpRoute,
     gate: ToolGate,
-    client: &LlmClient,
+    client: &BufferedClient,
     timeouts: Timeouts,
     mut parts: http::request::Parts,
     body: Incoming,
