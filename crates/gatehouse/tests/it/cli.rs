@@ -23,8 +23,8 @@ fn cli(config: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apply_get_and_deploy_from_the_command_line() {
+/// A platform on SQLite and gateway `edge` connected to it.
+async fn platform_and_gateway() -> (Platform, Gateway) {
     let p = platform(Backend::Sqlite, &[]).await.unwrap();
     let admin = p.login("default").await.unwrap();
     admin
@@ -49,6 +49,13 @@ async fn apply_get_and_deploy_from_the_command_line() {
     )
     .await
     .unwrap();
+    (p, gw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_get_and_deploy_from_the_command_line() {
+    let (p, gw) = platform_and_gateway().await;
+    let admin = p.login("default").await.unwrap();
     let up = EchoServer::start("upstream").await;
     let config = TempDir::new("cli-config").unwrap();
     let docs = TempDir::new("cli-docs").unwrap();
@@ -256,30 +263,7 @@ async fn apply_get_and_deploy_from_the_command_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templates_and_llm_proxies_apply_and_serve_from_the_command_line() {
-    let p = platform(Backend::Sqlite, &[]).await.unwrap();
-    let admin = p.login("default").await.unwrap();
-    admin
-        .post(
-            "/api/v1/gateways",
-            &json!({"id": "edge", "displayName": "Edge"}),
-        )
-        .await
-        .unwrap();
-    let (_, t) = admin
-        .post("/api/v1/gateways/edge/tokens", &json!({}))
-        .await
-        .unwrap();
-    let gw = Gateway::start(
-        Path::new(BIN),
-        &[
-            "--control-plane",
-            &p.base,
-            "--token",
-            t["token"].as_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
+    let (p, gw) = platform_and_gateway().await;
     let up = gatehouse_testkit::fake_llm::FakeLlm::start("acme").await;
     let config = TempDir::new("cli-config").unwrap();
     let docs = TempDir::new("cli-docs").unwrap();
