@@ -132,18 +132,18 @@ fn content_spec(kind: ArtifactKind, content: &Value) -> ApiResult<ArtifactSpec> 
     })
 }
 
-/// Checks that `spec` (a deployment's content) may be served by `gateway`: its context is free
-/// there, and every provider an LLM proxy's content names is deployed there. The content's
-/// providers, not the artifact's current ones: an earlier deployment deployed again (`base`,
-/// restore) forwards through the providers it names.
+/// Checks that `content` (a deployment's) may be served by the gateway (its uuid and handle) and
+/// returns its context: the context must be free there, and every provider an LLM proxy's
+/// content names deployed there. The content's providers, not the artifact's current ones: an
+/// earlier deployment deployed again (`base`, restore) forwards through the providers it names.
 async fn check_servable(
     conn: &mut AnyConnection,
     org_id: &str,
     row: &ArtifactRow,
-    spec: &ArtifactSpec,
-    gateway: &str,
-    gateway_handle: &str,
-) -> ApiResult<()> {
+    content: &Value,
+    (gateway, gateway_handle): (&str, &str),
+) -> ApiResult<String> {
+    let spec = content_spec(row.kind, content)?;
     let context = spec.resolved_context();
     let clash: Option<(String, String)> = sqlx::query_as(
         "SELECT a.kind, a.handle FROM deployment_status s JOIN artifacts a ON a.uuid = s.artifact_id \
@@ -181,7 +181,7 @@ async fn check_servable(
             )));
         }
     }
-    Ok(())
+    Ok(context)
 }
 
 /// Points (artifact, gateway) at `deployment` in `phase` (deploying or undeploying) and appends
@@ -283,17 +283,8 @@ pub async fn deploy(
             (content, Some(base_id.to_owned()))
         }
     };
-    let spec = content_spec(kind, &content)?;
-    let context = spec.resolved_context();
-    check_servable(
-        tx.conn(),
-        &caller.org_id,
-        &row,
-        &spec,
-        &gateway,
-        &req.gateway_id,
-    )
-    .await?;
+    let at = (gateway.as_str(), req.gateway_id.as_str());
+    let context = check_servable(tx.conn(), &caller.org_id, &row, &content, at).await?;
     let previous = current(tx.conn(), &row.uuid, &gateway).await?;
     let deployment = new_uuid();
     let name = match req.name {
@@ -412,17 +403,8 @@ pub async fn restore(
         .await?;
     let content: Value =
         serde_json::from_str(&content).map_err(|e| ApiError::Internal(e.into()))?;
-    let spec = content_spec(kind, &content)?;
-    let context = spec.resolved_context();
-    check_servable(
-        tx.conn(),
-        &caller.org_id,
-        &row,
-        &spec,
-        &gateway,
-        &gateway_handle,
-    )
-    .await?;
+    let at = (gateway.as_str(), gateway_handle.as_str());
+    let context = check_servable(tx.conn(), &caller.org_id, &row, &content, at).await?;
     set_current(
         &mut tx,
         &caller.org_id,

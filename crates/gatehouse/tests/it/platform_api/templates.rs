@@ -1,6 +1,5 @@
 //! LLM provider templates, and LLM proxies over several providers, in the control plane.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::common::*;
@@ -387,17 +386,6 @@ async fn proxies_over_several_providers_need_them_all_deployed(backend: Backend)
     deploy(&admin, "llm-proxies", "ha", "edge").await;
 }
 
-/// The gateway's management API shows what the gateway holds.
-async fn held_provider(gw: &Gateway, id: &str) -> Value {
-    let (s, b) = gw
-        .admin()
-        .get(&format!("/api/management/v1/llm-providers/{id}"))
-        .await
-        .unwrap();
-    assert_eq!(s, 200, "{b}");
-    b
-}
-
 /// Sends a chat request to the provider's context until it is answered; the headers the
 /// upstream received.
 async fn served(gw: &Gateway, up: &FakeLlm) -> reqwest::header::HeaderMap {
@@ -419,33 +407,11 @@ async fn served(gw: &Gateway, up: &FakeLlm) -> reqwest::header::HeaderMap {
 }
 
 async fn a_gateway_holds_and_serves_a_custom_template_as_it_was_at_deploy_time(backend: Backend) {
-    let Some(p) = platform(backend, &[]).await else {
+    // A real platform and a real gateway "edge" connected to it.
+    let Some(env) = crate::lifecycle::setup(backend, &[], &[], false).await else {
         return;
     };
-    let admin = p.login("default").await.unwrap();
-    let (s, b) = admin
-        .post(
-            "/api/v1/gateways",
-            &json!({"id": "edge", "displayName": "Edge"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, 201, "{b}");
-    let (_, t) = admin
-        .post("/api/v1/gateways/edge/tokens", &json!({}))
-        .await
-        .unwrap();
-    let gw = Gateway::start(
-        Path::new(BIN),
-        &[
-            "--control-plane",
-            &p.base,
-            "--token",
-            t["token"].as_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
+    let (admin, gw) = (&env.admin, &env.gw);
     let up = FakeLlm::start("acme").await;
 
     let mut template = custom_template("acme");
@@ -464,12 +430,12 @@ async fn a_gateway_holds_and_serves_a_custom_template_as_it_was_at_deploy_time(b
         .await
         .unwrap();
     assert_eq!(s, 201, "{b}");
-    deploy(&admin, "llm-providers", "acme", "edge").await;
+    deploy(admin, "llm-providers", "acme", "edge").await;
 
     // The gateway holds the definition and sends the credential the template's way.
-    let headers = served(&gw, &up).await;
+    let headers = served(gw, &up).await;
     assert_eq!(headers["x-acme-key"], "Key sk-acme");
-    let held = held_provider(&gw, "acme").await;
+    let (_, held) = env.held("llm-providers", "acme").await;
     assert_eq!(
         held["spec"]["templateDefinition"],
         serde_json::to_value(gatehouse_core::llm::LlmTemplate::parse(template.clone()).unwrap())
@@ -484,15 +450,15 @@ async fn a_gateway_holds_and_serves_a_custom_template_as_it_was_at_deploy_time(b
         .await
         .unwrap();
     assert_eq!(s, 200, "{b}");
-    let headers = served(&gw, &up).await;
+    let headers = served(gw, &up).await;
     assert_eq!(headers["x-acme-key"], "Key sk-acme");
     assert!(headers.get("x-acme-token").is_none());
-    deploy(&admin, "llm-providers", "acme", "edge").await;
+    deploy(admin, "llm-providers", "acme", "edge").await;
     eventually(
         Duration::from_secs(20),
         "the new definition is held",
         || async {
-            let held = held_provider(&gw, "acme").await;
+            let (_, held) = env.held("llm-providers", "acme").await;
             (held["spec"]["templateDefinition"]["auth"]["header"] == "X-Acme-Token").then_some(())
         },
     )
@@ -502,7 +468,7 @@ async fn a_gateway_holds_and_serves_a_custom_template_as_it_was_at_deploy_time(b
         Duration::from_secs(20),
         "the new header is sent",
         || async {
-            let headers = served(&gw, &up).await;
+            let headers = served(gw, &up).await;
             (headers
                 .get("x-acme-token")
                 .is_some_and(|v| v == "Token sk-acme")
