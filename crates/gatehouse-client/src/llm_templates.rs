@@ -15,6 +15,12 @@ pub struct TemplateInfo {
     pub template: LlmTemplate,
     /// Built into Gatehouse (read-only).
     pub built_in: bool,
+    /// When the organization created its template (absent for built-ins).
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// When the organization last replaced its template (absent for built-ins).
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 impl Client {

@@ -7,18 +7,22 @@ use serde_json::Value;
 
 use gatehouse_core::llm::LlmTemplate;
 
-use crate::api::JsonBody;
+use crate::api::{JsonBody, Params};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::service::llm_templates::{self, TemplateView};
-use crate::service::List;
+use crate::service::{List, Page};
 use crate::state::AppState;
 
 /// List the built-in templates, then the organization's own.
-#[utoipa::path(get, path = "/api/v1/llm-provider-templates", tag = "llm-provider-templates", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/llm-provider-templates", tag = "llm-provider-templates", params(Page), security(("bearer" = [])),
     responses((status = 200, body = List<TemplateView>)))]
-pub async fn list(State(st): State<AppState>, c: Caller) -> ApiResult<Json<List<TemplateView>>> {
-    Ok(Json(llm_templates::list(&st.db, &c).await?))
+pub async fn list(
+    State(st): State<AppState>,
+    c: Caller,
+    Params(page): Params<Page>,
+) -> ApiResult<Json<List<TemplateView>>> {
+    Ok(Json(llm_templates::list(&st.db, &c, page).await?))
 }
 
 /// Read a template.

@@ -13,7 +13,7 @@ use gatehouse_core::FieldError;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::service::List;
+use crate::service::{List, Page};
 use crate::store::{format_ms, is_unique_violation, now_ms, Db};
 
 /// A template as the API shows it.
@@ -67,9 +67,10 @@ pub async fn find(
     row.map(|r| from_row(&r).map(|v| v.template)).transpose()
 }
 
-/// Lists the built-in templates, then the organization's own.
-pub async fn list(db: &Db, caller: &Caller) -> ApiResult<List<TemplateView>> {
-    let mut out: Vec<TemplateView> = llm::builtins().iter().map(builtin_view).collect();
+/// Lists the built-in templates, then the organization's own (by id), one page of them.
+pub async fn list(db: &Db, caller: &Caller, page: Page) -> ApiResult<List<TemplateView>> {
+    let (limit, offset) = page.bounds()?;
+    let mut all: Vec<TemplateView> = llm::builtins().iter().map(builtin_view).collect();
     let rows = sqlx::query(
         "SELECT document, created_at, updated_at FROM llm_templates WHERE org_id = $1 ORDER BY handle",
     )
@@ -77,10 +78,26 @@ pub async fn list(db: &Db, caller: &Caller) -> ApiResult<List<TemplateView>> {
     .fetch_all(db.pool())
     .await?;
     for r in &rows {
-        out.push(from_row(r)?);
+        all.push(from_row(r)?);
     }
-    let total = out.len() as i64;
-    Ok(List::new(out, total, (total.max(1), 0)))
+    let total = all.len() as i64;
+    // Bounds are validated: 1 <= limit <= 1000 and offset >= 0.
+    let out = all
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(0))
+        .collect();
+    Ok(List::new(out, total, (limit, offset)))
+}
+
+/// Ids of the organization's own templates, in order.
+async fn own_ids(conn: &mut AnyConnection, org_id: &str) -> ApiResult<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT handle FROM llm_templates WHERE org_id = $1 ORDER BY handle")
+            .bind(org_id)
+            .fetch_all(conn)
+            .await?,
+    )
 }
 
 /// Reads one template.
@@ -231,7 +248,13 @@ pub async fn check_provider(
         .into());
     }
     if llm::builtin(&p.template).is_none() && find(conn, org_id, &p.template).await?.is_none() {
-        return Err(p.unresolved_template_error().into());
+        let mut e = p.unresolved_template_error();
+        let own = own_ids(conn, org_id).await?;
+        if !own.is_empty() {
+            e.message
+                .push_str(&format!(" (this organization has {})", own.join(", ")));
+        }
+        return Err(e.into());
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use gatehouse_core::protocol::{DeployPayload, DeploymentStatus, DesiredState, Event, Revision};
+use gatehouse_core::spec::ArtifactSpec;
 use gatehouse_core::{ArtifactKind, FieldError, API_VERSION};
 
 use crate::auth::Caller;
@@ -120,33 +121,36 @@ fn render(row: &ArtifactRow) -> Value {
     })
 }
 
-/// The served context of a deployment's content.
-fn content_context(kind: ArtifactKind, content: &Value) -> ApiResult<String> {
+/// The spec of a deployment's content.
+fn content_spec(kind: ArtifactKind, content: &Value) -> ApiResult<ArtifactSpec> {
     let spec = content.get("spec").cloned().ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!("stored deployment content has no spec"))
     })?;
     // Stored content was validated when written; credentials may be sealed, which parses fine.
-    let spec = gatehouse_core::spec::ArtifactSpec::parse(kind, spec).map_err(|e| {
+    ArtifactSpec::parse(kind, spec).map_err(|e| {
         ApiError::Internal(anyhow::anyhow!("stored deployment content is invalid: {e}"))
-    })?;
-    Ok(spec.resolved_context())
+    })
 }
 
-/// Checks that `content` may be served by `gateway`: its context is free there, and an LLM
-/// proxy's provider is deployed there.
+/// Checks that `content` (a deployment's) may be served by the gateway (its uuid and handle) and
+/// returns its context: the context must be free there, and every provider an LLM proxy's
+/// content names deployed there. The content's providers, not the artifact's current ones: an
+/// earlier deployment deployed again (`base`, restore) forwards through the providers it names.
 async fn check_servable(
     conn: &mut AnyConnection,
+    org_id: &str,
     row: &ArtifactRow,
-    gateway: &str,
-    gateway_handle: &str,
-    context: &str,
-) -> ApiResult<()> {
+    content: &Value,
+    (gateway, gateway_handle): (&str, &str),
+) -> ApiResult<String> {
+    let spec = content_spec(row.kind, content)?;
+    let context = spec.resolved_context();
     let clash: Option<(String, String)> = sqlx::query_as(
         "SELECT a.kind, a.handle FROM deployment_status s JOIN artifacts a ON a.uuid = s.artifact_id \
          WHERE s.gateway_id = $1 AND s.desired = 'DEPLOYED' AND s.context = $2 AND s.artifact_id <> $3",
     )
     .bind(gateway)
-    .bind(context)
+    .bind(&context)
     .bind(&row.uuid)
     .fetch_optional(&mut *conn)
     .await?;
@@ -155,33 +159,29 @@ async fn check_servable(
             "context '{context}' is already served on gateway '{gateway_handle}' by {kind} '{handle}'"
         )));
     }
-    if row.kind == ArtifactKind::LlmProxy {
-        let providers: Vec<(String, Option<String>)> = sqlx::query_as(
-            "SELECT a.handle, s.desired FROM llm_proxy_providers x JOIN artifacts a ON a.uuid = x.provider_id \
-             LEFT JOIN deployment_status s ON s.artifact_id = a.uuid AND s.gateway_id = $2 \
-             WHERE x.proxy_id = $1 ORDER BY x.position",
+    for provider in spec.providers() {
+        // No row: the provider was deleted since the content was written.
+        let desired: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT s.desired FROM artifacts a \
+             LEFT JOIN deployment_status s ON s.artifact_id = a.uuid AND s.gateway_id = $3 \
+             WHERE a.org_id = $1 AND a.kind = 'LlmProvider' AND a.handle = $2",
         )
-        .bind(&row.uuid)
+        .bind(org_id)
+        .bind(provider.as_str())
         .bind(gateway)
-        .fetch_all(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
-        if providers.is_empty() {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "LLM proxy without provider"
+        let desired: Option<DesiredState> = desired
+            .flatten()
+            .map(|d| parse_stored("desired state", &d))
+            .transpose()?;
+        if desired != Some(DesiredState::Deployed) {
+            return Err(ApiError::Conflict(format!(
+                "LLM provider '{provider}' is not deployed to gateway '{gateway_handle}'; deploy it there first"
             )));
         }
-        for (provider, desired) in providers {
-            let desired: Option<DesiredState> = desired
-                .map(|d| parse_stored("desired state", &d))
-                .transpose()?;
-            if desired != Some(DesiredState::Deployed) {
-                return Err(ApiError::Conflict(format!(
-                    "LLM provider '{provider}' is not deployed to gateway '{gateway_handle}'; deploy it there first"
-                )));
-            }
-        }
     }
-    Ok(())
+    Ok(context)
 }
 
 /// Points (artifact, gateway) at `deployment` in `phase` (deploying or undeploying) and appends
@@ -283,8 +283,8 @@ pub async fn deploy(
             (content, Some(base_id.to_owned()))
         }
     };
-    let context = content_context(kind, &content)?;
-    check_servable(tx.conn(), &row, &gateway, &req.gateway_id, &context).await?;
+    let at = (gateway.as_str(), req.gateway_id.as_str());
+    let context = check_servable(tx.conn(), &caller.org_id, &row, &content, at).await?;
     let previous = current(tx.conn(), &row.uuid, &gateway).await?;
     let deployment = new_uuid();
     let name = match req.name {
@@ -403,8 +403,8 @@ pub async fn restore(
         .await?;
     let content: Value =
         serde_json::from_str(&content).map_err(|e| ApiError::Internal(e.into()))?;
-    let context = content_context(kind, &content)?;
-    check_servable(tx.conn(), &row, &gateway, &gateway_handle, &context).await?;
+    let at = (gateway.as_str(), gateway_handle.as_str());
+    let context = check_servable(tx.conn(), &caller.org_id, &row, &content, at).await?;
     set_current(
         &mut tx,
         &caller.org_id,
