@@ -132,9 +132,10 @@ impl PiiKind {
     pub fn pattern(self) -> &'static str {
         match self {
             PiiKind::Email => r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-            // International or North-American style numbers of 7 to 15 digits.
+            // International or North-American style numbers of 7 to 15 digits, the area code
+            // in parentheses or not (`(415) 555-0132`).
             PiiKind::Phone => {
-                r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{2,4}[\s.-]\d{3,4}[\s.-]?\d{3,4}\b"
+                r"(?:\+\d{1,3}[\s.-]?)?(?:(?:\(\d{2,4}\)[\s.-]?)?\d{2,4}[\s.-]\d{3,4}[\s.-]?\d{3,4}|\(\d{2,4}\)[\s.-]?\d{3,4}[\s.-]\d{3,4})\b"
             }
             PiiKind::Card => r"\b(?:\d[ -]?){12,18}\d\b",
         }

@@ -118,4 +118,68 @@ mod tests {
             json!({"code": 400, "message": "too long", "status": "INVALID_ARGUMENT"})
         );
     }
+
+    #[test]
+    fn every_kind_in_every_api_is_json_carrying_the_message() {
+        use LlmErrorKind::*;
+        let message = "model \"gpt-5\" is not allowed\nask an admin: {x}";
+        for api in [ApiFamily::Openai, ApiFamily::Anthropic, ApiFamily::Gemini] {
+            for (kind, status) in [
+                (InvalidRequest, 400),
+                (ModelNotAllowed, 403),
+                (PromptTooLarge, 413),
+                (GuardrailRequest, 400),
+                (GuardrailResponse, 502),
+                (RateLimited, 429),
+                (Upstream, 503),
+            ] {
+                let b = error_body(api, status, kind, message);
+                let v: Value =
+                    serde_json::from_slice(&b).unwrap_or_else(|e| panic!("{api:?} {kind:?}: {e}"));
+                let found = match api {
+                    ApiFamily::Gemini => {
+                        assert_eq!(v["error"]["code"], status, "{kind:?}");
+                        &v["error"]["message"]
+                    }
+                    _ => &v["error"]["message"],
+                };
+                assert_eq!(found, message, "{api:?} {kind:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn types_and_statuses_follow_each_api() {
+        let field = |api, status, kind, pointer: &str| {
+            let v: Value = serde_json::from_slice(&error_body(api, status, kind, "m")).unwrap();
+            v.pointer(pointer).cloned().unwrap_or(Value::Null)
+        };
+        use LlmErrorKind::*;
+        let openai = |kind, p| field(ApiFamily::Openai, 400, kind, p);
+        assert_eq!(openai(RateLimited, "/error/type"), "rate_limit_error");
+        assert_eq!(openai(RateLimited, "/error/code"), "rate_limit_exceeded");
+        assert_eq!(openai(PromptTooLarge, "/error/code"), "prompt_too_large");
+        assert_eq!(
+            openai(GuardrailRequest, "/error/code"),
+            "guardrail_violation"
+        );
+        assert_eq!(openai(Upstream, "/error/type"), "api_error");
+        assert_eq!(openai(PromptTooLarge, "/error/param"), Value::Null);
+        assert_eq!(
+            field(ApiFamily::Anthropic, 502, Upstream, "/error/type"),
+            "api_error"
+        );
+        assert_eq!(
+            field(ApiFamily::Anthropic, 400, GuardrailRequest, "/error/type"),
+            "invalid_request_error"
+        );
+        assert_eq!(
+            field(ApiFamily::Gemini, 429, RateLimited, "/error/status"),
+            "RESOURCE_EXHAUSTED"
+        );
+        assert_eq!(
+            field(ApiFamily::Gemini, 502, Upstream, "/error/status"),
+            "INTERNAL"
+        );
+    }
 }

@@ -44,25 +44,27 @@ pub fn scrub_chunk(ev: &SseEvent) -> Scrubbed {
     if !ev.data.starts_with('{') || !ev.data.contains("\"usage\"") {
         return Scrubbed::Keep;
     }
-    // Most chunks carry `"usage":null`: removed in the text, without parsing the chunk.
-    if !super::usage::mentions(&ev.data, "usage") {
-        return match without_null_member(&ev.data, "usage") {
-            Some(data) => Scrubbed::Rewrite(super::sse::encode(ev.event.as_deref(), &data)),
-            None => Scrubbed::Keep,
+    // A usage that is not null may be the usage-only chunk: that one needs parsing.
+    if super::usage::mentions(&ev.data, "usage") {
+        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+            return Scrubbed::Keep;
         };
+        let usage_only = v
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+            && v.get("usage").is_some_and(|u| !u.is_null());
+        if usage_only {
+            return Scrubbed::Drop;
+        }
+        if v.get("usage") != Some(&Value::Null) {
+            return Scrubbed::Keep;
+        }
     }
-    let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
-        return Scrubbed::Keep;
-    };
-    let usage_only = v
-        .get("choices")
-        .and_then(Value::as_array)
-        .is_some_and(Vec::is_empty)
-        && v.get("usage").is_some_and(|u| !u.is_null());
-    if usage_only {
-        Scrubbed::Drop
-    } else {
-        Scrubbed::Keep
+    // Most chunks carry `"usage":null`: removed in the text, without parsing the chunk.
+    match without_null_member(&ev.data, "usage") {
+        Some(data) => Scrubbed::Rewrite(super::sse::encode(ev.event.as_deref(), &data)),
+        None => Scrubbed::Keep,
     }
 }
 
@@ -211,5 +213,105 @@ mod tests {
             let v: Value = serde_json::from_str(&out).unwrap();
             assert!(v.get("usage").is_none(), "{out}");
         }
+    }
+
+    /// What the client gets from a stream the gateway asked usage for is, byte for byte, the
+    /// stream it would have got without asking.
+    #[test]
+    fn the_client_receives_the_stream_it_would_have_had_without_the_option() {
+        let chunk = |content: &str, finish: &str, usage: bool| {
+            let usage = if usage { ",\"usage\":null" } else { "" };
+            format!(
+                "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1733000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_0ba0d124f1\",\"choices\":[{{\"index\":0,\"delta\":{{{content}}},\"logprobs\":null,\"finish_reason\":{finish}}}]{usage}}}\n\n"
+            )
+        };
+        let stream = |asked: bool| {
+            let mut s = String::new();
+            s += &chunk(
+                "\"role\":\"assistant\",\"content\":\"\",\"refusal\":null",
+                "null",
+                asked,
+            );
+            s += &chunk("\"content\":\"Hello\"", "null", asked);
+            s += &chunk("\"content\":\" \\\"usage\\\": null\"", "null", asked);
+            s += &chunk("", "\"stop\"", asked);
+            if asked {
+                s += "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1733000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_0ba0d124f1\",\"choices\":[],\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":9,\"total_tokens\":17,\"prompt_tokens_details\":{\"cached_tokens\":0}}}\n\n";
+            }
+            s += "data: [DONE]\n\n";
+            s
+        };
+        let mut delivered = Vec::new();
+        for ev in SseParser::new().push(stream(true).as_bytes()) {
+            match scrub_chunk(&ev) {
+                Scrubbed::Keep => delivered.extend_from_slice(&ev.raw),
+                Scrubbed::Drop => {}
+                Scrubbed::Rewrite(b) => delivered.extend_from_slice(&b),
+            }
+        }
+        assert_eq!(
+            String::from_utf8(delivered).unwrap(),
+            stream(false),
+            "same bytes as a stream that did not ask"
+        );
+    }
+
+    #[test]
+    fn azure_filter_chunks_and_client_usage_are_left_alone() {
+        // Azure's first chunk has no choices but no usage either: it is not the usage chunk.
+        let filter = r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#;
+        assert_eq!(scrub_chunk(&ev(filter)), Scrubbed::Keep);
+        let filter_with_null = r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[],"usage":null}"#;
+        assert_eq!(
+            scrub_chunk(&ev(filter_with_null)),
+            Scrubbed::Rewrite(Bytes::from(
+                "data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"\",\"prompt_filter_results\":[]}\n\n"
+            ))
+        );
+        // A named event keeps its name when rewritten.
+        let named = SseParser::new()
+            .push(b"event: chunk\ndata: {\"choices\":[],\"usage\":null}\n\n")
+            .remove(0);
+        assert_eq!(
+            scrub_chunk(&named),
+            Scrubbed::Rewrite(Bytes::from("event: chunk\ndata: {\"choices\":[]}\n\n"))
+        );
+        // Not JSON, or a usage member that is not null inside a chunk with choices: kept.
+        assert_eq!(scrub_chunk(&ev("not json \"usage\":null")), Scrubbed::Keep);
+        let both = r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"prompt_tokens":1}}"#;
+        assert_eq!(scrub_chunk(&ev(both)), Scrubbed::Keep);
+    }
+
+    #[test]
+    fn an_only_member_and_spaced_out_json_come_out_valid() {
+        assert_eq!(
+            without_null_member(r#"{"usage":null}"#, "usage").unwrap(),
+            "{}"
+        );
+        assert_eq!(
+            without_null_member(
+                "{\n  \"a\": [1, {\"b\": \"}\"}],\n  \"usage\": null\n}",
+                "usage"
+            )
+            .unwrap(),
+            "{\n  \"a\": [1, {\"b\": \"}\"}]\n}"
+        );
+        assert_eq!(
+            without_null_member(r#"{"usages":null,"usage":null,"z":1}"#, "usage").unwrap(),
+            r#"{"usages":null,"z":1}"#
+        );
+        assert!(without_null_member(r#"{"a":"usage","b":null}"#, "usage").is_none());
+        assert!(without_null_member(r#"{"a":1}"#, "usage").is_none());
+    }
+
+    #[test]
+    fn a_nested_usage_does_not_hide_the_null_one() {
+        let chunk = r#"{"choices":[{"delta":{"tool":{"usage":{"n":1}}}}],"usage":null}"#;
+        assert_eq!(
+            scrub_chunk(&ev(chunk)),
+            Scrubbed::Rewrite(Bytes::from(
+                "data: {\"choices\":[{\"delta\":{\"tool\":{\"usage\":{\"n\":1}}}}]}\n\n"
+            ))
+        );
     }
 }

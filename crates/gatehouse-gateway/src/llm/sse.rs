@@ -277,4 +277,60 @@ mod tests {
             b"event: x\ndata: 1\ndata: 2\n\n"
         );
     }
+
+    /// Each stream cut in two at every byte, and fed one byte at a time, gives the events of
+    /// the whole stream with their exact bytes, whatever the line endings.
+    #[test]
+    fn every_split_point_of_every_line_ending_gives_the_same_events() {
+        let streams = [
+            STREAM.to_owned(),
+            STREAM.replace('\n', "\r\n"),
+            STREAM.replace('\n', "\r"),
+            "event: a\r\ndata: 1\r\n\r\nevent: b\rdata: 2\r\rdata: 3\n\n".to_owned(),
+        ];
+        for stream in &streams {
+            let bytes = stream.as_bytes();
+            let whole = SseParser::new().push(bytes);
+            assert_eq!(whole.len(), if stream.contains("event: a") { 3 } else { 4 });
+            let raw: Vec<u8> = whole.iter().flat_map(|e| e.raw.to_vec()).collect();
+            assert_eq!(raw, bytes, "raw bytes kept for {stream:?}");
+            for cut in 0..=bytes.len() {
+                let mut p = SseParser::new();
+                let mut got = p.push(&bytes[..cut]);
+                got.extend(p.push(&bytes[cut..]));
+                assert_eq!(got, whole, "cut at {cut} of {stream:?}");
+                assert_eq!(p.pending(), 0);
+            }
+            let mut p = SseParser::new();
+            let got: Vec<SseEvent> = bytes.iter().flat_map(|b| p.push(&[*b])).collect();
+            assert_eq!(got, whole, "byte by byte {stream:?}");
+        }
+    }
+
+    #[test]
+    fn events_keep_their_name_and_multibyte_text() {
+        let text = "event: content_block_delta\ndata: {\"text\":\"héllo → 世界\"}\n\n";
+        for cut in 0..=text.len() {
+            let mut p = SseParser::new();
+            let mut got = p.push(&text.as_bytes()[..cut]);
+            got.extend(p.push(&text.as_bytes()[cut..]));
+            assert_eq!(got.len(), 1, "cut at {cut}");
+            assert_eq!(got[0].event.as_deref(), Some("content_block_delta"));
+            assert_eq!(got[0].data, "{\"text\":\"héllo → 世界\"}");
+        }
+        // A field without a space after the colon, and one without a colon.
+        let mut p = SseParser::new();
+        let got = p.push(b"data:x\ndata\n\n");
+        assert_eq!(got[0].data, "x\n");
+        assert!(p.finish().is_none());
+        let mut p = SseParser::new();
+        assert!(p.push(b"data: tail\n").is_empty());
+        assert_eq!(p.pending(), 11);
+        let last = p.finish().unwrap();
+        assert_eq!(
+            (last.data.as_str(), &last.raw[..]),
+            ("tail", &b"data: tail\n"[..])
+        );
+        assert!(p.finish().is_none(), "nothing is given twice");
+    }
 }

@@ -424,4 +424,167 @@ mod tests {
             assert_eq!(t.usage().completion_tokens, Some(4));
         }
     }
+
+    #[test]
+    fn request_fields_map_one_by_one_and_unsupported_ones_are_named() {
+        let m = chat_request_to_messages(&json!({"model": "claude-sonnet-4-20250514",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
+            "max_tokens": 10, "max_completion_tokens": 20, "stop": ["x", "y"], "top_p": 0.9,
+            "temperature": null, "n": 1, "tools": null, "response_format": {"type": "text"}}))
+        .unwrap();
+        assert_eq!(m["model"], "claude-sonnet-4-20250514");
+        assert_eq!(m["max_tokens"], 20, "max_completion_tokens wins");
+        assert_eq!(m["stop_sequences"], json!(["x", "y"]));
+        assert_eq!(m["top_p"], 0.9);
+        assert!(m.get("temperature").is_none());
+        assert_eq!(m["messages"], json!([{"role": "user", "content": "ab"}]));
+        for (field, body) in [
+            (
+                "tools",
+                json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
+            ),
+            ("tool_choice", json!({"tool_choice": "auto"})),
+            (
+                "response_format",
+                json!({"response_format": {"type": "json_object"}}),
+            ),
+            (
+                "messages[1].role",
+                json!({"messages": [{"role": "user", "content": "x"},
+                                                      {"role": "tool", "content": "r", "tool_call_id": "t"}]}),
+            ),
+            (
+                "messages[0].content",
+                json!({"messages": [{"role": "user", "content": 42}]}),
+            ),
+            ("messages", json!({"messages": "hi"})),
+        ] {
+            let mut req = json!({"model": "c", "messages": [{"role": "user", "content": "x"}]});
+            for (k, v) in body.as_object().unwrap() {
+                req[k] = v.clone();
+            }
+            let e = chat_request_to_messages(&req).unwrap_err();
+            assert!(e.starts_with(field), "{field}: {e}");
+        }
+        assert!(chat_request_to_messages(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn stop_reasons_become_finish_reasons() {
+        for (stop, finish) in [
+            ("end_turn", "stop"),
+            ("stop_sequence", "stop"),
+            ("max_tokens", "length"),
+            ("tool_use", "tool_calls"),
+            ("refusal", "stop"),
+        ] {
+            let c = messages_response_to_chat(&json!({"id": "msg_1", "model": "m",
+                "content": [], "stop_reason": stop, "usage": {"input_tokens": 1, "output_tokens": 0}}));
+            assert_eq!(c["choices"][0]["finish_reason"], finish, "{stop}");
+            assert_eq!(c["choices"][0]["message"]["content"], "");
+            assert!(c["created"].as_u64().is_some_and(|t| t > 1_700_000_000));
+        }
+        let e = messages_error_to_chat(
+            529,
+            &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        );
+        assert_eq!(
+            e,
+            json!({"error": {"message": "Overloaded", "type": "api_error", "code": "overloaded_error", "param": null}})
+        );
+        let e = messages_error_to_chat(400, &json!("not an anthropic error"));
+        assert_eq!(e["error"]["type"], "invalid_request_error");
+        assert!(e["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+
+    /// The frames of `sse` through a translator, parsed back: the JSON chunks, and whether
+    /// the stream ended with `[DONE]`.
+    fn translate(t: &mut MessagesStreamToChat, sse: &str) -> (Vec<Value>, bool) {
+        let text: String = SseParser::new()
+            .push(sse.as_bytes())
+            .iter()
+            .flat_map(|e| t.event(e))
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .collect();
+        let mut done = false;
+        let mut chunks = vec![];
+        for frame in text.split_terminator("\n\n") {
+            let data = frame
+                .strip_prefix("data: ")
+                .expect("every frame is one data line");
+            if data == "[DONE]" {
+                done = true;
+            } else {
+                assert!(!done, "nothing after [DONE]");
+                chunks.push(serde_json::from_str(data).unwrap());
+            }
+        }
+        (chunks, done)
+    }
+
+    #[test]
+    fn every_chunk_has_the_openai_chunk_members() {
+        let sse = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01XF\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-20250514\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":2}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Okay\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\", here\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+        );
+        let mut t = MessagesStreamToChat::new(true);
+        let (chunks, done) = translate(&mut t, sse);
+        assert!(done);
+        assert_eq!(
+            chunks.len(),
+            5,
+            "start, two deltas, finish, usage: {chunks:?}"
+        );
+        let created = &chunks[0]["created"];
+        for c in &chunks {
+            assert_eq!(c["id"], "msg_01XF");
+            assert_eq!(c["object"], "chat.completion.chunk");
+            assert_eq!(c["model"], "claude-sonnet-4-20250514");
+            assert_eq!(&c["created"], created);
+            assert!(c["choices"].is_array());
+            assert!(c.get("usage").is_some(), "usage member present when asked");
+        }
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c.pointer("/choices/0/delta/content")?.as_str())
+            .collect();
+        assert_eq!(text, "Okay, here");
+        assert_eq!(chunks[3]["choices"][0]["finish_reason"], "length");
+        assert_eq!(
+            chunks[4]["usage"],
+            json!({"prompt_tokens": 472, "completion_tokens": 89, "total_tokens": 561})
+        );
+        assert_eq!(
+            t.usage(),
+            Usage {
+                model: Some("claude-sonnet-4-20250514".into()),
+                prompt_tokens: Some(472),
+                completion_tokens: Some(89),
+            }
+        );
+    }
+
+    #[test]
+    fn a_stream_error_becomes_an_openai_error_then_done() {
+        let sse = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_2\",\"model\":\"claude-3-5-haiku-20241022\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+        );
+        let (chunks, done) = translate(&mut MessagesStreamToChat::new(false), sse);
+        assert!(done);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[2]["error"]["message"], "Overloaded");
+        assert_eq!(chunks[2]["error"]["code"], "overloaded_error");
+        assert!(chunks[..2].iter().all(|c| c.get("usage").is_none()));
+    }
 }

@@ -7,8 +7,11 @@ use serde_json::Value;
 /// The usage of one exchange.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// The model that answered, as the provider names it (often with a version suffix).
     pub model: Option<String>,
+    /// Tokens of the prompt (input).
     pub prompt_tokens: Option<u64>,
+    /// Tokens of the answer (output).
     pub completion_tokens: Option<u64>,
 }
 
@@ -244,5 +247,98 @@ mod tests {
             "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"lo\"}],\"role\":\"model\"},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":8,\"candidatesTokenCount\":5,\"totalTokenCount\":13},\"modelVersion\":\"gemini-2.0-flash-001\"}\r\n\r\n"
         );
         assert_eq!(stream("gemini", sse), usage("gemini-2.0-flash-001", 8, 5));
+    }
+
+    #[test]
+    fn openai_responses_stream_reports_in_its_completed_event() {
+        let sse = concat!(
+            "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"in_progress\",\"model\":\"gpt-4.1-2025-04-14\",\"output\":[],\"usage\":null}}\n\n",
+            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":4,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hi\"}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":9,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"completed\",\"model\":\"gpt-4.1-2025-04-14\",\"output\":[{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hi\"}]}],\"usage\":{\"input_tokens\":14,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":2,\"total_tokens\":16}}}\n\n"
+        );
+        assert_eq!(stream("openai", sse), usage("gpt-4.1-2025-04-14", 14, 2));
+    }
+
+    #[test]
+    fn azure_stream_with_its_content_filter_chunk_first() {
+        // Azure opens with a chunk of empty model and no choices, carrying prompt filter
+        // results; the model comes with the next chunk.
+        let sse = concat!(
+            "data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"\",\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":{\"hate\":{\"filtered\":false,\"severity\":\"safe\"}}}]}\n\n",
+            "data: {\"choices\":[{\"content_filter_results\":{},\"delta\":{\"content\":\"Hi\",\"role\":\"assistant\"},\"finish_reason\":null,\"index\":0}],\"created\":1733000000,\"id\":\"chatcmpl-A\",\"model\":\"gpt-4o-2024-11-20\",\"object\":\"chat.completion.chunk\",\"system_fingerprint\":\"fp_1\",\"usage\":null}\n\n",
+            "data: {\"choices\":[],\"created\":1733000000,\"id\":\"chatcmpl-A\",\"model\":\"gpt-4o-2024-11-20\",\"object\":\"chat.completion.chunk\",\"usage\":{\"completion_tokens\":1,\"prompt_tokens\":18,\"total_tokens\":19}}\n\n",
+            "data: [DONE]\n\n"
+        );
+        assert_eq!(
+            stream("azure-openai", sse),
+            usage("gpt-4o-2024-11-20", 18, 1)
+        );
+        let plain = json!({"choices": [{"content_filter_results": {}, "finish_reason": "stop", "index": 0,
+            "message": {"content": "Hi", "role": "assistant"}}], "created": 1733000000, "id": "chatcmpl-A",
+            "model": "gpt-4o-2024-11-20", "object": "chat.completion",
+            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}],
+            "usage": {"completion_tokens": 1, "prompt_tokens": 18, "total_tokens": 19}});
+        assert_eq!(
+            from_json(x("azure-openai"), &plain),
+            usage("gpt-4o-2024-11-20", 18, 1)
+        );
+    }
+
+    #[test]
+    fn openai_compatible_servers_plain_and_streamed() {
+        // vLLM with stream_options.include_usage: usage null in each chunk, then the usage chunk.
+        let vllm = concat!(
+            "data: {\"id\":\"chatcmpl-v\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"meta-llama/Llama-3.1-8B-Instruct\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n",
+            "data: {\"id\":\"chatcmpl-v\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"meta-llama/Llama-3.1-8B-Instruct\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+            "data: {\"id\":\"chatcmpl-v\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"meta-llama/Llama-3.1-8B-Instruct\",\"choices\":[],\"usage\":{\"prompt_tokens\":21,\"total_tokens\":23,\"completion_tokens\":2}}\n\n",
+            "data: [DONE]\n\n"
+        );
+        assert_eq!(
+            stream("openai-compatible", vllm),
+            usage("meta-llama/Llama-3.1-8B-Instruct", 21, 2)
+        );
+        // Ollama's OpenAI endpoint answers plainly with the same usage members.
+        let ollama = json!({"id": "chatcmpl-42", "object": "chat.completion", "created": 1, "model": "llama3.2",
+            "system_fingerprint": "fp_ollama", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"},
+            "finish_reason": "stop"}], "usage": {"prompt_tokens": 30, "completion_tokens": 3, "total_tokens": 33}});
+        assert_eq!(
+            from_json(x("openai-compatible"), &ollama),
+            usage("llama3.2", 30, 3)
+        );
+        // A server that reports nothing leaves the counts unknown rather than zero.
+        let silent = "data: {\"model\":\"local\",\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\ndata: [DONE]\n\n";
+        assert_eq!(
+            stream("openai-compatible", silent),
+            Usage {
+                model: Some("local".into()),
+                ..Usage::default()
+            }
+        );
+    }
+
+    #[test]
+    fn gemini_names_its_model_in_the_path() {
+        for path in [
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            "/v1beta/models/gemini-2.0-flash:streamGenerateContent",
+            "/v1/models/gemini-2.0-flash:countTokens",
+        ] {
+            assert_eq!(
+                request_model(x("gemini"), path, Some(&json!({"contents": []}))).as_deref(),
+                Some("gemini-2.0-flash"),
+                "{path}"
+            );
+        }
+        assert_eq!(request_model(x("gemini"), "/v1beta/models", None), None);
+        // Anthropic and Mistral name it in the body only.
+        let body = json!({"model": "claude-3-5-haiku-20241022", "max_tokens": 10, "messages": []});
+        assert_eq!(
+            request_model(x("anthropic"), "/v1/messages", Some(&body)).as_deref(),
+            Some("claude-3-5-haiku-20241022")
+        );
+        assert_eq!(
+            request_model(x("mistral"), "/v1/chat/completions", None),
+            None
+        );
     }
 }
