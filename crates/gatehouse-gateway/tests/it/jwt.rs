@@ -97,6 +97,21 @@ fn p256(kid: &str) -> Key {
     }
 }
 
+/// The RSA test key of `testdata/` (RSA keys take long to make in a debug build).
+fn rs256() -> Key {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/testdata");
+    let pem = std::fs::read(dir.join("jwt-rs256-test-key.pem")).unwrap();
+    let jwk: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("jwt-rs256-test-key.jwk.json")).unwrap())
+            .unwrap();
+    Key {
+        encoding: EncodingKey::from_rsa_pem(&pem).unwrap(),
+        alg: Algorithm::RS256,
+        kid: "rs1".into(),
+        jwk,
+    }
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -130,8 +145,8 @@ async fn call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_checked_against_the_issuers_keys() {
-    let (ed, ec, forger) = (ed25519("ed1"), p256("ec1"), ed25519("ed1"));
-    let jwks = JwksServer::start(json!({"keys": [ed.jwk, ec.jwk]})).await;
+    let (ed, ec, rs, forger) = (ed25519("ed1"), p256("ec1"), rs256(), ed25519("ed1"));
+    let jwks = JwksServer::start(json!({"keys": [ed.jwk, ec.jwk, rs.jwk]})).await;
     let up = EchoServer::start("orders").await;
     let gw = gateway(&[]).await;
     let policy = json!([{"name": "jwt-auth", "params": {
@@ -149,7 +164,7 @@ async fn tokens_are_checked_against_the_issuers_keys() {
     assert_eq!(s, 401);
     assert_eq!(h["www-authenticate"], "Bearer realm=\"gatehouse\"");
 
-    for key in [&ed, &ec] {
+    for key in [&ed, &ec, &rs] {
         let (s, _, b) = call(
             &gw,
             "/orders/1",
