@@ -23,6 +23,11 @@ pub struct DesiredDeployment {
     /// `performedAt` of the last action: a change here with the same deployment id means a
     /// redeploy or restore of the same snapshot.
     pub deployed_at: String,
+    /// Where the platform has the action in force (`DEPLOYING`, `DEPLOYED`, `FAILED`, ...): a
+    /// gateway that holds it as asked but sees it unsettled acknowledges it again, so that an
+    /// ack lost on the way is made good. Absent from older platforms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<super::DeploymentStatus>,
 }
 
 /// Answer of `GET /deployments`: the desired state, read in one snapshot with the revision it

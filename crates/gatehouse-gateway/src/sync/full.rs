@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use gatehouse_core::protocol::{
-    AckAction, AckStatus, DeploymentAck, DesiredDeployment, DesiredState, Revision,
+    AckAction, AckStatus, DeploymentAck, DeploymentStatus, DesiredDeployment, DesiredState,
+    Revision,
 };
 use gatehouse_core::{ArtifactDocument, ArtifactKind};
 
@@ -60,6 +61,15 @@ fn ack(d: &DesiredDeployment, refusal: Option<&ApplyRefusal>) -> DeploymentAck {
     }
 }
 
+/// Whether the platform still waits for the ack of the action `d` is in.
+fn awaits_ack(d: &DesiredDeployment) -> bool {
+    let settled = match d.state {
+        DesiredState::Deployed => DeploymentStatus::Deployed,
+        DesiredState::Undeployed => DeploymentStatus::Undeployed,
+    };
+    d.status.is_some_and(|s| s != settled)
+}
+
 fn local_state(d: &DesiredDeployment) -> State {
     match d.state {
         DesiredState::Deployed => State::Deployed,
@@ -109,7 +119,15 @@ pub async fn run(
             {
                 state_only.push(d)
             }
-            Some(_) => counts.unchanged += 1,
+            Some(_) => {
+                counts.unchanged += 1;
+                // Held exactly as asked, but not settled on the platform: the ack of this
+                // action was lost (sent while the socket broke, or by a sync that failed after
+                // applying). Acknowledging again settles it; a repeated ack changes nothing.
+                if awaits_ack(d) {
+                    acks.push(ack(d, None));
+                }
+            }
         }
     }
 

@@ -29,7 +29,7 @@ pub async fn desired_state(
     let mut tx = state.db.snapshot().await?;
     let revision = changelog::current_revision(&mut tx, &gw.org_id).await?;
     let rows = sqlx::query(
-        "SELECT a.uuid, a.kind, a.handle, s.deployment_id, s.desired, s.performed_at \
+        "SELECT a.uuid, a.kind, a.handle, s.deployment_id, s.desired, s.performed_at, s.status \
          FROM deployment_status s JOIN artifacts a ON a.uuid = s.artifact_id WHERE s.gateway_id = $1 ORDER BY a.kind, a.handle",
     )
     .bind(&gw.gateway_id)
@@ -47,6 +47,10 @@ pub async fn desired_state(
             deployment_id: r.try_get(3)?,
             state: parse_stored("desired state", &desired)?,
             deployed_at: format_ms(r.try_get(5)?),
+            status: Some(parse_stored(
+                "deployment status",
+                &r.try_get::<String, _>(6)?,
+            )?),
         });
     }
     Ok(DesiredStateResponse {

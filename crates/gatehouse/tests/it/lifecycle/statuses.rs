@@ -90,3 +90,50 @@ async fn deletes_reach_every_gateway_and_statuses_tell_the_truth() {
         .await;
     let _ = env.token.len();
 }
+
+/// An ack lost on the way (here: the platform's record set back to FAILED / DEPLOYMENT_TIMEOUT
+/// as if the ack never came while the gateway serves the deployment) is made good by the next
+/// full sync: the gateway sees the action unsettled and acknowledges it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ack_is_made_good_by_the_next_full_sync() {
+    let env = setup(Backend::Sqlite, &[], &["--sync-interval", "1s"], false)
+        .await
+        .unwrap();
+    env.create("rest-apis", "acked").await;
+    let dep = env.deploy("rest-apis", "acked").await;
+    env.wait_probe("rest-apis", "acked", 200).await;
+    let status = || async {
+        let (_, d) = env
+            .admin
+            .get(&format!("/api/v1/rest-apis/acked/deployments/{dep}"))
+            .await
+            .unwrap();
+        d["status"].as_str().unwrap_or_default().to_owned()
+    };
+    eventually(WAIT, "the deploy to be acknowledged", || async {
+        (status().await == "DEPLOYED").then_some(())
+    })
+    .await
+    .unwrap();
+
+    sqlx::any::install_default_drivers();
+    let db = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&env.p.db.url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE deployment_status SET status = 'FAILED', status_reason = 'DEPLOYMENT_TIMEOUT' WHERE deployment_id = $1",
+    )
+    .bind(&dep)
+    .execute(&db)
+    .await
+    .unwrap();
+    assert_eq!(status().await, "FAILED");
+    eventually(WAIT, "the next full sync to acknowledge again", || async {
+        (status().await == "DEPLOYED").then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(env.probe("rest-apis", "acked").await, 200);
+}
