@@ -131,6 +131,12 @@ impl Store {
             })
     }
 
+    /// Records `revision` as the last applied even when it is lower: for a platform whose log
+    /// went back (a database restored from a backup), after a full sync at `revision`.
+    pub async fn reset_applied_revision(&self, revision: Revision) -> Result<(), StoreError> {
+        self.set_meta(APPLIED_REVISION, &revision.to_string()).await
+    }
+
     /// A value of the store's metadata.
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")

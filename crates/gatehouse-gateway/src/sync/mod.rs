@@ -242,12 +242,25 @@ async fn session(
     // Events up to here are covered (by what was applied, or by the sync below).
     let mut covered = applied;
     if ack.resume == Resume::FullSync {
+        // The platform's log is behind what this gateway applied: its database was restored
+        // from a backup. Its revisions count again from there, so after the full sync this
+        // gateway stands at the platform's revision, lower than before, and applies the
+        // events that follow instead of skipping them as already seen.
+        let went_back = ack.revision < applied;
         let reason = if applied == Revision::ZERO {
             "first start"
+        } else if went_back {
+            "the control plane's log went back"
         } else {
             "behind the retained log"
         };
-        covered = covered.max(full_sync(rt, api, &mut ws, exists, reason).await?);
+        let synced = full_sync(rt, api, &mut ws, exists, reason).await?;
+        covered = if went_back {
+            rt.store.reset_applied_revision(synced).await?;
+            synced
+        } else {
+            covered.max(synced)
+        };
     }
     let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
     let mut resync = tokio::time::interval(interval);
