@@ -156,7 +156,16 @@ async fn full_sync(
     reason: &'static str,
 ) -> Result<Revision, SyncError> {
     let started = Instant::now();
-    let outcome = full::run(rt, api, exists).await?;
+    let outcome = match full::run(rt, api, exists).await {
+        Ok(o) => o,
+        Err(e) => {
+            // What the sync applied before it failed is served at once, not at the next change.
+            if let Err(r) = rt.rebuild().await {
+                tracing::warn!(error = %r, "route table rebuild after a failed full sync");
+            }
+            return Err(e);
+        }
+    };
     rt.rebuild().await?;
     for ack in &outcome.acks {
         send(ws, &GatewayMessage::DeploymentAck(ack.clone())).await?;
