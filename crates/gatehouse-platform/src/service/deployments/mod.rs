@@ -184,6 +184,37 @@ async fn check_servable(
     Ok(context)
 }
 
+/// Which deployment of which (artifact, gateway) an action makes current.
+struct Made<'a> {
+    org_id: &'a str,
+    row: &'a ArtifactRow,
+    gateway: &'a str,
+    deployment: &'a str,
+}
+
+/// Makes `made` current in `phase` (see [`set_current`]), commits, and answers the deployment.
+async fn commit_current(
+    mut tx: ChangeTx,
+    made: Made<'_>,
+    phase: Phase,
+    context: &str,
+    previous: Option<&Current>,
+) -> ApiResult<Deployment> {
+    let Made {
+        org_id,
+        row,
+        gateway,
+        deployment,
+    } = made;
+    set_current(
+        &mut tx, org_id, row, gateway, deployment, phase, context, previous,
+    )
+    .await?;
+    let out = load_deployment(tx.conn(), row, deployment).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
 /// Points (artifact, gateway) at `deployment` in `phase` (deploying or undeploying) and appends
 /// the matching event. The one place a deployment's status pointer moves; the deployment it
 /// replaces, if another, is thereby archived.
@@ -368,20 +399,13 @@ pub async fn undeploy(
     .bind(&gateway)
     .fetch_one(tx.conn())
     .await?;
-    set_current(
-        &mut tx,
-        &caller.org_id,
-        &row,
-        &gateway,
+    let made = Made {
+        org_id: &caller.org_id,
+        row: &row,
+        gateway: &gateway,
         deployment,
-        phase,
-        &context,
-        cur.as_ref(),
-    )
-    .await?;
-    let out = load_deployment(tx.conn(), &row, deployment).await?;
-    tx.commit().await?;
-    Ok(out)
+    };
+    commit_current(tx, made, phase, &context, cur.as_ref()).await
 }
 
 /// Makes an earlier (archived, undeployed or failed) deployment current again and deploys it.
@@ -405,20 +429,13 @@ pub async fn restore(
         serde_json::from_str(&content).map_err(|e| ApiError::Internal(e.into()))?;
     let at = (gateway.as_str(), gateway_handle.as_str());
     let context = check_servable(tx.conn(), &caller.org_id, &row, &content, at).await?;
-    set_current(
-        &mut tx,
-        &caller.org_id,
-        &row,
-        &gateway,
+    let made = Made {
+        org_id: &caller.org_id,
+        row: &row,
+        gateway: &gateway,
         deployment,
-        phase,
-        &context,
-        cur.as_ref(),
-    )
-    .await?;
-    let out = load_deployment(tx.conn(), &row, deployment).await?;
-    tx.commit().await?;
-    Ok(out)
+    };
+    commit_current(tx, made, phase, &context, cur.as_ref()).await
 }
 
 /// Deletes a deployment that no gateway is meant to serve. Sends nothing: a gateway holding the
