@@ -2,6 +2,7 @@
 deployed from the control plane, and the SDK's client calling through the gateway."""
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,15 +14,28 @@ import pytest
 from conftest import free_port, wait_until
 
 
+def start_server(tmp_path, variant):
+    port = free_port()
+    calls = tmp_path / f"{variant}-calls.txt"
+    calls.write_text("")
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("mcp_server.py")), str(port), str(calls),
+                             variant], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/mcp"
+    wait_until(f"the {variant} MCP server", lambda: httpx.post(url, json={}).status_code < 500)
+    return proc, url, calls
+
+
 @pytest.fixture
 def server(tmp_path):
-    port = free_port()
-    calls = tmp_path / "calls.txt"
-    calls.write_text("")
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("mcp_server.py")), str(port), str(calls)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/mcp"
-    wait_until("the MCP server", lambda: httpx.post(url, json={}).status_code < 500)
+    proc, url, calls = start_server(tmp_path, "tools")
+    yield url, calls
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def weather(tmp_path):
+    proc, url, calls = start_server(tmp_path, "weather")
     yield url, calls
     proc.terminate()
     proc.wait(timeout=10)
@@ -195,7 +209,7 @@ def test_a_session_begun_on_one_gateway_continues_on_another(stack, server, uniq
         r = httpx.post(f"{base}/{unique}/mcp", json=body, headers=h)
         assert r.status_code in (200, 202), r.text
         data = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
-        return r, (__import__("json").loads(data[-1]) if data else (r.json() if r.content else None))
+        return r, (json.loads(data[-1]) if data else (r.json() if r.content else None))
 
     r, init = rpc(stack.gateway, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
@@ -214,3 +228,92 @@ def test_a_session_begun_on_one_gateway_continues_on_another(stack, server, uniq
     assert calls.read_text().split() == ["add"]
     r = httpx.delete(f"{other}/{unique}/mcp", headers=dict(headers, **{"mcp-session-id": session}))
     assert r.status_code in (200, 204)
+
+
+def test_one_endpoint_over_two_servers_lists_prefixed_and_routes_calls(stack, server, weather, unique):
+    tools_url, tools_calls = server
+    weather_url, weather_calls = weather
+    stack.create("mcp-proxies", {"id": unique, "displayName": unique, "context": f"/{unique}",
+                                 "upstreams": [{"name": "math", "url": tools_url}, {"name": "weather", "url": weather_url}],
+                                 "tools": ["math_add", "math_search_*", "weather_*"],
+                                 "resources": ["math+docs://public/*", "weather+*"]})
+    stack.deploy("mcp-proxies", unique, f"/{unique}/mcp")
+    endpoint = f"{stack.gateway}/{unique}/mcp"
+
+    async def session():
+        async with mcp.Client(endpoint) as c:
+            tools = sorted(t.name for t in (await c.list_tools()).tools)
+            added = await c.call_tool("math_add", {"a": 2, "b": 3})
+            forecast = await c.call_tool("weather_forecast", {"city": "Oslo"})
+            with pytest.raises(mcp.MCPError) as refused:
+                await c.call_tool("math_delete_everything", {"confirm": True})
+            with pytest.raises(mcp.MCPError) as unprefixed:
+                await c.call_tool("add", {"a": 1, "b": 1})
+            resources = sorted(str(r.uri) for r in (await c.list_resources()).resources)
+            today = await c.read_resource("weather+weather://today")
+            prompts = sorted(p.name for p in (await c.list_prompts()).prompts)
+            packing = await c.get_prompt("weather_packing", {"city": "Oslo"})
+            return tools, added, forecast, refused.value, unprefixed.value, resources, today, prompts, packing
+
+    tools, added, forecast, refused, unprefixed, resources, today, prompts, packing = run(session())
+    assert tools == ["math_add", "math_search_docs", "weather_forecast"]
+    assert added.structured_content == {"result": 5}
+    assert forecast.content[0].text == "sunny in Oslo"
+    assert "math_delete_everything" in str(refused)
+    assert "'add'" in str(unprefixed)
+    assert resources == ["math+docs://public/readme", "weather+weather://today"]
+    assert today.contents[0].text == "rain at noon"
+    assert str(today.contents[0].uri) == "weather+weather://today"
+    assert prompts == ["math_greet", "math_internal_prompt", "weather_packing"]
+    assert "Oslo" in packing.messages[0].content.text
+    assert tools_calls.read_text().split() == ["add"], "the hidden tool never reached its server"
+    assert weather_calls.read_text().split() == ["forecast"]
+
+
+def test_a_session_over_two_servers_continues_on_another_gateway(stack, server, weather, unique):
+    tools_url, tools_calls = server
+    weather_url, _ = weather
+    stack.create("mcp-proxies", {"id": unique, "displayName": unique, "context": f"/{unique}",
+                                 "upstreams": [{"name": "math", "url": tools_url}, {"name": "weather", "url": weather_url}]})
+    other = stack.second_gateway()
+    stack.deploy("mcp-proxies", unique, f"/{unique}/mcp")
+    stack.deploy("mcp-proxies", unique, f"/{unique}/mcp", gateway="edge-2", base=other)
+    headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
+
+    def rpc(base, body, session=None, expect=(200, 202)):
+        h = dict(headers, **({"mcp-session-id": session} if session else {}))
+        r = httpx.post(f"{base}/{unique}/mcp", json=body, headers=h)
+        assert r.status_code in expect, r.text
+        data = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
+        return r, (json.loads(data[-1]) if data else (r.json() if r.content else None))
+
+    r, init = rpc(stack.gateway, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    session = r.headers["mcp-session-id"]
+    assert init["result"]["serverInfo"]["name"] == unique
+    assert "tools" in init["result"]["capabilities"]
+    rpc(stack.gateway, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+    # The same session through the other gateway: no affinity, no shared store.
+    _, listed = rpc(other, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session)
+    names = sorted(t["name"] for t in listed["result"]["tools"])
+    assert names == ["math_add", "math_delete_everything", "math_search_docs", "weather_forecast"]
+    _, called = rpc(other, {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                            "params": {"name": "math_add", "arguments": {"a": 1, "b": 2}}}, session)
+    assert called["result"]["structuredContent"] == {"result": 3}
+    assert tools_calls.read_text().split() == ["add"]
+
+    # Ids the gateways did not make: a clear 404 naming the problem, and serving goes on.
+    for bad in ["not-a-session", session[:-4] + "AAAA"]:
+        r, err = rpc(other, {"jsonrpc": "2.0", "id": 4, "method": "tools/list"}, bad, expect=(404,))
+        assert "unknown session" in err["error"]["message"]
+    r, err = rpc(other, {"jsonrpc": "2.0", "id": 5, "method": "tools/list"}, expect=(400,))
+    assert "Mcp-Session-Id" in err["error"]["message"]
+
+    # Ending the session through one gateway ends it for both.
+    r = httpx.delete(f"{other}/{unique}/mcp", headers=dict(headers, **{"mcp-session-id": session}))
+    assert r.status_code in (200, 204)
+    r, err = rpc(stack.gateway, {"jsonrpc": "2.0", "id": 6, "method": "tools/list"}, session, expect=(404,))
+    assert "begin a new session" in err["error"]["message"]
+    _, listed = rpc(stack.gateway, {"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    assert listed["result"]["protocolVersion"]

@@ -66,6 +66,7 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 #[derive(Clone)]
 pub struct Sealer {
     cipher: Aes256Gcm,
+    key: [u8; 32],
 }
 
 impl Sealer {
@@ -73,7 +74,18 @@ impl Sealer {
     pub fn new(key: &[u8]) -> anyhow::Result<Self> {
         let cipher = Aes256Gcm::new_from_slice(key)
             .map_err(|_| anyhow::anyhow!("the encryption key must be 32 bytes"))?;
-        Ok(Self { cipher })
+        let mut copy = [0u8; 32];
+        copy.copy_from_slice(key);
+        Ok(Self { cipher, key: copy })
+    }
+
+    /// A secret derived from the key for one purpose (HKDF-SHA256 with `label` as info),
+    /// base64url: stable for as long as the key is, and telling nothing of the key.
+    pub fn derive(&self, label: &str) -> String {
+        let mut out = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's limit of 8160; expansion cannot fail.
+        let _ = hkdf::Hkdf::<Sha256>::new(None, &self.key).expand(label.as_bytes(), &mut out);
+        URL_SAFE_NO_PAD.encode(out)
     }
 
     /// Encrypts `plain` into a self-describing string.
@@ -110,6 +122,16 @@ impl Sealer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_secrets_differ_by_label_and_key() {
+        let a = Sealer::new(&[1u8; 32]).unwrap();
+        let b = Sealer::new(&[2u8; 32]).unwrap();
+        assert_eq!(a.derive("x"), a.derive("x"));
+        assert_ne!(a.derive("x"), a.derive("y"));
+        assert_ne!(a.derive("x"), b.derive("x"));
+        assert_eq!(a.derive("x").len(), 43);
+    }
 
     #[test]
     fn tokens_are_long_random_and_prefixed() {

@@ -21,7 +21,7 @@ pub use llm_provider::{
 pub use llm_proxy::{
     Failover, FailoverOn, LlmProxySpec, ProviderRef, WeightedProvider, DEFAULT_FAILOVER_ON,
 };
-pub use mcp::McpSpec;
+pub use mcp::{McpSpec, McpUpstream};
 pub use rest_api::{Endpoint, Operation, RestApiSpec, RestUpstream};
 
 /// HTTP methods an operation may name.

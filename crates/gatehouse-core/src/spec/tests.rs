@@ -232,4 +232,38 @@ fn llm_and_mcp_specs_validate() {
             .field,
         "tools[0]"
     );
+    // Several servers: named for prefixes, unique, and not both forms.
+    let multi = json!({"displayName": "Tools", "context": "/tools", "upstreams": [
+        {"name": "docs", "url": "http://127.0.0.1:7000/mcp"}, {"name": "git-hub", "url": "http://127.0.0.1:7001/mcp"}]});
+    assert!(ArtifactSpec::parse(ArtifactKind::Mcp, multi.clone()).is_ok());
+    for (doc, field) in [
+        (json!({"displayName": "T", "context": "/t"}), "upstream"),
+        (
+            json!({"displayName": "T", "context": "/t", "upstream": {"url": "http://a"}, "upstreams": multi["upstreams"]}),
+            "upstreams",
+        ),
+        (
+            json!({"displayName": "T", "context": "/t", "upstreams": [{"name": "a_b", "url": "http://a"}]}),
+            "upstreams[0].name",
+        ),
+        (
+            json!({"displayName": "T", "context": "/t", "upstreams": [{"name": "a", "url": "http://a"}, {"name": "a", "url": "http://b"}]}),
+            "upstreams[1].name",
+        ),
+        (
+            json!({"displayName": "T", "context": "/t", "upstreams": [{"name": "a", "url": "nope"}]}),
+            "upstreams[0].url",
+        ),
+        (
+            json!({"displayName": "T", "context": "/t", "upstreams": multi["upstreams"], "sessionKey": "short"}),
+            "sessionKey",
+        ),
+    ] {
+        assert_eq!(
+            ArtifactSpec::parse(ArtifactKind::Mcp, doc)
+                .unwrap_err()
+                .field,
+            field
+        );
+    }
 }

@@ -153,6 +153,11 @@ fn view(a: &StoredArtifact) -> Value {
             auth.insert("valueSet".into(), Value::Bool(true));
         }
     }
+    if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+        if spec.remove("sessionKey").is_some() {
+            spec.insert("sessionKeySet".into(), Value::Bool(true));
+        }
+    }
     v["status"] = json!({
         "artifactId": a.artifact_uuid.clone().unwrap_or_else(|| a.id.clone()),
         "state": a.state,

@@ -326,10 +326,31 @@ impl Proxy {
         let headers = &mut parts.headers;
         headers.insert(header::HOST, upstream.host.clone());
 
-        if let (Some(route), &http::Method::POST) = (&entry.mcp, &parts.method) {
+        // MCP: POSTs read as JSON-RPC; with several servers, every request answered by the
+        // gateway. A single server's GET stream and DELETE pass through below.
+        if let Some(route) = entry
+            .mcp
+            .as_ref()
+            .filter(|r| r.multiplex.is_some() || parts.method == http::Method::POST)
+        {
             let gate = mcp::filter::ToolGate::new(chain.mcp_authz.clone(), claims);
-            let mut res =
-                mcp::forward(route, gate, &clients.buffered, self.timeouts, parts, body).await?;
+            let mut res = match &route.multiplex {
+                Some(mux) => {
+                    let session = parts
+                        .headers
+                        .get(&mcp::exchange::SESSION_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let headers = std::mem::take(&mut parts.headers);
+                    let ex =
+                        mcp::exchange::Exchange::new(&clients.buffered, self.timeouts, headers);
+                    mcp::multiplex::handle(route, mux, gate, ex, parts.method, session, body)
+                        .await?
+                }
+                None => {
+                    mcp::forward(route, gate, &clients.buffered, self.timeouts, parts, body).await?
+                }
+            };
             finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
             return Ok(res);
         }

@@ -14,7 +14,6 @@ use gatehouse_core::spec::{AccessControl, AccessMode, ArtifactSpec};
 use gatehouse_core::ArtifactKind;
 
 use crate::proxy::llm::{LlmRoute, LlmState};
-use crate::proxy::mcp::filter::AllowLists;
 use crate::proxy::mcp::McpRoute;
 use crate::proxy::metrics::ArtifactMetrics;
 use crate::proxy::policies::api_key_auth::{key_digest, KeyEntry};
@@ -23,7 +22,7 @@ use crate::proxy::policies::{Chain, Cors, KeySet, RateLimiters};
 use crate::store::{State, StoredArtifact, StoredKey, StoredPlan, StoredSubscription};
 
 /// Where requests of an artifact go.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Upstream {
     pub scheme: Scheme,
     pub authority: Authority,
@@ -435,11 +434,12 @@ fn compile_entry(
             }
         }
         ArtifactSpec::Mcp(s) => {
-            entry.main = Upstream::parse(&s.upstream.url).map(Arc::new);
-            entry.mcp = Some(Arc::new(McpRoute {
-                artifact: art.handle().into(),
-                allow: Arc::new(AllowLists::of(s)),
-            }));
+            let (route, main) = McpRoute::compile(art.handle(), s);
+            match main {
+                Ok(main) => entry.main = main,
+                Err(why) => entry.unavailable = Some(why.into()),
+            }
+            entry.mcp = Some(Arc::new(route));
             for m in [Method::POST, Method::GET, Method::DELETE] {
                 entry.ops.push(op(
                     Some(m),

@@ -6,6 +6,7 @@ mod kinds;
 mod llm;
 mod management;
 mod mcp;
+mod mcp_multiplex;
 mod policies;
 mod reconfiguration;
 mod routing;

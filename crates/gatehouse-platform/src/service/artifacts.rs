@@ -116,6 +116,19 @@ pub fn redact_credentials(kind: ArtifactKind, spec: &mut Value) {
     }
 }
 
+/// Puts the organization's MCP session secret into the spec of a proxy over several servers,
+/// for the gateway: every gateway of the organization gets the same one, derived from the
+/// platform's key, so that any of them continues a session another began (docs/mcp.md).
+pub fn add_session_key(sealer: &Sealer, org_id: &str, kind: ArtifactKind, spec: &mut Value) {
+    let multiplexed = spec
+        .get("upstreams")
+        .and_then(Value::as_array)
+        .is_some_and(|u| !u.is_empty());
+    if kind == ArtifactKind::Mcp && multiplexed {
+        spec["sessionKey"] = Value::String(sealer.derive(&format!("mcp-sessions|{org_id}")));
+    }
+}
+
 /// Replaces sealed credential values in a spec with their plaintext, for the gateway.
 pub fn open_credentials(
     sealer: &Sealer,
@@ -165,6 +178,13 @@ fn parse_body(kind: ArtifactKind, body: Value) -> ApiResult<Body> {
         auth.remove("valueSet");
     }
     let spec = ArtifactSpec::parse(kind, Value::Object(fields))?;
+    if matches!(&spec, ArtifactSpec::Mcp(m) if m.session_key.is_some()) {
+        return Err(FieldError::new(
+            "sessionKey",
+            "is set by the control plane when it delivers the proxy to gateways",
+        )
+        .into());
+    }
     Ok(Body {
         id,
         project_id,

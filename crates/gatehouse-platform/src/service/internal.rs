@@ -13,7 +13,7 @@ use gatehouse_core::ArtifactKind;
 use crate::auth::GatewayCaller;
 use crate::changelog;
 use crate::error::{ApiError, ApiResult};
-use crate::service::artifacts::open_credentials;
+use crate::service::artifacts::{add_session_key, open_credentials};
 use crate::service::parse_stored;
 use crate::state::AppState;
 use crate::store::{format_ms, placeholders};
@@ -61,6 +61,7 @@ pub async fn desired_state(
 
 fn content_of(
     state: &AppState,
+    gw: &GatewayCaller,
     deployment_id: String,
     artifact_id: String,
     kind: &str,
@@ -74,6 +75,7 @@ fn content_of(
     })?;
     if let Some(spec) = content.get_mut("spec") {
         open_credentials(&state.sealer, kind, spec)?;
+        add_session_key(&state.sealer, &gw.org_id, kind, spec);
     }
     Ok(DeploymentContent {
         deployment_id,
@@ -117,6 +119,7 @@ pub async fn fetch_batch(
         let content: String = r.try_get(3)?;
         deployments.push(content_of(
             state,
+            gw,
             r.try_get(0)?,
             r.try_get(1)?,
             &kind,
@@ -151,7 +154,14 @@ pub async fn current_content(
     })?;
     let kind_s: String = row.try_get(2)?;
     let content: String = row.try_get(3)?;
-    content_of(state, row.try_get(0)?, row.try_get(1)?, &kind_s, &content)
+    content_of(
+        state,
+        gw,
+        row.try_get(0)?,
+        row.try_get(1)?,
+        &kind_s,
+        &content,
+    )
 }
 
 /// Which of `ids` are artifacts of this gateway's organization.

@@ -9,5 +9,6 @@ mod convergence;
 mod dev;
 mod internal_api;
 mod lifecycle;
+mod mcp_session_keys;
 mod platform_api;
 mod platform_process;

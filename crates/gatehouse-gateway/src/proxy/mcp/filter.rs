@@ -116,7 +116,7 @@ pub enum ListKind {
 }
 
 impl ListKind {
-    fn of_method(method: &str) -> Option<Self> {
+    pub(super) fn of_method(method: &str) -> Option<Self> {
         Some(match method {
             "tools/list" => ListKind::Tools,
             "resources/list" => ListKind::Resources,
@@ -127,7 +127,7 @@ impl ListKind {
     }
 
     /// The result's array and the key of each item matched.
-    fn fields(self) -> (&'static str, &'static str) {
+    pub(super) fn fields(self) -> (&'static str, &'static str) {
         match self {
             ListKind::Tools => ("tools", "name"),
             ListKind::Resources => ("resources", "uri"),

@@ -4,7 +4,12 @@
 //! pass through untouched. docs/mcp.md describes it for users.
 
 pub mod body;
+pub mod exchange;
 pub mod filter;
+pub mod initialize;
+pub mod multiplex;
+pub mod names;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -17,10 +22,12 @@ use serde_json::Value;
 
 use crate::proxy::error::ProxyError;
 use crate::proxy::respond::GatewayResponse;
+use crate::proxy::routes::Upstream;
 use crate::proxy::upstream::BufferedClient;
 use crate::proxy::Timeouts;
 use body::McpBody;
 use filter::{AllowLists, Inspected, Seen, ToolGate};
+use gatehouse_core::spec::McpSpec;
 
 /// JSON-RPC bodies larger than this are refused (413).
 pub const MAX_BODY: usize = 4 << 20;
@@ -52,6 +59,29 @@ const METHODS: [&str; 16] = [
 pub struct McpRoute {
     pub artifact: Arc<str>,
     pub allow: Arc<AllowLists>,
+    /// The servers of a proxy over several (`upstreams`).
+    pub multiplex: Option<multiplex::Multiplex>,
+}
+
+impl McpRoute {
+    /// The route of proxy `handle`, and the upstream that marks it served (with several
+    /// servers, the first: requests are addressed per server); why it cannot be served.
+    pub fn compile(handle: &str, s: &McpSpec) -> (Self, Result<Option<Arc<Upstream>>, String>) {
+        let (multiplex, main) = match (&s.upstream, multiplex::Multiplex::of(handle, s)) {
+            (Some(u), _) => (None, Ok(Upstream::parse(&u.url).map(Arc::new))),
+            (None, Ok(m)) => {
+                let first = m.servers.first().map(|s| Arc::new(s.upstream.clone()));
+                (Some(m), Ok(first))
+            }
+            (None, Err(why)) => (None, Err(why)),
+        };
+        let route = Self {
+            artifact: handle.into(),
+            allow: Arc::new(AllowLists::of(s)),
+            multiplex,
+        };
+        (route, main)
+    }
 }
 
 fn count(artifact: &str, seen: &Seen, outcome: &'static str) {
@@ -81,6 +111,22 @@ fn jsonrpc(status: StatusCode, v: &Value) -> GatewayResponse {
     r
 }
 
+/// Reads a POST body whole: the bytes, or the answer refusing one too large.
+async fn read_body(body: Incoming) -> Result<Result<Bytes, GatewayResponse>, ProxyError> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => Ok(Ok(c.to_bytes())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            let v = filter::error(
+                &Value::Null,
+                filter::INVALID_REQUEST,
+                &format!("the body is larger than {} MiB", MAX_BODY >> 20),
+            );
+            Ok(Err(jsonrpc(StatusCode::PAYLOAD_TOO_LARGE, &v)))
+        }
+        Err(_) => Err(ProxyError::BadRequest("the request body could not be read")),
+    }
+}
+
 /// Answers one POST of JSON-RPC: refused or malformed at the gateway, else forwarded (with
 /// `parts` already addressed to the server) and its list answers filtered.
 pub async fn forward(
@@ -91,17 +137,9 @@ pub async fn forward(
     mut parts: http::request::Parts,
     body: Incoming,
 ) -> Result<GatewayResponse, ProxyError> {
-    let raw = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            let v = filter::error(
-                &Value::Null,
-                filter::INVALID_REQUEST,
-                &format!("the body is larger than {} MiB", MAX_BODY >> 20),
-            );
-            return Ok(jsonrpc(StatusCode::PAYLOAD_TOO_LARGE, &v));
-        }
-        Err(_) => return Err(ProxyError::BadRequest("the request body could not be read")),
+    let raw = match read_body(body).await? {
+        Ok(raw) => raw,
+        Err(refused) => return Ok(refused),
     };
     let inspected: Inspected = match filter::inspect(&raw, &route.allow, &gate) {
         Ok(i) => i,
@@ -161,7 +199,7 @@ pub async fn forward(
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if is_sse {
         parts.headers.remove(header::CONTENT_LENGTH);
-        let body = McpBody::new(body, inspected.lists, route.allow.clone(), gate);
+        let body = McpBody::filtered(body, inspected.lists, route.allow.clone(), gate);
         return Ok(Response::from_parts(
             parts,
             Either::Left(Either::Right(Either::Right(body))),
