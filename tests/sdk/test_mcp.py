@@ -93,6 +93,10 @@ def test_malformed_json_rpc_is_a_clear_error_and_the_gateway_keeps_serving(stack
     assert r.json()["error"]["code"] == -32700
     r = httpx.post(endpoint, json=[])
     assert r.status_code == 400 and r.json()["error"]["code"] == -32600
+    # With one server, sessions are the server's: an id it does not know is its 404.
+    r = httpx.post(endpoint, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                   headers={"accept": "application/json, text/event-stream", "mcp-session-id": "no-such-session"})
+    assert r.status_code == 404, r.text
 
     async def still_serves():
         async with mcp.Client(endpoint) as c:
