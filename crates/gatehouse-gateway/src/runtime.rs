@@ -71,6 +71,8 @@ pub struct GatewayConfig {
     pub sync_interval: Duration,
     /// JSON file of LLM prices over the built-in ones (see `crate::llm::pricing`).
     pub llm_pricing: Option<PathBuf>,
+    /// What each client connection is held to.
+    pub limits: proxy::ServeLimits,
 }
 
 impl Default for GatewayConfig {
@@ -88,6 +90,7 @@ impl Default for GatewayConfig {
             token: None,
             sync_interval: Duration::from_secs(600),
             llm_pricing: None,
+            limits: proxy::ServeLimits::default(),
         }
     }
 }
@@ -216,8 +219,14 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
             .unwrap_or(1),
         n => n,
     };
-    let workers = proxy::serve_workers(proxy.clone(), config.listen, threads, rx.clone())
-        .map_err(bind_error("traffic", config.listen))?;
+    let workers = proxy::serve_workers(
+        proxy.clone(),
+        config.listen,
+        threads,
+        config.limits,
+        rx.clone(),
+    )
+    .map_err(bind_error("traffic", config.listen))?;
     let addr = workers.addr;
     let mut tasks = vec![];
     if let Some(cp) = &config.control_plane {

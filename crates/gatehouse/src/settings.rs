@@ -316,6 +316,21 @@ pub struct GatewayArgs {
     /// over the built-in defaults (they feed gatehouse_llm_cost_usd_total).
     #[arg(long, env = "GATEHOUSE_LLM_PRICING")]
     llm_pricing: Option<PathBuf>,
+    /// Largest request head (request line and headers) in bytes; past it the gateway answers
+    /// 431 itself and nothing is forwarded.
+    #[arg(long, env = "GATEHOUSE_MAX_HEADER_BYTES", default_value = "65536", value_parser = clap::value_parser!(u32).range(8192..))]
+    max_header_bytes: u32,
+    /// Most headers in a request; past it, 431.
+    #[arg(long, env = "GATEHOUSE_MAX_HEADERS", default_value = "100", value_parser = clap::value_parser!(u16).range(1..))]
+    max_headers: u16,
+    /// Time a client has to send a request's headers (and longest idle time of a keep-alive
+    /// connection between requests); then the connection is closed.
+    #[arg(long, env = "GATEHOUSE_CLIENT_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    client_header_timeout: Duration,
+    /// Open client connections per worker thread; past it new connections wait, and a line is
+    /// logged.
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
 }
 
 impl GatewayArgs {
@@ -334,6 +349,12 @@ impl GatewayArgs {
             token: self.token,
             sync_interval: self.sync_interval,
             llm_pricing: self.llm_pricing,
+            limits: gatehouse_gateway::proxy::ServeLimits {
+                max_header_bytes: self.max_header_bytes as usize,
+                max_headers: self.max_headers as usize,
+                header_timeout: self.client_header_timeout,
+                max_connections: self.max_connections as usize,
+            },
         }
     }
 }

@@ -8,10 +8,11 @@ pub mod metrics;
 pub mod policies;
 pub mod respond;
 pub mod routes;
+pub mod server;
 pub mod upstream;
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
+pub use server::{serve_workers, ServeLimits, Workers};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,11 +22,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use error::ProxyError;
 use policies::RateLimit;
@@ -447,110 +443,4 @@ fn finish_headers(
             RateLimit::headers(d, h);
         }
     }
-}
-
-/// Serves the data plane on `listener` until `shutdown` turns true, then lets connections
-/// finish their requests in flight.
-pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let clients = Arc::new(Clients::new(proxy.timeouts.connect));
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let (proxy, clients) = (proxy.clone(), clients.clone());
-        let client_ip = HeaderValue::from_str(&remote.ip().to_string())
-            .unwrap_or(HeaderValue::from_static("unknown"));
-        let service = service_fn(move |req| {
-            let (proxy, clients, client_ip) = (proxy.clone(), clients.clone(), client_ip.clone());
-            async move { Ok::<_, Infallible>(proxy.handle(&clients, req, &client_ip).await) }
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after 10 s; closing them");
-    }
-}
-
-fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    #[cfg(unix)]
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
-}
-
-/// The data plane's serving threads.
-pub struct Workers {
-    /// Where traffic is served.
-    pub addr: SocketAddr,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Workers {
-    /// Waits for every serving thread to finish (after shutdown was signalled).
-    pub fn join(self) {
-        for t in self.threads {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Serves on `addr` with `workers` threads, each a single-threaded runtime with its own
-/// listener (`SO_REUSEPORT`, so the kernel spreads connections) and its own upstream pool: a
-/// request never leaves the core that accepted it.
-pub fn serve_workers(
-    proxy: Arc<Proxy>,
-    addr: SocketAddr,
-    workers: usize,
-    shutdown: watch::Receiver<bool>,
-) -> std::io::Result<Workers> {
-    let first = reuseport_listener(addr)?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..workers.max(1) {
-        listeners.push(reuseport_listener(addr)?);
-    }
-    let mut threads = Vec::with_capacity(listeners.len());
-    for (i, std_listener) in listeners.into_iter().enumerate() {
-        let (proxy, shutdown) = (proxy.clone(), shutdown.clone());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("gatehouse-proxy-{i}"))
-                .spawn(move || {
-                    rt.block_on(async move {
-                        match TcpListener::from_std(std_listener) {
-                            Ok(listener) => serve(proxy, listener, shutdown).await,
-                            Err(e) => tracing::error!(error = %e, "traffic listener"),
-                        }
-                    })
-                })?,
-        );
-    }
-    Ok(Workers { addr, threads })
 }

@@ -3,6 +3,7 @@
 
 mod jwt;
 mod kinds;
+mod limits;
 mod llm;
 mod management;
 mod mcp;
