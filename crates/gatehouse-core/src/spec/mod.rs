@@ -7,6 +7,7 @@ mod llm_proxy;
 mod mcp;
 mod rest_api;
 mod rules;
+mod size;
 
 use serde_json::Value;
 
@@ -23,6 +24,7 @@ pub use llm_proxy::{
 };
 pub use mcp::{McpSpec, McpUpstream};
 pub use rest_api::{Endpoint, Operation, RestApiSpec, RestUpstream};
+pub use size::ByteSize;
 
 /// HTTP methods an operation may name.
 pub const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];

@@ -54,6 +54,10 @@ pub struct RestApiSpec {
     /// Handles of the subscription plans offered; when any, callers need a subscription.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscription_plans: Vec<String>,
+    /// Largest request body forwarded, in bytes or with a unit (`10MiB`); past it, 413.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>)]
+    pub max_request_body: Option<super::ByteSize>,
 }
 
 impl RestApiSpec {

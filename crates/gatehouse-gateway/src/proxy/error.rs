@@ -31,6 +31,9 @@ pub enum ProxyError {
     /// 403: no valid subscription.
     #[error(transparent)]
     Subscription(#[from] SubscriptionError),
+    /// 413: the body is larger than the API's `maxRequestBody`.
+    #[error("the request body is larger than {0} bytes (the API's maxRequestBody)")]
+    PayloadTooLarge(u64),
     /// 404: no artifact, operation or upstream serves this request.
     #[error("Not Found")]
     NotFound,
@@ -63,6 +66,7 @@ impl ProxyError {
             ProxyError::Subscription(SubscriptionError::Quota(_)) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Subscription(_) => StatusCode::FORBIDDEN,
             ProxyError::NotFound => StatusCode::NOT_FOUND,
+            ProxyError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
             ProxyError::Unavailable(_) | ProxyError::UpstreamUnavailable => {

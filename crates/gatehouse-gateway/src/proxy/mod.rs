@@ -350,11 +350,31 @@ impl Proxy {
             finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
             return Ok(res);
         }
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let body = match entry.max_request_body {
+            Some(max) => {
+                let declared = parts
+                    .headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if declared.is_some_and(|n| n > max) {
+                    return Err(ProxyError::PayloadTooLarge(max));
+                }
+                upstream::RequestBody::capped(body, max, exceeded.clone())
+            }
+            None => upstream::RequestBody::plain(body),
+        };
         let req = Request::from_parts(parts, body);
         let mut res = match tokio::time::timeout(self.timeouts.response, clients.plain.request(req))
             .await
         {
             Ok(Ok(r)) => r.map(|b| Either::Left(Either::Left(b))),
+            Ok(Err(_)) if exceeded.load(Ordering::Relaxed) => {
+                return Err(ProxyError::PayloadTooLarge(
+                    entry.max_request_body.unwrap_or(0),
+                ))
+            }
             Ok(Err(e)) => {
                 tracing::debug!(artifact = %entry.handle, error = %e, "upstream exchange failed");
                 return Err(if e.is_connect() {

@@ -181,6 +181,8 @@ pub struct Entry {
     pub metrics: ArtifactMetrics,
     /// Why the artifact cannot be served right now (e.g. its LLM provider is not deployed).
     pub unavailable: Option<Arc<str>>,
+    /// Largest request body forwarded (`maxRequestBody`); past it, 413.
+    pub max_request_body: Option<u64>,
 }
 
 impl Entry {
@@ -368,10 +370,12 @@ fn compile_entry(
         subscriptions: None,
         metrics: ArtifactMetrics::new(art.handle(), art.kind()),
         unavailable: None,
+        max_request_body: None,
     };
     let bad_url = |u: &str| Arc::from(format!("upstream URL '{u}' cannot be used"));
     match &art.document.spec {
         ArtifactSpec::RestApi(s) => {
+            entry.max_request_body = s.max_request_body.map(|b| b.0);
             entry.main = Upstream::parse(&s.upstream.main.url).map(Arc::new);
             entry.sandbox = s
                 .upstream

@@ -1,18 +1,83 @@
 //! The upstream client: pooled keep-alive connections (HTTP/1.1, or HTTP/2 over TLS when the
 //! upstream offers it), connect and response timeouts.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// The client that streams request bodies through.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// A client's request body on its way upstream, cut off past an artifact's
+/// `maxRequestBody` (the exchange then fails, and `exceeded` tells the gateway to answer 413).
+pub struct RequestBody {
+    inner: Incoming,
+    cap: Option<(u64, Arc<AtomicBool>)>,
+}
+
+impl RequestBody {
+    /// `inner` as sent.
+    pub fn plain(inner: Incoming) -> Self {
+        Self { inner, cap: None }
+    }
+
+    /// `inner`, failing once more than `max` bytes came; `exceeded` turns true then.
+    pub fn capped(inner: Incoming, max: u64, exceeded: Arc<AtomicBool>) -> Self {
+        Self {
+            inner,
+            cap: Some((max, exceeded)),
+        }
+    }
+}
+
+/// Why a capped body stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestBodyError {
+    #[error(transparent)]
+    Client(#[from] hyper::Error),
+    #[error("the request body is larger than the limit")]
+    TooLarge,
+}
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = RequestBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if let (Some(Ok(f)), Some((left, exceeded))) = (&frame, &mut this.cap) {
+            let n = f.data_ref().map_or(0, |d| d.len() as u64);
+            if n > *left {
+                exceeded.store(true, Ordering::Relaxed);
+                return Poll::Ready(Some(Err(RequestBodyError::TooLarge)));
+            }
+            *left -= n;
+        }
+        Poll::Ready(frame.map(|f| f.map_err(RequestBodyError::from)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// The client of exchanges whose request bodies are read (and maybe rewritten) first: LLM
 /// requests and MCP JSON-RPC.

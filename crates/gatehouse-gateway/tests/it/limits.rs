@@ -123,3 +123,52 @@ async fn past_the_connection_cap_new_connections_wait_until_one_closes() {
         "counted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_apis_limit_gets_413_declared_or_chunked() {
+    let echo = EchoServer::start("bodies").await;
+    let gw = gateway(&[]).await;
+    let mut doc = rest_doc(
+        "uploads",
+        "/uploads",
+        &echo.url(""),
+        json!([{"method": "POST", "path": "/*"}]),
+        json!([]),
+    );
+    doc["spec"]["maxRequestBody"] = json!("1KiB");
+    create(&gw.admin(), "rest-apis", &doc).await;
+    let (_, held) = super::get(&gw.admin(), "/api/management/v1/rest-apis/uploads").await;
+    assert_eq!(held["spec"]["maxRequestBody"], 1024);
+
+    let addr = gw.addr;
+    let post = move |body: String, chunked: bool| async move {
+        let head = if chunked {
+            format!("POST /uploads/x HTTP/1.1\r\nhost: gw\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n", body.len())
+        } else {
+            format!("POST /uploads/x HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+        };
+        status_of(addr, &head).await
+    };
+    assert!(post("a".repeat(512), false)
+        .await
+        .starts_with("HTTP/1.1 200"));
+    assert!(post("a".repeat(512), true)
+        .await
+        .starts_with("HTTP/1.1 200"));
+    assert!(post("a".repeat(2048), false)
+        .await
+        .starts_with("HTTP/1.1 413"));
+    assert!(post("a".repeat(2048), true)
+        .await
+        .starts_with("HTTP/1.1 413"));
+    let (s, b) = gw
+        .traffic()
+        .post_raw("/uploads/x", vec![b'a'; 4096])
+        .await
+        .unwrap();
+    assert_eq!(s, 413);
+    assert!(
+        b["message"].as_str().unwrap().contains("maxRequestBody"),
+        "{b}"
+    );
+}
