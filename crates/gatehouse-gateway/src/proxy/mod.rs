@@ -9,6 +9,7 @@ pub mod policies;
 pub mod respond;
 pub mod routes;
 pub mod server;
+pub mod upgrade;
 pub mod upstream;
 
 pub use server::{serve_workers, ServeLimits, Workers};
@@ -318,9 +319,13 @@ impl Proxy {
             .build()
             .map_err(|_| ProxyError::BadRequest("the request path cannot be forwarded"))?;
         parts.version = Version::HTTP_11;
+        let upgrade = upgrade::Upgrade::take(&mut parts);
         prepare_headers(&mut parts.headers, client_ip, original_host, chain);
         let headers = &mut parts.headers;
         headers.insert(header::HOST, upstream.host.clone());
+        if let Some(u) = &upgrade {
+            u.restore(headers);
+        }
 
         // MCP: POSTs read as JSON-RPC; with several servers, every request answered by the
         // gateway. A single server's GET stream and DELETE pass through below.
@@ -369,7 +374,12 @@ impl Proxy {
         let mut res = match tokio::time::timeout(self.timeouts.response, clients.plain.request(req))
             .await
         {
-            Ok(Ok(r)) => r.map(|b| Either::Left(Either::Left(b))),
+            Ok(Ok(mut r)) => {
+                if let Some(u) = upgrade {
+                    u.finish(&mut r, &entry.handle);
+                }
+                r.map(|b| Either::Left(Either::Left(b)))
+            }
             Ok(Err(_)) if exceeded.load(Ordering::Relaxed) => {
                 return Err(ProxyError::PayloadTooLarge(
                     entry.max_request_body.unwrap_or(0),
@@ -386,7 +396,9 @@ impl Proxy {
             Err(_) => return Err(ProxyError::GatewayTimeout),
         };
         *res.version_mut() = Version::HTTP_11;
-        strip_hop_by_hop(res.headers_mut());
+        if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+            strip_hop_by_hop(res.headers_mut());
+        }
         finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
         Ok(res)
     }
