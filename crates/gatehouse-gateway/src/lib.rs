@@ -11,5 +11,5 @@ pub mod runtime;
 pub mod store;
 pub mod sync;
 
-pub use runtime::{run, start, GatewayConfig, RunningGateway, StartError};
+pub use runtime::{run, start, GatewayConfig, RunningGateway, StartError, TlsListen};
 pub use store::Store;

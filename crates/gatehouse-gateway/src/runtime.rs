@@ -39,6 +39,12 @@ pub enum StartError {
     /// The LLM pricing file cannot be read or is not a price table.
     #[error("LLM pricing file {path}: {message}")]
     Pricing { path: PathBuf, message: String },
+    /// The TLS certificates do not load.
+    #[error("TLS: {0}")]
+    Tls(#[from] proxy::tls::TlsError),
+    /// Neither plain nor TLS traffic would be served.
+    #[error("no traffic listener: give --listen or --tls-listen")]
+    NoListener,
     /// A control plane was named without a registration token.
     #[error("--control-plane needs --token (a gateway registration token)")]
     MissingToken,
@@ -47,8 +53,10 @@ pub enum StartError {
 /// Everything `gatehouse gateway` needs to run.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// Where traffic is served.
-    pub listen: SocketAddr,
+    /// Where plain HTTP traffic is served (`None`: not at all).
+    pub listen: Option<SocketAddr>,
+    /// Where HTTPS traffic is served, and the certificates.
+    pub tls: Option<TlsListen>,
     /// Where the management API and `/metrics` listen.
     pub admin_listen: SocketAddr,
     /// Password of the management API's user `admin`; generated and printed once when unset.
@@ -78,7 +86,8 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            tls: None,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             admin_password: None,
             data_dir: PathBuf::from("./data/gateway"),
@@ -93,6 +102,15 @@ impl Default for GatewayConfig {
             limits: proxy::ServeLimits::default(),
         }
     }
+}
+
+/// HTTPS on the traffic side.
+#[derive(Debug, Clone)]
+pub struct TlsListen {
+    pub listen: SocketAddr,
+    pub files: proxy::tls::TlsFiles,
+    /// How often certificate files are checked for changes.
+    pub reload_every: Duration,
 }
 
 /// Shared state of the gateway's parts.
@@ -143,7 +161,10 @@ impl Runtime {
 
 /// A gateway serving in the background.
 pub struct RunningGateway {
-    pub addr: SocketAddr,
+    /// Where plain HTTP is served.
+    pub addr: Option<SocketAddr>,
+    /// Where HTTPS is served.
+    pub tls_addr: Option<SocketAddr>,
     pub admin_addr: SocketAddr,
     pub runtime: Arc<Runtime>,
     shutdown: watch::Sender<bool>,
@@ -219,16 +240,31 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
             .unwrap_or(1),
         n => n,
     };
-    let workers = proxy::serve_workers(
-        proxy.clone(),
-        config.listen,
-        threads,
-        config.limits,
-        rx.clone(),
-    )
-    .map_err(bind_error("traffic", config.listen))?;
-    let addr = workers.addr;
     let mut tasks = vec![];
+    let tls = match &config.tls {
+        Some(t) => {
+            let store = proxy::tls::CertStore::load(t.files.clone())?;
+            tasks.push(tokio::spawn(
+                store.clone().watch(t.reload_every, rx.clone()),
+            ));
+            Some((t.listen, store.server_config()))
+        }
+        None => None,
+    };
+    if config.listen.is_none() && tls.is_none() {
+        return Err(StartError::NoListener);
+    }
+    let bound = config
+        .listen
+        .or(config.tls.as_ref().map(|t| t.listen))
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listen = proxy::Listen {
+        plain: config.listen,
+        tls,
+    };
+    let workers = proxy::serve_workers(proxy.clone(), listen, threads, config.limits, rx.clone())
+        .map_err(bind_error("traffic", bound))?;
+    let (addr, tls_addr) = (workers.addr, workers.tls_addr);
     if let Some(cp) = &config.control_plane {
         let token = config.token.clone().ok_or(StartError::MissingToken)?;
         let sync = crate::sync::SyncConfig {
@@ -255,9 +291,10 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         }
     }));
     let table = runtime.proxy.table();
-    tracing::info!(%addr, %admin_addr, artifacts = table.len(), routes = table.routes, "gateway serving");
+    tracing::info!(addr = ?addr, tls_addr = ?tls_addr, %admin_addr, artifacts = table.len(), routes = table.routes, "gateway serving");
     Ok(RunningGateway {
         addr,
+        tls_addr,
         admin_addr,
         runtime,
         shutdown: tx,

@@ -227,7 +227,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     provision(&api, &mut state, &state_path, upstream_addr).await?;
 
     let gateway = gatehouse_gateway::start(gatehouse_gateway::GatewayConfig {
-        listen: args.gateway_listen,
+        listen: Some(args.gateway_listen),
         admin_listen: args.admin_listen,
         admin_password: Some(state.admin_password.clone()),
         data_dir: args.dir.join("gateway"),
@@ -237,7 +237,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await?;
     let key = state.api_key.clone().unwrap_or_default();
-    let traffic = Client::new(&format!("http://{}", gateway.addr)).with_header("API-Key", &key);
+    let gateway_addr = gateway.addr.context("the dev gateway serves plain HTTP")?;
+    let traffic = Client::new(&format!("http://{gateway_addr}")).with_header("API-Key", &key);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let answer = traffic.request(Method::GET, "/echo/hello", None).await;
@@ -253,7 +254,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!(
         "\nGatehouse dev is running (state in {dir}).\n\n  control plane   {base}   (API docs: {base}/docs)\n  gateway         http://{gw}\n  gateway admin   http://{admin}/api/management/v1\n  login           admin / {password}\n\nTry:\n  curl -s http://{gw}/echo/hello -H 'API-Key: {key}'\n  curl -s http://{gw}/echo/hello\n  curl -s http://{gw}/nope\n\nCtrl-C stops.",
         dir = args.dir.display(),
-        gw = gateway.addr,
+        gw = gateway_addr,
         admin = gateway.admin_addr,
         password = state.admin_password,
     );

@@ -272,6 +272,19 @@ impl PlatformArgs {
     }
 }
 
+/// A listen address, or none (`off`).
+#[derive(Debug, Clone, Copy)]
+pub struct Listen(Option<SocketAddr>);
+
+fn listen_addr(s: &str) -> Result<Listen, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(Listen(None));
+    }
+    s.parse()
+        .map(|a| Listen(Some(a)))
+        .map_err(|e| format!("'{s}' is not an address or 'off': {e}"))
+}
+
 /// Settings of `gatehouse gateway`.
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
@@ -279,9 +292,24 @@ pub struct GatewayArgs {
     #[arg(long, env = "GATEHOUSE_CONFIG")]
     #[allow(dead_code)] // read by `parse` before the other fields are filled
     config: Option<PathBuf>,
-    /// Address traffic is served on.
-    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Address plain HTTP traffic is served on ('off': none, with --tls-listen).
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080", value_parser = listen_addr)]
+    listen: Listen,
+    /// Address HTTPS traffic is served on (needs --tls-cert and --tls-key, or --tls-cert-dir).
+    #[arg(long, env = "GATEHOUSE_TLS_LISTEN")]
+    tls_listen: Option<SocketAddr>,
+    /// Default certificate chain (PEM) of the HTTPS listener, for names no other certificate has.
+    #[arg(long, env = "GATEHOUSE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "GATEHOUSE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Directory of NAME.crt + NAME.key pairs, each served (by SNI) for the DNS names it holds.
+    #[arg(long, env = "GATEHOUSE_TLS_CERT_DIR")]
+    tls_cert_dir: Option<PathBuf>,
+    /// How often the certificate files are checked; changed ones are loaded without a restart.
+    #[arg(long, env = "GATEHOUSE_TLS_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    tls_reload_interval: Duration,
     /// Address of the management API and /metrics.
     #[arg(long, env = "GATEHOUSE_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     admin_listen: SocketAddr,
@@ -337,7 +365,16 @@ impl GatewayArgs {
     /// The gateway's configuration.
     pub fn into_config(self) -> GatewayConfig {
         GatewayConfig {
-            listen: self.listen,
+            listen: self.listen.0,
+            tls: self.tls_listen.map(|listen| gatehouse_gateway::TlsListen {
+                listen,
+                files: gatehouse_gateway::proxy::tls::TlsFiles {
+                    cert: self.tls_cert,
+                    key: self.tls_key,
+                    cert_dir: self.tls_cert_dir,
+                },
+                reload_every: self.tls_reload_interval,
+            }),
             admin_listen: self.admin_listen,
             admin_password: self.admin_password,
             data_dir: self.data_dir,
@@ -407,6 +444,35 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    #[test]
+    fn gateway_listeners_tls_and_limits() {
+        let c = gateway(&[
+            "--listen",
+            "off",
+            "--tls-listen",
+            "127.0.0.1:8443",
+            "--tls-cert-dir",
+            "/etc/certs",
+            "--max-header-bytes",
+            "16384",
+            "--client-header-timeout",
+            "3s",
+        ])
+        .unwrap();
+        assert_eq!(c.listen, None);
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.listen.port(), 8443);
+        assert_eq!(tls.files.cert_dir.as_deref(), Some(Path::new("/etc/certs")));
+        assert_eq!(c.limits.max_header_bytes, 16384);
+        assert_eq!(c.limits.header_timeout, Duration::from_secs(3));
+        let d = gateway(&[]).unwrap();
+        assert_eq!(d.listen.map(|a| a.port()), Some(8080));
+        assert_eq!(d.limits.max_header_bytes, 64 << 10);
+        assert!(gateway(&["--tls-cert", "a.crt"]).is_err(), "a certificate needs its key");
+        assert!(gateway(&["--max-header-bytes", "100"]).is_err(), "hyper's floor is 8 KiB");
+        assert!(gateway(&["--listen", "nowhere"]).is_err());
     }
 
     #[test]

@@ -9,10 +9,11 @@ pub mod policies;
 pub mod respond;
 pub mod routes;
 pub mod server;
+pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 
-pub use server::{serve_workers, ServeLimits, Workers};
+pub use server::{serve_workers, Listen, Peer, ServeLimits, Workers};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -120,14 +121,14 @@ impl Proxy {
         &self,
         clients: &Clients,
         req: Request<Incoming>,
-        client_ip: &HeaderValue,
+        peer: &Peer,
     ) -> GatewayResponse {
         let path = req.uri().path();
         if path.starts_with("/_gateway-health/") {
             return self.health(path);
         }
         if let Some(resource) = path.strip_prefix(METADATA_PREFIX) {
-            return self.resource_metadata(resource, req.headers());
+            return self.resource_metadata(resource, req.headers(), peer.https);
         }
         let started = Instant::now();
         // Hold the entry, not the table: a swap during the upstream call frees the old table
@@ -140,10 +141,7 @@ impl Proxy {
             };
             (entry.clone(), path.len() - rest.len())
         };
-        let res = match self
-            .forward(&entry, clients, req, context_len, client_ip)
-            .await
-        {
+        let res = match self.forward(&entry, clients, req, context_len, peer).await {
             Ok(res) => res,
             Err(e) => {
                 if matches!(
@@ -165,7 +163,12 @@ impl Proxy {
 
     /// OAuth protected-resource metadata (RFC 9728) of an MCP proxy with `jwt-auth`, at
     /// `/.well-known/oauth-protected-resource<context>/mcp`, so MCP clients find where to log in.
-    fn resource_metadata(&self, resource: &str, headers: &HeaderMap) -> GatewayResponse {
+    fn resource_metadata(
+        &self,
+        resource: &str,
+        headers: &HeaderMap,
+        https: bool,
+    ) -> GatewayResponse {
         let table = self.table.load();
         let found = table.find(resource).and_then(|(entry, rest)| {
             let op = entry.find_op(&http::Method::POST, rest)?;
@@ -176,7 +179,7 @@ impl Proxy {
             return ProxyError::NotFound.into_response();
         };
         let doc = serde_json::json!({
-            "resource": format!("{}{resource}", public_base(headers)),
+            "resource": format!("{}{resource}", public_base(headers, https)),
             "authorization_servers": [jwt.issuer()],
             "scopes_supported": jwt.required_scopes(),
             "bearer_methods_supported": ["header"],
@@ -206,7 +209,7 @@ impl Proxy {
         clients: &Clients,
         req: Request<Incoming>,
         context_len: usize,
-        client_ip: &HeaderValue,
+        peer: &Peer,
     ) -> Result<GatewayResponse, ProxyError> {
         let (mut parts, body) = req.into_parts();
         let uri = std::mem::take(&mut parts.uri);
@@ -252,8 +255,9 @@ impl Proxy {
             Some(jwt) => match jwt.check(&mut parts.headers).await {
                 Ok(claims) => Some(claims),
                 Err(e) => {
-                    let metadata = (entry.kind == gatehouse_core::ArtifactKind::Mcp)
-                        .then(|| metadata_url(&parts.headers, &uri.path()[..context_len]));
+                    let metadata = (entry.kind == gatehouse_core::ArtifactKind::Mcp).then(|| {
+                        metadata_url(&parts.headers, peer.https, &uri.path()[..context_len])
+                    });
                     return Err(ProxyError::Jwt(e, metadata.map(Into::into)));
                 }
             },
@@ -279,7 +283,7 @@ impl Proxy {
         }
 
         if let Some(route) = &entry.llm {
-            prepare_headers(&mut parts.headers, client_ip, original_host, chain);
+            prepare_headers(&mut parts.headers, peer, original_host, chain);
             let req = llm::flow::LlmRequest {
                 method: parts.method,
                 headers: parts.headers,
@@ -320,7 +324,7 @@ impl Proxy {
             .map_err(|_| ProxyError::BadRequest("the request path cannot be forwarded"))?;
         parts.version = Version::HTTP_11;
         let upgrade = upgrade::Upgrade::take(&mut parts);
-        prepare_headers(&mut parts.headers, client_ip, original_host, chain);
+        prepare_headers(&mut parts.headers, peer, original_host, chain);
         let headers = &mut parts.headers;
         headers.insert(header::HOST, upstream.host.clone());
         if let Some(u) = &upgrade {
@@ -406,12 +410,12 @@ impl Proxy {
 
 /// `scheme://host` as the client called the gateway (`X-Forwarded-Proto` when a proxy in front
 /// says so).
-fn public_base(headers: &HeaderMap) -> String {
+fn public_base(headers: &HeaderMap, https: bool) -> String {
     let scheme = headers
         .get(&X_FORWARDED_PROTO)
         .and_then(|v| v.to_str().ok())
         .filter(|s| matches!(*s, "http" | "https"))
-        .unwrap_or("http");
+        .unwrap_or(if https { "https" } else { "http" });
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -420,15 +424,18 @@ fn public_base(headers: &HeaderMap) -> String {
 }
 
 /// The protected-resource metadata URL of the MCP proxy at `context`.
-fn metadata_url(headers: &HeaderMap, context: &str) -> String {
-    format!("{}{METADATA_PREFIX}{context}/mcp", public_base(headers))
+fn metadata_url(headers: &HeaderMap, https: bool, context: &str) -> String {
+    format!(
+        "{}{METADATA_PREFIX}{context}/mcp",
+        public_base(headers, https)
+    )
 }
 
 /// Prepares a request's headers for upstream: hop-by-hop headers removed, `X-Forwarded-*`
 /// set, the chain's `set-headers` applied.
 fn prepare_headers(
     headers: &mut HeaderMap,
-    client_ip: &HeaderValue,
+    peer: &Peer,
     original_host: Option<HeaderValue>,
     chain: &policies::Chain,
 ) {
@@ -436,17 +443,16 @@ fn prepare_headers(
     // Append to a previous hop's X-Forwarded-For; most requests have none and reuse the
     // connection's value without allocating.
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::from_str(&format!(
-            "{prev}, {}",
-            client_ip.to_str().unwrap_or_default()
-        ))
-        .ok(),
-        None => Some(client_ip.clone()),
+        Some(prev) => {
+            HeaderValue::from_str(&format!("{prev}, {}", peer.ip.to_str().unwrap_or_default())).ok()
+        }
+        None => Some(peer.ip.clone()),
     };
     if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    let proto = if peer.https { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     if let Some(h) = original_host {
         headers.insert(X_FORWARDED_HOST.clone(), h);
     }

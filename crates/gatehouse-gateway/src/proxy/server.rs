@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 use super::upstream::Clients;
 use super::Proxy;
@@ -65,18 +66,28 @@ fn builder(limits: &ServeLimits) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Serves the data plane on `listener` until `shutdown` turns true, then lets connections
-/// finish their requests in flight.
+/// The client end of a connection, as requests see it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client's address, for `X-Forwarded-For`.
+    pub ip: HeaderValue,
+    /// Whether the connection is TLS (`X-Forwarded-Proto: https`).
+    pub https: bool,
+}
+
+/// Serves the data plane on `listener` (TLS when `tls` is given) until `shutdown` turns true,
+/// then lets connections finish their requests in flight.
 pub async fn serve(
     proxy: Arc<Proxy>,
+    clients: Arc<Clients>,
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     limits: ServeLimits,
+    slots: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let clients = Arc::new(Clients::new(proxy.timeouts.connect));
     let builder = Arc::new(builder(&limits));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut last_warned: Option<Instant> = None;
     loop {
         let permit = match slots.clone().try_acquire_owned() {
@@ -112,18 +123,48 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (proxy, clients) = (proxy.clone(), clients.clone());
-        let client_ip = HeaderValue::from_str(&remote.ip().to_string())
-            .unwrap_or(HeaderValue::from_static("unknown"));
+        let peer = Peer {
+            ip: HeaderValue::from_str(&remote.ip().to_string())
+                .unwrap_or(HeaderValue::from_static("unknown")),
+            https: tls.is_some(),
+        };
         let service = service_fn(move |req| {
-            let (proxy, clients, client_ip) = (proxy.clone(), clients.clone(), client_ip.clone());
-            async move { Ok::<_, Infallible>(proxy.handle(&clients, req, &client_ip).await) }
+            let (proxy, clients, peer) = (proxy.clone(), clients.clone(), peer.clone());
+            async move { Ok::<_, Infallible>(proxy.handle(&clients, req, &peer).await) }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
-        });
+        match &tls {
+            None => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let (acceptor, builder, watcher) =
+                    (acceptor.clone(), builder.clone(), graceful.watcher());
+                tokio::spawn(async move {
+                    // The handshake counts against the time to send headers.
+                    let handshake =
+                        tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
+                    let stream = match handshake.await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            metrics::counter!("gatehouse_tls_handshake_failures_total")
+                                .increment(1);
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
@@ -148,8 +189,10 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
 
 /// The data plane's serving threads.
 pub struct Workers {
-    /// Where traffic is served.
-    pub addr: SocketAddr,
+    /// Where plain HTTP is served.
+    pub addr: Option<SocketAddr>,
+    /// Where HTTPS is served.
+    pub tls_addr: Option<SocketAddr>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -162,25 +205,54 @@ impl Workers {
     }
 }
 
-/// Serves on `addr` with `workers` threads, each a single-threaded runtime with its own
-/// listener (`SO_REUSEPORT`, so the kernel spreads connections) and its own upstream pool: a
-/// request never leaves the core that accepted it.
+/// The listeners of every worker on `addr`: the first binds (a port 0 becomes a real one),
+/// the others share its address.
+fn listeners(
+    addr: SocketAddr,
+    workers: usize,
+) -> std::io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    let first = reuseport_listener(addr)?;
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..workers {
+        all.push(reuseport_listener(addr)?);
+    }
+    Ok((addr, all))
+}
+
+/// Where and how traffic is served.
+pub struct Listen {
+    /// Plain HTTP (`None`: off).
+    pub plain: Option<SocketAddr>,
+    /// HTTPS, with its TLS configuration.
+    pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+}
+
+/// Serves with `workers` threads, each a single-threaded runtime with its own listeners
+/// (`SO_REUSEPORT`, so the kernel spreads connections), its own upstream pool and its own
+/// connection cap: a request never leaves the core that accepted it.
 pub fn serve_workers(
     proxy: Arc<Proxy>,
-    addr: SocketAddr,
+    listen: Listen,
     workers: usize,
     limits: ServeLimits,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Workers> {
-    let first = reuseport_listener(addr)?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..workers.max(1) {
-        listeners.push(reuseport_listener(addr)?);
-    }
-    let mut threads = Vec::with_capacity(listeners.len());
-    for (i, std_listener) in listeners.into_iter().enumerate() {
+    let workers = workers.max(1);
+    let mut plain = listen.plain.map(|a| listeners(a, workers)).transpose()?;
+    let mut tls = match &listen.tls {
+        Some((a, cfg)) => Some((listeners(*a, workers)?, TlsAcceptor::from(cfg.clone()))),
+        None => None,
+    };
+    let addr = plain.as_ref().map(|(a, _)| *a);
+    let tls_addr = tls.as_ref().map(|((a, _), _)| *a);
+    let mut threads = Vec::with_capacity(workers);
+    for i in 0..workers {
         let (proxy, shutdown) = (proxy.clone(), shutdown.clone());
+        let plain_l = plain.as_mut().and_then(|(_, l)| l.pop());
+        let tls_l = tls
+            .as_mut()
+            .and_then(|((_, l), acc)| l.pop().map(|l| (l, acc.clone())));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -189,13 +261,36 @@ pub fn serve_workers(
                 .name(format!("gatehouse-proxy-{i}"))
                 .spawn(move || {
                     rt.block_on(async move {
-                        match TcpListener::from_std(std_listener) {
-                            Ok(listener) => serve(proxy, listener, limits, shutdown).await,
-                            Err(e) => tracing::error!(error = %e, "traffic listener"),
+                        let clients = Arc::new(Clients::new(proxy.timeouts.connect));
+                        let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+                        let mut tasks = vec![];
+                        for (l, acceptor) in plain_l
+                            .map(|l| (l, None))
+                            .into_iter()
+                            .chain(tls_l.map(|(l, a)| (l, Some(a))))
+                        {
+                            match TcpListener::from_std(l) {
+                                Ok(listener) => tasks.push(serve(
+                                    proxy.clone(),
+                                    clients.clone(),
+                                    listener,
+                                    acceptor,
+                                    limits,
+                                    slots.clone(),
+                                    shutdown.clone(),
+                                )),
+                                Err(e) => tracing::error!(error = %e, "traffic listener"),
+                            }
                         }
+                        // Both listeners on this thread's runtime, which needs no `Send`.
+                        futures::future::join_all(tasks).await;
                     })
                 })?,
         );
     }
-    Ok(Workers { addr, threads })
+    Ok(Workers {
+        addr,
+        tls_addr,
+        threads,
+    })
 }

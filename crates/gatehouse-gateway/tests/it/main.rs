@@ -11,6 +11,7 @@ mod mcp_multiplex;
 mod policies;
 mod reconfiguration;
 mod routing;
+mod tls;
 mod websocket;
 
 use gatehouse_testkit::binary::gatehouse_bin;
