@@ -470,8 +470,14 @@ mod tests {
         let d = gateway(&[]).unwrap();
         assert_eq!(d.listen.map(|a| a.port()), Some(8080));
         assert_eq!(d.limits.max_header_bytes, 64 << 10);
-        assert!(gateway(&["--tls-cert", "a.crt"]).is_err(), "a certificate needs its key");
-        assert!(gateway(&["--max-header-bytes", "100"]).is_err(), "hyper's floor is 8 KiB");
+        assert!(
+            gateway(&["--tls-cert", "a.crt"]).is_err(),
+            "a certificate needs its key"
+        );
+        assert!(
+            gateway(&["--max-header-bytes", "100"]).is_err(),
+            "hyper's floor is 8 KiB"
+        );
         assert!(gateway(&["--listen", "nowhere"]).is_err());
     }
 

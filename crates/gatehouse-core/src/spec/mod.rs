@@ -2,6 +2,7 @@
 //!
 //! Parsing a spec validates it completely; a value of these types is always servable.
 
+mod endpoint;
 mod llm_provider;
 mod llm_proxy;
 mod mcp;
@@ -16,6 +17,7 @@ use crate::kind::ArtifactKind;
 use crate::validate::{from_value, FieldError};
 
 pub use crate::policy::{parse_window, Policy, PolicyName};
+pub use endpoint::{HealthCheck, RestEndpoint, WeightedUrl};
 pub use llm_provider::{
     AccessControl, AccessException, AccessMode, LlmProviderSpec, LlmUpstream, UpstreamAuth,
 };

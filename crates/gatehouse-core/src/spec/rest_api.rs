@@ -4,7 +4,8 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::rules::{normalized_path, validate_method, validate_operation_path, validate_url};
+use super::endpoint::RestEndpoint;
+use super::rules::{normalized_path, validate_method, validate_operation_path};
 use super::{default_version, validate_policies};
 use crate::kind::ArtifactKind;
 use crate::policy::Policy;
@@ -21,9 +22,9 @@ pub struct Endpoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestUpstream {
-    pub main: Endpoint,
+    pub main: RestEndpoint,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sandbox: Option<Endpoint>,
+    pub sandbox: Option<RestEndpoint>,
 }
 
 /// One operation of a REST API.
@@ -63,9 +64,9 @@ pub struct RestApiSpec {
 impl RestApiSpec {
     /// The rules particular to REST APIs: upstream URLs and unique, well-formed operations.
     pub(super) fn validate(&self) -> Result<(), FieldError> {
-        validate_url("upstream.main.url", &self.upstream.main.url)?;
+        self.upstream.main.validate("upstream.main")?;
         if let Some(sb) = &self.upstream.sandbox {
-            validate_url("upstream.sandbox.url", &sb.url)?;
+            sb.validate("upstream.sandbox")?;
         }
         let mut seen = HashSet::new();
         for (i, op) in self.operations.iter().enumerate() {

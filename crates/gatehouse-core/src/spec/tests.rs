@@ -232,6 +232,44 @@ fn llm_and_mcp_specs_validate() {
             .field,
         "tools[0]"
     );
+    // REST upstreams of several URLs, weighted, with a health check.
+    let rest =
+        |main: Value| json!({"displayName": "A", "context": "/a", "upstream": {"main": main}});
+    let ok = rest(
+        json!({"urls": ["http://a:1", {"url": "http://b:1", "weight": 5}], "healthCheck": {"path": "/hz", "interval": "5s"}}),
+    );
+    let parsed = ArtifactSpec::parse(ArtifactKind::RestApi, ok.clone()).unwrap();
+    assert_eq!(
+        parsed.to_value()["upstream"]["main"],
+        ok["upstream"]["main"],
+        "kept as written"
+    );
+    for (main, field) in [
+        (json!({}), "upstream.main.url"),
+        (
+            json!({"url": "http://a:1", "urls": ["http://b:1"]}),
+            "upstream.main.urls",
+        ),
+        (
+            json!({"urls": ["http://a:1", "nope"]}),
+            "upstream.main.urls[1]",
+        ),
+        (
+            json!({"urls": [{"url": "http://a:1", "weight": 0}]}),
+            "upstream.main.urls[0].weight",
+        ),
+        (
+            json!({"url": "http://a:1", "healthCheck": {"path": "hz", "interval": "5s"}}),
+            "upstream.main.healthCheck.path",
+        ),
+    ] {
+        assert_eq!(
+            ArtifactSpec::parse(ArtifactKind::RestApi, rest(main))
+                .unwrap_err()
+                .field,
+            field
+        );
+    }
     // Several servers: named for prefixes, unique, and not both forms.
     let multi = json!({"displayName": "Tools", "context": "/tools", "upstreams": [
         {"name": "docs", "url": "http://127.0.0.1:7000/mcp"}, {"name": "git-hub", "url": "http://127.0.0.1:7001/mcp"}]});

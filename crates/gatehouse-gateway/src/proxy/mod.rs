@@ -6,8 +6,10 @@ pub mod llm;
 pub mod mcp;
 pub mod metrics;
 pub mod policies;
+pub mod pool;
 pub mod respond;
 pub mod routes;
+pub mod send;
 pub mod server;
 pub mod tls;
 pub mod upgrade;
@@ -226,12 +228,12 @@ impl Proxy {
         if let Some(why) = &entry.unavailable {
             return Err(ProxyError::Unavailable(why.clone()));
         }
-        let upstream = if sandbox {
+        let pool = if sandbox {
             entry.sandbox.clone()
         } else {
             entry.main.clone()
         };
-        let upstream = upstream.ok_or(ProxyError::NotFound)?;
+        let pool = pool.ok_or(ProxyError::NotFound)?;
         if let Some(cors) = &entry.cors {
             if let Some(r) = cors.preflight(&parts.method, &parts.headers) {
                 return Ok(r);
@@ -304,6 +306,8 @@ impl Proxy {
         }
 
         // The upstream request.
+        let idx = pool.pick(&[]);
+        let upstream = pool.upstream(idx);
         let mut pq = String::with_capacity(upstream.base_path.len() + rest.len() + 64);
         pq.push_str(&upstream.base_path);
         if op.rewrite == Rewrite::StripContext {
@@ -374,31 +378,23 @@ impl Proxy {
             }
             None => upstream::RequestBody::plain(body),
         };
-        let req = Request::from_parts(parts, body);
-        let mut res = match tokio::time::timeout(self.timeouts.response, clients.plain.request(req))
-            .await
-        {
-            Ok(Ok(mut r)) => {
-                if let Some(u) = upgrade {
-                    u.finish(&mut r, &entry.handle);
-                }
-                r.map(|b| Either::Left(Either::Left(b)))
-            }
-            Ok(Err(_)) if exceeded.load(Ordering::Relaxed) => {
-                return Err(ProxyError::PayloadTooLarge(
-                    entry.max_request_body.unwrap_or(0),
-                ))
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(artifact = %entry.handle, error = %e, "upstream exchange failed");
-                return Err(if e.is_connect() {
-                    ProxyError::UpstreamUnavailable
-                } else {
-                    ProxyError::BadGateway
-                });
-            }
-            Err(_) => return Err(ProxyError::GatewayTimeout),
-        };
+        let max = entry.max_request_body;
+        let sent = send::send(
+            &clients.plain,
+            self.timeouts,
+            &pool,
+            idx,
+            parts,
+            body,
+            (&exceeded, max),
+        );
+        let mut r = sent.await.inspect_err(|e| {
+            tracing::debug!(artifact = %entry.handle, error = %e, "upstream exchange failed");
+        })?;
+        if let Some(u) = upgrade {
+            u.finish(&mut r, &entry.handle);
+        }
+        let mut res = r.map(|b| Either::Left(Either::Left(b)));
         *res.version_mut() = Version::HTTP_11;
         if res.status() != StatusCode::SWITCHING_PROTOCOLS {
             strip_hop_by_hop(res.headers_mut());

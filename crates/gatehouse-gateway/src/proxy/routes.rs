@@ -19,7 +19,9 @@ use crate::proxy::metrics::ArtifactMetrics;
 use crate::proxy::policies::api_key_auth::{key_digest, KeyEntry};
 use crate::proxy::policies::subscription::{SubEntry, SubSet};
 use crate::proxy::policies::{Chain, Cors, KeySet, RateLimiters};
+use crate::proxy::pool::Pool;
 use crate::store::{State, StoredArtifact, StoredKey, StoredPlan, StoredSubscription};
+use gatehouse_core::spec::RestEndpoint;
 
 /// Where requests of an artifact go.
 #[derive(Debug, Clone)]
@@ -165,8 +167,8 @@ pub struct Entry {
     pub artifact_id: Arc<str>,
     pub handle: Arc<str>,
     pub kind: ArtifactKind,
-    pub main: Option<Arc<Upstream>>,
-    pub sandbox: Option<Arc<Upstream>>,
+    pub main: Option<Arc<Pool>>,
+    pub sandbox: Option<Arc<Pool>>,
     ops: Vec<Op>,
     /// Artifact-level CORS, for preflights that match no operation.
     pub cors: Option<Arc<Cors>>,
@@ -376,16 +378,15 @@ fn compile_entry(
     match &art.document.spec {
         ArtifactSpec::RestApi(s) => {
             entry.max_request_body = s.max_request_body.map(|b| b.0);
-            entry.main = Upstream::parse(&s.upstream.main.url).map(Arc::new);
+            match pool_of(art.handle(), &s.upstream.main) {
+                Ok(p) => entry.main = Some(p),
+                Err(u) => entry.unavailable = Some(bad_url(&u)),
+            }
             entry.sandbox = s
                 .upstream
                 .sandbox
                 .as_ref()
-                .and_then(|sb| Upstream::parse(&sb.url))
-                .map(Arc::new);
-            if entry.main.is_none() {
-                entry.unavailable = Some(bad_url(&s.upstream.main.url));
-            }
+                .and_then(|sb| pool_of(art.handle(), sb).ok());
             if s.operations.is_empty() {
                 entry
                     .ops
@@ -410,7 +411,7 @@ fn compile_entry(
                 .push(op(None, "/*", Rewrite::StripContext, chain(&[], "all")));
             match LlmRoute::provider(art, s, llm) {
                 Ok(route) => {
-                    entry.main = Some(route.targets[0].upstream.clone());
+                    entry.main = Some(Arc::new(Pool::single((*route.targets[0].upstream).clone())));
                     entry.llm = Some(Arc::new(route));
                 }
                 Err(why) => entry.unavailable = Some(why.into()),
@@ -431,7 +432,7 @@ fn compile_entry(
             entry.ops.push(op(None, "/*", Rewrite::StripContext, ch));
             match LlmRoute::proxy(art, s, providers, llm) {
                 Ok(route) => {
-                    entry.main = Some(route.targets[0].upstream.clone());
+                    entry.main = Some(Arc::new(Pool::single((*route.targets[0].upstream).clone())));
                     entry.llm = Some(Arc::new(route));
                 }
                 Err(why) => entry.unavailable = Some(why.into()),
@@ -440,7 +441,7 @@ fn compile_entry(
         ArtifactSpec::Mcp(s) => {
             let (route, main) = McpRoute::compile(art.handle(), s);
             match main {
-                Ok(main) => entry.main = main,
+                Ok(main) => entry.main = main.map(|u| Arc::new(Pool::single((*u).clone()))),
                 Err(why) => entry.unavailable = Some(why.into()),
             }
             entry.mcp = Some(Arc::new(route));
@@ -455,6 +456,23 @@ fn compile_entry(
         }
     }
     entry
+}
+
+/// The pool of an upstream's URLs, its health checks started; the URL that cannot be used.
+fn pool_of(artifact: &str, e: &RestEndpoint) -> Result<Arc<Pool>, String> {
+    let mut endpoints = vec![];
+    for (url, weight) in e.endpoints() {
+        let upstream = Upstream::parse(url).ok_or_else(|| url.to_owned())?;
+        endpoints.push((upstream, weight, url.to_owned()));
+    }
+    if endpoints.is_empty() {
+        return Err(String::new());
+    }
+    let pool = Arc::new(Pool::new(artifact, endpoints));
+    if let Some(h) = &e.health_check {
+        pool.start_health_checks(h.path.clone(), h.interval.duration());
+    }
+    Ok(pool)
 }
 
 #[cfg(test)]
@@ -602,7 +620,7 @@ mod tests {
         );
         let (px, _) = t.find("/chat/chat/completions").unwrap();
         assert!(px.unavailable.is_none());
-        assert_eq!(px.main.as_ref().unwrap().base_path, "/v1");
+        assert_eq!(px.main.as_ref().unwrap().first().base_path, "/v1");
         assert!(px.llm.as_ref().unwrap().targets[0].credential.is_some());
         // Without its provider the proxy is unavailable.
         let t = RouteTable::compile(&[proxy], &[], &RateLimiters::default());

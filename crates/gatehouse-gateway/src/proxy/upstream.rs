@@ -21,20 +21,32 @@ pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
 /// A client's request body on its way upstream, cut off past an artifact's
 /// `maxRequestBody` (the exchange then fails, and `exceeded` tells the gateway to answer 413).
 pub struct RequestBody {
-    inner: Incoming,
+    /// `None`: no body (a retried request).
+    inner: Option<Incoming>,
     cap: Option<(u64, Arc<AtomicBool>)>,
 }
 
 impl RequestBody {
     /// `inner` as sent.
     pub fn plain(inner: Incoming) -> Self {
-        Self { inner, cap: None }
+        Self {
+            inner: Some(inner),
+            cap: None,
+        }
+    }
+
+    /// No body.
+    pub fn empty() -> Self {
+        Self {
+            inner: None,
+            cap: None,
+        }
     }
 
     /// `inner`, failing once more than `max` bytes came; `exceeded` turns true then.
     pub fn capped(inner: Incoming, max: u64, exceeded: Arc<AtomicBool>) -> Self {
         Self {
-            inner,
+            inner: Some(inner),
             cap: Some((max, exceeded)),
         }
     }
@@ -58,7 +70,10 @@ impl hyper::body::Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
         let this = &mut *self;
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = ready!(Pin::new(inner).poll_frame(cx));
         if let (Some(Ok(f)), Some((left, exceeded))) = (&frame, &mut this.cap) {
             let n = f.data_ref().map_or(0, |d| d.len() as u64);
             if n > *left {
@@ -71,11 +86,14 @@ impl hyper::body::Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Some(b) => b.size_hint(),
+            None => hyper::body::SizeHint::with_exact(0),
+        }
     }
 }
 
@@ -99,27 +117,32 @@ impl Clients {
     }
 }
 
-/// Builds a client for request bodies of type `B`.
-pub fn client<B>(connect_timeout: Duration) -> Client<HttpsConnector<HttpConnector>, B>
-where
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-{
+/// The connector of upstream clients: TCP with no delay and keep-alive, TLS by the server's
+/// ALPN (HTTP/2 or HTTP/1.1), connections given up after `connect_timeout`.
+pub fn connector(connect_timeout: Duration) -> HttpsConnector<HttpConnector> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
+        .wrap_connector(http)
+}
+
+/// Builds a client for request bodies of type `B`.
+pub fn client<B>(connect_timeout: Duration) -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(1024)
-        .build(https)
+        .build(connector(connect_timeout))
 }

@@ -9,6 +9,7 @@ mod management;
 mod mcp;
 mod mcp_multiplex;
 mod policies;
+mod pools;
 mod reconfiguration;
 mod routing;
 mod tls;

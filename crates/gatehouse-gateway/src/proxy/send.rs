@@ -1,0 +1,105 @@
+//! Sends a request to an upstream's pool: the endpoint picked, its outcome recorded, and a
+//! request without a body that could not connect tried again on the other endpoints
+//! (idempotent methods only: nothing reached the upstream, but the client may not know).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use http::header::{self, HeaderMap};
+use http::request::Parts;
+use http::{Method, Request, Response, Uri};
+use hyper::body::Incoming;
+
+use super::error::ProxyError;
+use super::pool::{Outcome, Pool};
+use super::upstream::{RequestBody, UpstreamClient};
+use super::Timeouts;
+
+/// `parts.uri` addressed to endpoint `i` of `pool` (the path and query kept).
+pub fn address(parts: &mut Parts, pool: &Pool, i: usize) -> Result<(), ProxyError> {
+    let u = pool.upstream(i);
+    let mut b = Uri::builder()
+        .scheme(u.scheme.clone())
+        .authority(u.authority.clone());
+    if let Some(pq) = parts.uri.path_and_query() {
+        b = b.path_and_query(pq.clone());
+    }
+    parts.uri = b
+        .build()
+        .map_err(|_| ProxyError::BadRequest("the request path cannot be forwarded"))?;
+    parts.headers.insert(header::HOST, u.host.clone());
+    Ok(())
+}
+
+fn has_body(h: &HeaderMap) -> bool {
+    h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Sends `parts` + `body` (addressed to endpoint `idx`); `cut` (whether the body was cut off,
+/// and at what `maxRequestBody`) tells a body too large from a failed exchange.
+pub async fn send(
+    client: &UpstreamClient,
+    timeouts: Timeouts,
+    pool: &Pool,
+    mut idx: usize,
+    parts: Parts,
+    body: RequestBody,
+    cut: (&AtomicBool, Option<u64>),
+) -> Result<Response<Incoming>, ProxyError> {
+    // What a retry needs, kept only when one may happen.
+    let again =
+        (pool.len() > 1 && idempotent(&parts.method) && !has_body(&parts.headers)).then(|| {
+            (
+                parts.method.clone(),
+                parts.uri.clone(),
+                parts.headers.clone(),
+            )
+        });
+    let mut tried = vec![];
+    let mut req = Request::from_parts(parts, body);
+    loop {
+        match tokio::time::timeout(timeouts.response, client.request(req)).await {
+            Ok(Ok(r)) => {
+                pool.record(idx, Outcome::Answered);
+                return Ok(r);
+            }
+            Ok(Err(_)) if cut.0.load(Ordering::Relaxed) => {
+                return Err(ProxyError::PayloadTooLarge(cut.1.unwrap_or(0)))
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                pool.record(idx, Outcome::ConnectFailed);
+                tried.push(idx);
+                let Some((method, uri, headers)) = &again else {
+                    return Err(ProxyError::UpstreamUnavailable);
+                };
+                if tried.len() >= pool.len() {
+                    return Err(ProxyError::UpstreamUnavailable);
+                }
+                idx = pool.pick(&tried);
+                let mut next = Request::new(RequestBody::empty());
+                *next.method_mut() = method.clone();
+                *next.uri_mut() = uri.clone();
+                *next.headers_mut() = headers.clone();
+                let (mut p, b) = next.into_parts();
+                address(&mut p, pool, idx)?;
+                req = Request::from_parts(p, b);
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "upstream exchange failed");
+                return Err(ProxyError::BadGateway);
+            }
+            Err(_) => {
+                pool.record(idx, Outcome::TimedOut);
+                return Err(ProxyError::GatewayTimeout);
+            }
+        }
+    }
+}
