@@ -378,9 +378,23 @@ impl Proxy {
             }
             None => upstream::RequestBody::plain(body),
         };
+        // gRPC goes upstream over HTTP/2, trailers and all.
+        let grpc = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let client = if grpc {
+            parts.version = Version::HTTP_2;
+            parts
+                .headers
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+            &clients.http2
+        } else {
+            &clients.plain
+        };
         let max = entry.max_request_body;
         let sent = send::send(
-            &clients.plain,
+            client,
             self.timeouts,
             &pool,
             idx,

@@ -105,6 +105,8 @@ pub type BufferedClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 pub struct Clients {
     pub plain: UpstreamClient,
     pub buffered: BufferedClient,
+    /// HTTP/2 only (h2c to `http://` upstreams, h2 by ALPN to `https://`): gRPC.
+    pub http2: UpstreamClient,
 }
 
 impl Clients {
@@ -113,6 +115,13 @@ impl Clients {
         Self {
             plain: client(connect_timeout),
             buffered: client(connect_timeout),
+            http2: Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .http2_only(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .build(connector(connect_timeout)),
         }
     }
 }
