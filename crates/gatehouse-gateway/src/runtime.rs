@@ -15,6 +15,7 @@ use crate::proxy::llm::LlmState;
 use crate::proxy::policies::RateLimiters;
 use crate::proxy::routes::RouteTable;
 use crate::proxy::{self, Proxy, Timeouts};
+use crate::store::StoredArtifact;
 use crate::store::{Store, StoreError};
 
 /// Why a gateway could not start.
@@ -141,7 +142,89 @@ impl Runtime {
     /// each reads the store afresh, so the last one always reflects the last change.
     pub async fn rebuild(&self) -> Result<(), crate::store::StoreError> {
         let _one_at_a_time = self.rebuild_lock.lock().await;
+        self.rebuild_locked().await
+    }
+
+    /// Brings the route table in line with what the store holds for artifact `id` (its
+    /// document, state, keys and subscriptions) without compiling the other artifacts. A change
+    /// that touches others (an LLM provider, which its proxies depend on, or a context other
+    /// artifacts claim) compiles the whole table instead.
+    pub async fn refresh(&self, id: &str) -> Result<(), crate::store::StoreError> {
+        let _one_at_a_time = self.rebuild_lock.lock().await;
         let started = Instant::now();
+        let art = self.store.by_id(id).await?;
+        let deployed = art.filter(|a| a.state == crate::store::State::Deployed);
+        let current = self.proxy.table();
+        let provider = |a: &Option<StoredArtifact>| {
+            a.as_ref()
+                .is_some_and(|a| a.kind() == gatehouse_core::ArtifactKind::LlmProvider)
+        };
+        if provider(&deployed) || (deployed.is_none() && current.is_provider(id)) {
+            return self.rebuild_locked().await;
+        }
+        let served = match &deployed {
+            Some(a) => Some(self.compile_one(a).await?),
+            None => None,
+        };
+        let table = match current.with_artifact(id, served) {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::debug!(artifact = id, %why, "compiling the whole route table");
+                return self.rebuild_locked().await;
+            }
+        };
+        if deployed.is_none() {
+            self.limiters.retain(|scope| scope != id);
+            self.llm.retain(|scope| scope != id);
+        }
+        metrics::gauge!("gatehouse_gateway_route_table_routes").set(table.routes as f64);
+        metrics::gauge!("gatehouse_gateway_route_table_artifacts").set(table.len() as f64);
+        self.proxy.swap(table);
+        metrics::counter!("gatehouse_gateway_route_table_updates_total").increment(1);
+        metrics::histogram!("gatehouse_gateway_route_table_update_seconds")
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// The context and entry of one deployed artifact, from the store.
+    async fn compile_one(
+        &self,
+        art: &StoredArtifact,
+    ) -> Result<(String, crate::proxy::routes::Entry), crate::store::StoreError> {
+        let keys = self.store.keys_of(&art.id).await?;
+        let (subs, plans) = if art.document.spec.subscription_plans().is_empty() {
+            (vec![], vec![])
+        } else {
+            (
+                self.store.subscriptions_of(&art.id).await?,
+                self.store.plans().await?,
+            )
+        };
+        let mut providers_held = vec![];
+        if let gatehouse_core::spec::ArtifactSpec::LlmProxy(p) = &art.document.spec {
+            for named in p.provider_list() {
+                let held = self
+                    .store
+                    .artifact(gatehouse_core::ArtifactKind::LlmProvider, named.id.as_str())
+                    .await?;
+                providers_held.extend(held.filter(|a| a.state == crate::store::State::Deployed));
+            }
+        }
+        let providers = providers_held.iter().map(|a| (a.handle(), a)).collect();
+        let plans = plans.iter().map(|p| (p.id.as_str(), p)).collect();
+        let inputs = crate::proxy::routes::EntryInputs {
+            keys: keys.iter().collect(),
+            subs: subs.iter().collect(),
+            plans: &plans,
+            providers: &providers,
+        };
+        let entry = crate::proxy::routes::compile_artifact(art, inputs, &self.limiters, &self.llm);
+        Ok((art.document.spec.resolved_context(), entry))
+    }
+
+    async fn rebuild_locked(&self) -> Result<(), crate::store::StoreError> {
+        let started = Instant::now();
+        metrics::counter!("gatehouse_gateway_route_table_rebuilds_total").increment(1);
         let artifacts = self.store.artifacts().await?;
         let keys = self.store.keys().await?;
         let plans = self.store.plans().await?;

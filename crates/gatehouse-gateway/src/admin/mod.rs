@@ -276,7 +276,7 @@ async fn create(
         deployed_at: Some(now_rfc3339()),
     };
     rt.store.insert(&art).await?;
-    rt.rebuild().await?;
+    rt.refresh(&art.id).await?;
     Ok((StatusCode::CREATED, Json(view(&art))))
 }
 
@@ -322,7 +322,7 @@ async fn replace(
     art.document = document;
     art.deployed_at = Some(now_rfc3339());
     rt.store.replace(&art).await?;
-    rt.rebuild().await?;
+    rt.refresh(&art.id).await?;
     Ok(Json(view(&art)))
 }
 
@@ -334,7 +334,7 @@ async fn remove(
     let art = held(&rt, kind, &handle).await?;
     refuse_control_plane(&art, "delete")?;
     rt.store.delete(&art.id).await?;
-    rt.rebuild().await?;
+    rt.refresh(&art.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -399,7 +399,7 @@ async fn create_key(
         expires_at,
     };
     rt.store.insert_key(&stored).await?;
-    rt.rebuild().await?;
+    rt.refresh(&art.id).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": stored.id, "apiKey": key, "maskedApiKey": stored.masked_api_key})),
@@ -420,6 +420,6 @@ async fn revoke_key(
             StoreError::NotFound => AdminError::NotFound(format!("API key '{key_id}' not found")),
             other => other.into(),
         })?;
-    rt.rebuild().await?;
+    rt.refresh(&art.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

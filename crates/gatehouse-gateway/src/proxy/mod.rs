@@ -11,6 +11,7 @@ pub mod respond;
 pub mod routes;
 pub mod send;
 pub mod server;
+pub mod table_update;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream;

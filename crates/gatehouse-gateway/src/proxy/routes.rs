@@ -188,6 +188,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// How many operations it has.
+    pub fn routes(&self) -> usize {
+        self.ops.len()
+    }
+
     /// The first operation matching `method rest`.
     pub fn find_op(&self, method: &Method, rest: &str) -> Option<&Op> {
         self.ops
@@ -197,9 +202,13 @@ impl Entry {
 }
 
 /// The compiled table.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct RouteTable {
-    by_context: HashMap<Box<str>, Arc<Entry>>,
+    pub(crate) by_context: HashMap<Arc<str>, Arc<Entry>>,
+    /// The context each served artifact holds, by artifact id.
+    pub(crate) by_id: HashMap<Arc<str>, Arc<str>>,
+    /// Deployed artifacts left out because another held their context.
+    pub(crate) conflicts: usize,
     /// Number of operations compiled.
     pub routes: usize,
 }
@@ -249,47 +258,16 @@ impl RouteTable {
         llm: &LlmState,
     ) -> Self {
         let plans: HashMap<&str, &StoredPlan> = plans.iter().map(|p| (p.id.as_str(), p)).collect();
-        let mut sub_sets: HashMap<&str, SubSet> = HashMap::new();
-        for s in subs {
-            let plan = s.plan_id.as_deref().and_then(|p| plans.get(p));
-            let quotas = plan
-                .map(|p| {
-                    p.limits
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, l)| l.stop_on_quota_reach)
-                        .map(|(i, l)| {
-                            limiters.get(
-                                &format!("{}|sub:{}:{}:{i}", s.artifact_id, s.id, p.id),
-                                l.limit_count,
-                                l.time_unit.window(),
-                                false,
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let active = s.status == SubscriptionStatus::Active
-                && plan.is_none_or(|p| p.status == PlanStatus::Active);
-            sub_sets.entry(s.artifact_id.as_str()).or_default().insert(
-                hex_digest(&s.token_hash).unwrap_or_else(|| key_digest(&s.token_hash)),
-                SubEntry {
-                    id: s.id.as_str().into(),
-                    active,
-                    quotas,
-                },
-            );
+        let mut subs_by: HashMap<&str, Vec<&StoredSubscription>> = HashMap::new();
+        for sub in subs {
+            subs_by
+                .entry(sub.artifact_id.as_str())
+                .or_default()
+                .push(sub);
         }
-        let mut key_sets: HashMap<&str, KeySet> = HashMap::new();
+        let mut keys_by: HashMap<&str, Vec<&StoredKey>> = HashMap::new();
         for k in keys {
-            key_sets.entry(k.artifact_id.as_str()).or_default().insert(
-                hex_digest(&k.key_hash).unwrap_or_else(|| key_digest(&k.key_hash)),
-                KeyEntry {
-                    id: k.id.as_str().into(),
-                    active: k.status == ApiKeyStatus::Active,
-                    expires_at_ms: k.expires_at,
-                },
-            );
+            keys_by.entry(k.artifact_id.as_str()).or_default().push(k);
         }
         let providers: HashMap<&str, &StoredArtifact> = artifacts
             .iter()
@@ -305,17 +283,18 @@ impl RouteTable {
                     handle = art.handle(),
                     "context already served; artifact skipped"
                 );
+                table.conflicts += 1;
                 continue;
             }
-            let keys = Arc::new(key_sets.remove(art.id.as_str()).unwrap_or_default());
-            let mut entry = compile_entry(art, &providers, keys, limiters, llm);
-            if !art.document.spec.subscription_plans().is_empty() {
-                entry.subscriptions = Some(sub_sets.remove(art.id.as_str()).unwrap_or_default());
-            }
-            table.routes += entry.ops.len();
-            table
-                .by_context
-                .insert(context.into_boxed_str(), Arc::new(entry));
+            let id = art.id.as_str();
+            let inputs = EntryInputs {
+                keys: keys_by.remove(id).unwrap_or_default(),
+                subs: subs_by.remove(id).unwrap_or_default(),
+                plans: &plans,
+                providers: &providers,
+            };
+            let entry = compile_artifact(art, inputs, limiters, llm);
+            table.insert(art.id.as_str().into(), context.into(), entry);
         }
         limiters.retain(|scope| artifacts.iter().any(|a| a.id == scope));
         llm.retain(|scope| artifacts.iter().any(|a| a.id == scope));
@@ -338,6 +317,71 @@ fn op(method: Option<Method>, path: &str, rewrite: Rewrite, chain: Arc<Chain>) -
         rewrite,
         chain,
     }
+}
+
+/// What an artifact's entry is compiled from besides the artifact.
+pub struct EntryInputs<'a> {
+    pub keys: Vec<&'a StoredKey>,
+    pub subs: Vec<&'a StoredSubscription>,
+    pub plans: &'a HashMap<&'a str, &'a StoredPlan>,
+    /// The deployed LLM providers by handle (those an LLM proxy names, at least).
+    pub providers: &'a HashMap<&'a str, &'a StoredArtifact>,
+}
+
+/// The entry of one deployed artifact: its routes, keys and subscriptions.
+pub fn compile_artifact(
+    art: &StoredArtifact,
+    inputs: EntryInputs<'_>,
+    limiters: &RateLimiters,
+    llm: &LlmState,
+) -> Entry {
+    let mut keys = KeySet::default();
+    for k in inputs.keys {
+        keys.insert(
+            hex_digest(&k.key_hash).unwrap_or_else(|| key_digest(&k.key_hash)),
+            KeyEntry {
+                id: k.id.as_str().into(),
+                active: k.status == ApiKeyStatus::Active,
+                expires_at_ms: k.expires_at,
+            },
+        );
+    }
+    let mut entry = compile_entry(art, inputs.providers, Arc::new(keys), limiters, llm);
+    if !art.document.spec.subscription_plans().is_empty() {
+        let mut set = SubSet::default();
+        for s in inputs.subs {
+            let plan = s.plan_id.as_deref().and_then(|p| inputs.plans.get(p));
+            let quotas = plan
+                .map(|p| {
+                    p.limits
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| l.stop_on_quota_reach)
+                        .map(|(i, l)| {
+                            limiters.get(
+                                &format!("{}|sub:{}:{}:{i}", s.artifact_id, s.id, p.id),
+                                l.limit_count,
+                                l.time_unit.window(),
+                                false,
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let active = s.status == SubscriptionStatus::Active
+                && plan.is_none_or(|p| p.status == PlanStatus::Active);
+            set.insert(
+                hex_digest(&s.token_hash).unwrap_or_else(|| key_digest(&s.token_hash)),
+                SubEntry {
+                    id: s.id.as_str().into(),
+                    active,
+                    quotas,
+                },
+            );
+        }
+        entry.subscriptions = Some(set);
+    }
+    entry
 }
 
 fn compile_entry(

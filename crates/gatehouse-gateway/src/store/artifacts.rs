@@ -98,6 +98,15 @@ impl Store {
             .collect())
     }
 
+    /// The artifact with local id `id`.
+    pub async fn by_id(&self, id: &str) -> Result<Option<StoredArtifact>, StoreError> {
+        let row = sqlx::query("SELECT * FROM artifacts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| self.artifact_from_row(&r)).transpose()
+    }
+
     /// The control-plane artifact with platform uuid `uuid`.
     pub async fn by_uuid(&self, uuid: &str) -> Result<Option<StoredArtifact>, StoreError> {
         let row = sqlx::query("SELECT * FROM artifacts WHERE artifact_uuid = ?")

@@ -57,7 +57,24 @@ pub async fn apply_event(
     env: &EventEnvelope,
 ) -> Result<Option<DeploymentAck>, SyncError> {
     let rev = Some(env.revision);
-    let ack = match env.event()? {
+    // The artifact the event changes, refreshed alone; plans touch many, so the whole table.
+    let event = env.event()?;
+    let uuid_of = |e: &Event| -> Option<String> {
+        match e {
+            Event::Subscription(_, sub) => Some(sub.artifact_id.clone()),
+            Event::ApiKey(_, key) => Some(key.artifact_id.clone()),
+            Event::Deleted(p) => Some(p.artifact_id.clone()),
+            Event::Deployed(p) | Event::Undeployed(p) => Some(p.artifact_id.clone()),
+            _ => None,
+        }
+    };
+    let uuid = uuid_of(&event);
+    // Read before the change: a deleted artifact is gone after it.
+    let before = match &uuid {
+        Some(u) => rt.store.by_uuid(u).await?.map(|a| a.id),
+        None => None,
+    };
+    let ack = match event {
         Event::PlanSaved(_, plan) => {
             let plan = stored_plan(&plan);
             rt.store
@@ -105,7 +122,19 @@ pub async fn apply_event(
         Event::Deployed(p) => apply_deploy(rt, api, p, State::Deployed, rev).await?,
         Event::Undeployed(p) => apply_deploy(rt, api, p, State::Undeployed, rev).await?,
     };
-    rt.rebuild().await?;
+    let after = match &uuid {
+        Some(u) => rt.store.by_uuid(u).await?.map(|a| a.id),
+        None => None,
+    };
+    match (before, after) {
+        (None, None) if uuid.is_none() => rt.rebuild().await?,
+        (None, None) => {}
+        (Some(old), Some(new)) if old != new => {
+            rt.refresh(&old).await?;
+            rt.refresh(&new).await?;
+        }
+        (Some(id), _) | (None, Some(id)) => rt.refresh(&id).await?,
+    }
     Ok(ack)
 }
 

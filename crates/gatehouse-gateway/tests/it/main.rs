@@ -12,6 +12,7 @@ mod policies;
 mod pools;
 mod reconfiguration;
 mod routing;
+mod scale;
 mod tls;
 mod websocket;
 
