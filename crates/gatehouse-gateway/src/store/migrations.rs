@@ -79,8 +79,16 @@ UPDATE plans SET status = lower(status) WHERE status IN ('ACTIVE', 'INACTIVE');
 "#,
 };
 
+/// Artifacts are looked up by context (a deployed artifact's context must be free): an index,
+/// so that a store of thousands does not scan them all on each change.
+const CONTEXT_INDEX: Migration = Migration {
+    version: 3,
+    name: "index artifacts by context",
+    sql: "CREATE INDEX IF NOT EXISTS artifacts_context ON artifacts(context);",
+};
+
 /// Every migration, in order.
-pub(super) const MIGRATIONS: &[Migration] = &[INITIAL, LOWERCASE_STATUSES];
+pub(super) const MIGRATIONS: &[Migration] = &[INITIAL, LOWERCASE_STATUSES, CONTEXT_INDEX];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
      (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)";
@@ -213,7 +221,7 @@ mod tests {
         let numbers: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
         let expected: Vec<i64> = (1..=MIGRATIONS.len() as i64).collect();
         assert_eq!(numbers, expected);
-        assert_eq!(latest_version(), 2);
+        assert_eq!(latest_version(), 3);
         assert_eq!(INITIAL.sql.trim(), SCHEMA_V1.trim());
     }
 
@@ -336,7 +344,7 @@ INSERT INTO meta (key, value) VALUES ('applied_revision', '42'), ('admin_passwor
             store.meta("admin_password").await.unwrap().as_deref(),
             Some("argon-hash")
         );
-        assert_eq!(versions(store).await, vec![1, 2]);
+        assert_eq!(versions(store).await, vec![1, 2, 3]);
     }
 
     #[tokio::test]
@@ -358,10 +366,10 @@ INSERT INTO meta (key, value) VALUES ('applied_revision', '42'), ('admin_passwor
     async fn a_new_store_is_at_the_latest_version() {
         let dir = temp_dir();
         let store = Store::open(&dir).await.unwrap();
-        assert_eq!(versions(&store).await, vec![1, 2]);
+        assert_eq!(versions(&store).await, vec![1, 2, 3]);
         drop(store);
         let store = Store::open(&dir).await.unwrap();
-        assert_eq!(versions(&store).await, vec![1, 2]);
+        assert_eq!(versions(&store).await, vec![1, 2, 3]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -382,12 +390,12 @@ INSERT INTO meta (key, value) VALUES ('applied_revision', '42'), ('admin_passwor
             Err(e) => e,
         };
         assert!(
-            matches!(err, StoreError::SchemaTooNew { found: 7, known: 2 }),
+            matches!(err, StoreError::SchemaTooNew { found: 7, known: 3 }),
             "{err}"
         );
         assert_eq!(
             err.to_string(),
-            "the gateway store's schema is version 7, newer than this build knows (2); upgrade gatehouse"
+            "the gateway store's schema is version 7, newer than this build knows (3); upgrade gatehouse"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
