@@ -126,17 +126,42 @@ impl Clients {
     }
 }
 
-/// The connector of upstream clients: TCP with no delay and keep-alive, TLS by the server's
-/// ALPN (HTTP/2 or HTTP/1.1), connections given up after `connect_timeout`.
+/// How upstream TLS certificates are verified: against the system's trusted roots
+/// (`/etc/ssl/certs` and the like, read once), or the bundled Mozilla roots where the system has
+/// none. TLS 1.2 and 1.3, hostname checked; there is no way to turn verification off.
+fn tls_config() -> rustls::ClientConfig {
+    static CONFIG: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(native.certs);
+            if added == 0 {
+                tracing::warn!("no system root certificates found; upstream TLS is verified against the bundled Mozilla roots");
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports TLS 1.2 and 1.3")
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+        })
+        .clone()
+}
+
+/// The connector of upstream clients: TCP with no delay and keep-alive, TLS verified against
+/// the system's roots with HTTP/2 or HTTP/1.1 by the server's ALPN, connections given up after
+/// `connect_timeout`.
 pub fn connector(connect_timeout: Duration) -> HttpsConnector<HttpConnector> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
     hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
+        .with_tls_config(tls_config())
         .https_or_http()
         .enable_http1()
         .enable_http2()

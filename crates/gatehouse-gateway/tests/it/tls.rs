@@ -249,3 +249,60 @@ async fn a_certificate_set_that_does_not_load_keeps_the_one_in_use() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_whose_certificate_is_not_trusted_is_refused() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // An HTTPS upstream with a certificate from a CA the system does not trust.
+    let tmp = gatehouse_testkit::TempDir::new("tls-upstream").unwrap();
+    let ca = Ca::new();
+    ca.issue(tmp.path(), "up", &["127.0.0.1"]);
+    let chain: Vec<CertificateDer<'static>> =
+        rustls::pki_types::pem::PemObject::pem_file_iter(tmp.path().join("up.crt"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = rustls::pki_types::pem::PemObject::from_pem_file(tmp.path().join("up.key")).unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let (acceptor, count) = (acceptor.clone(), count.clone());
+            tokio::spawn(async move {
+                if acceptor.accept(s).await.is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let gw = gateway(&[]).await;
+    create(
+        &gw.admin(),
+        "rest-apis",
+        &rest_doc(
+            "untrusted",
+            "/untrusted",
+            &format!("https://{addr}"),
+            json!([{"method": "GET", "path": "/*"}]),
+            json!([]),
+        ),
+    )
+    .await;
+    let (s, _) = gw.traffic().get("/untrusted/x").await.unwrap();
+    assert_eq!(
+        s, 503,
+        "the handshake fails: the certificate is not trusted"
+    );
+    assert_eq!(served.load(Ordering::Relaxed), 0, "no request reached it");
+}
