@@ -8,10 +8,28 @@ use super::{now_ms, Store, StoreError, Tx};
 impl Store {
     /// Every key of every artifact.
     pub async fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(key_from_row).collect()
+        // In pages: all rows at once would hold every row's buffers at the peak, and one row at
+        // a time is slow.
+        let mut out = Vec::new();
+        let mut after = i64::MIN;
+        loop {
+            let rows =
+                sqlx::query("SELECT rowid, * FROM api_keys WHERE rowid > ? ORDER BY rowid LIMIT ?")
+                    .bind(after)
+                    .bind(super::PAGE)
+                    .fetch_all(&self.pool)
+                    .await?;
+            for row in &rows {
+                out.push(key_from_row(row)?);
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == super::PAGE => {
+                    after = sqlx::Row::try_get(last, 0)?
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
     /// The keys of one artifact.

@@ -86,6 +86,9 @@ fn data_key(dir: &Path) -> Result<Vec<u8>, StoreError> {
     Ok(key)
 }
 
+/// Rows read per query when a whole table is read.
+const PAGE: i64 = 4096;
+
 impl Store {
     /// Opens (creating when missing) the store in `dir`, and brings its schema to the latest
     /// version this build knows.

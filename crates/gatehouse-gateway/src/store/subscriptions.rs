@@ -30,10 +30,29 @@ impl Store {
 
     /// Every subscription of every artifact.
     pub async fn subscriptions(&self) -> Result<Vec<StoredSubscription>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM subscriptions ORDER BY created_at, id")
+        // In pages: all rows at once would hold every row's buffers at the peak, and one row at
+        // a time is slow.
+        let mut out = Vec::new();
+        let mut after = i64::MIN;
+        loop {
+            let rows = sqlx::query(
+                "SELECT rowid, * FROM subscriptions WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            )
+            .bind(after)
+            .bind(super::PAGE)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(subscription_from_row).collect()
+            for row in &rows {
+                out.push(subscription_from_row(row)?);
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == super::PAGE => {
+                    after = sqlx::Row::try_get(last, 0)?
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
     /// Every plan; limits that cannot be read back are an error naming the plan.
@@ -138,6 +157,34 @@ mod tests {
                 .starts_with("plans row 'p1': unreadable limits"),
             "{err}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn whole_tables_are_read_across_pages() {
+        let dir = std::env::temp_dir().join(format!("gh-store-{}", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&dir).await.unwrap();
+        let n = super::super::PAGE * 2 + 7;
+        sqlx::raw_sql(&format!(
+            r#"
+INSERT INTO artifacts (id, kind, handle, context, document, state, origin, created_at, updated_at)
+    VALUES ('a', 'RestApi', 'orders', '/orders', '{{}}', 'deployed', 'gateway_api', 1, 1);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+INSERT INTO api_keys (id, artifact_id, display_name, key_hash, masked, status, expires_at, created_at)
+    SELECT 'k' || i, 'a', 'app', 'hash-' || i, '***', 'active', NULL, i FROM n;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+INSERT INTO subscriptions (id, artifact_id, subscriber_id, token_hash, plan_id, status, created_at)
+    SELECT 's' || i, 'a', 'team', 'hash-' || i, NULL, 'active', i FROM n;
+"#
+        ))
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let keys = store.keys().await.unwrap();
+        assert_eq!(keys.len() as i64, n);
+        let ids: std::collections::HashSet<_> = keys.iter().map(|k| k.id.as_str()).collect();
+        assert_eq!(ids.len() as i64, n, "each row once");
+        assert_eq!(store.subscriptions().await.unwrap().len() as i64, n);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
