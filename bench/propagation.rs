@@ -11,19 +11,11 @@ use gatehouse_testkit::echo::EchoServer;
 use gatehouse_testkit::{Backend, Gateway, Platform, TestDatabase};
 use serde_json::json;
 
+#[path = "common.rs"]
+mod common;
+use common::{env_number, percentile};
+
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

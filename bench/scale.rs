@@ -16,18 +16,11 @@ use gatehouse_testkit::echo::EchoServer;
 use gatehouse_testkit::Gateway;
 use serde_json::json;
 
+#[path = "common.rs"]
+mod common;
+use common::{env_number, percentile};
+
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
