@@ -127,6 +127,30 @@ async fn read_body(body: Incoming) -> Result<Result<Bytes, GatewayResponse>, Pro
     }
 }
 
+/// Reads and inspects a POST body: the bytes and what they ask, or the gateway's own answer
+/// (too large, not JSON-RPC, or a call the proxy refuses, counted).
+async fn admit(
+    route: &McpRoute,
+    gate: &ToolGate,
+    body: Incoming,
+) -> Result<Result<(Bytes, Inspected), GatewayResponse>, ProxyError> {
+    let raw = match read_body(body).await? {
+        Ok(raw) => raw,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let inspected = match filter::inspect(&raw, &route.allow, gate) {
+        Ok(i) => i,
+        Err(m) => return Ok(Err(jsonrpc(StatusCode::BAD_REQUEST, &m.answer()))),
+    };
+    if let Some(answer) = &inspected.refusal {
+        for s in &inspected.seen {
+            count(&route.artifact, s, "refused");
+        }
+        return Ok(Err(jsonrpc(StatusCode::OK, answer)));
+    }
+    Ok(Ok((raw, inspected)))
+}
+
 /// Answers one POST of JSON-RPC: refused or malformed at the gateway, else forwarded (with
 /// `parts` already addressed to the server) and its list answers filtered.
 pub async fn forward(
@@ -137,20 +161,10 @@ pub async fn forward(
     mut parts: http::request::Parts,
     body: Incoming,
 ) -> Result<GatewayResponse, ProxyError> {
-    let raw = match read_body(body).await? {
-        Ok(raw) => raw,
-        Err(refused) => return Ok(refused),
+    let (raw, inspected) = match admit(route, &gate, body).await? {
+        Ok(admitted) => admitted,
+        Err(answered) => return Ok(answered),
     };
-    let inspected: Inspected = match filter::inspect(&raw, &route.allow, &gate) {
-        Ok(i) => i,
-        Err(m) => return Ok(jsonrpc(StatusCode::BAD_REQUEST, &m.answer())),
-    };
-    if let Some(answer) = &inspected.refusal {
-        for s in &inspected.seen {
-            count(&route.artifact, s, "refused");
-        }
-        return Ok(jsonrpc(StatusCode::OK, answer));
-    }
     parts.headers.remove(header::TRANSFER_ENCODING);
     parts
         .headers

@@ -21,7 +21,7 @@ use super::body::{relay_prefixed, too_large, McpBody, MAX_EVENT};
 use super::exchange::{CallError, Exchange, Server, SESSION_ID};
 use super::filter::{self, ListKind, ToolGate};
 use super::session::{Session, SessionSealer};
-use super::{count, initialize, jsonrpc, names, read_body, McpRoute};
+use super::{admit, count, initialize, jsonrpc, names, McpRoute};
 use crate::llm::sse::SseParser;
 use crate::proxy::error::ProxyError;
 use crate::proxy::respond::{empty, GatewayResponse};
@@ -206,20 +206,10 @@ async fn post(
     session: Option<&str>,
     body: Incoming,
 ) -> Result<GatewayResponse, ProxyError> {
-    let raw = match read_body(body).await? {
-        Ok(raw) => raw,
-        Err(refused) => return Ok(refused),
+    let (raw, inspected) = match admit(route, &gate, body).await? {
+        Ok(admitted) => admitted,
+        Err(answered) => return Ok(answered),
     };
-    let inspected = match filter::inspect(&raw, &route.allow, &gate) {
-        Ok(i) => i,
-        Err(m) => return Ok(jsonrpc(StatusCode::BAD_REQUEST, &m.answer())),
-    };
-    if let Some(answer) = &inspected.refusal {
-        for s in &inspected.seen {
-            count(&route.artifact, s, "refused");
-        }
-        return Ok(jsonrpc(StatusCode::OK, answer));
-    }
     // `inspect` read it as JSON-RPC: an object or a non-empty array of objects.
     let v: Value = serde_json::from_slice(&raw).unwrap_or_default();
     let (messages, batch) = match &v {
