@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Loads one route side by side: the upstream directly, through nginx (proxy_pass with upstream
-# keep-alive) and through a Gatehouse gateway (no policies, then api-key-auth + rate-limit).
-# Prints requests/s, mean and p99 latency, and each figure as a ratio of nginx's.
+# keep-alive) and through a Gatehouse gateway (no policies, then api-key-auth + rate-limit), over
+# plain HTTP and over HTTPS (nginx and the gateway terminating TLS with the same certificate).
+# Prints requests/s, mean and p99 latency, and each figure as a ratio of nginx's on the same scheme.
+# HTTPS=0 leaves the HTTPS paths out.
 #
 #   bench/run.sh                      # defaults: wrk -t1 -c64 -d8s, 3 rounds
 #   DURATION=15s CONNS=64 ROUNDS=5 bench/run.sh
@@ -20,8 +22,10 @@ THREADS="${THREADS:-1}"
 ROUNDS="${ROUNDS:-3}"
 NGINX_WORKERS="${NGINX_WORKERS:-2}"
 
-for tool in wrk nginx curl; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nginx-light curl)" >&2; exit 1; }
+HTTPS="${HTTPS:-1}"
+
+for tool in wrk nginx curl openssl; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nginx-light curl openssl)" >&2; exit 1; }
 done
 cargo build --release --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/gatehouse"
@@ -36,7 +40,10 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(free_port); NGX=$(free_port)
+UP=$(free_port); NGX=$(free_port); NGXS=$(free_port)
+# One certificate for both TLS terminators (ECDSA P-256, the common choice for a public site).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
 
 nginx_conf() { # name, workers, server block
   mkdir -p "$work/$1"
@@ -60,13 +67,16 @@ nginx_conf upstream 1 "server { listen 127.0.0.1:$UP; location / { return 200 'o
 nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" -g 'daemon off;' & pids+=($!)
 # The reference proxy.
 nginx_conf proxy "$NGINX_WORKERS" "upstream backend { server 127.0.0.1:$UP; keepalive 128; }
-  server { listen 127.0.0.1:$NGX; location /bench/ { proxy_pass http://backend/; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  server { listen 127.0.0.1:$NGX; location /bench/ { proxy_pass http://backend/; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }
+  server { listen 127.0.0.1:$NGXS ssl; ssl_certificate $work/tls.crt; ssl_certificate_key $work/tls.key;
+    location /bench/ { proxy_pass http://backend/; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -g 'daemon off;' & pids+=($!)
 # A gateway of binary $1 with the two benchmark APIs; sets GW (traffic port) and KEY.
 start_gateway() {
   local bin="$1" name="$2" admin
-  GW=$(free_port); admin=$(free_port)
+  GW=$(free_port); GWS=$(free_port); admin=$(free_port)
   "$bin" gateway --listen "127.0.0.1:$GW" --admin-listen "127.0.0.1:$admin" --admin-password bench \
+    --tls-listen "127.0.0.1:$GWS" --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" \
     --data-dir "$work/$name" > "$work/$name.log" 2>&1 & pids+=($!)
   for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$GW/_gateway-health/ready" && break; sleep 0.1; done
   curl -sf -u admin:bench -H 'content-type: application/json' "http://127.0.0.1:$admin/api/management/v1/rest-apis" -d "{
@@ -89,6 +99,7 @@ for url in "http://127.0.0.1:$UP/" "http://127.0.0.1:$NGX/bench/"; do
 done
 start_gateway "$BIN" gateway
 labels=("direct upstream" "nginx proxy_pass" "gatehouse, no policies" "gatehouse, api-key-auth + rate-limit")
+[ "$HTTPS" = 1 ] && labels+=("nginx proxy_pass, https" "gatehouse, no policies, https" "gatehouse, api-key-auth + rate-limit, https")
 if [ -n "${BASELINE_BIN:-}" ]; then
   BGW_MAIN=$GW; BKEY_MAIN=$KEY
   start_gateway "$BASELINE_BIN" baseline
@@ -117,6 +128,11 @@ for round in $(seq 1 "$ROUNDS"); do
   run "nginx proxy_pass" "http://127.0.0.1:$NGX/bench/" >> "$results"
   run "gatehouse, no policies" "http://127.0.0.1:$GW/bench/" >> "$results"
   run "gatehouse, api-key-auth + rate-limit" "http://127.0.0.1:$GW/bench-policies/" -H "API-Key: $KEY" >> "$results"
+  if [ "$HTTPS" = 1 ]; then
+    run "nginx proxy_pass, https" "https://127.0.0.1:$NGXS/bench/" >> "$results"
+    run "gatehouse, no policies, https" "https://127.0.0.1:$GWS/bench/" >> "$results"
+    run "gatehouse, api-key-auth + rate-limit, https" "https://127.0.0.1:$GWS/bench-policies/" -H "API-Key: $KEY" >> "$results"
+  fi
   if [ -n "${BASELINE_BIN:-}" ]; then
     run "baseline build, no policies" "http://127.0.0.1:$BASE_GW/bench/" >> "$results"
     run "baseline build, api-key-auth + rate-limit" "http://127.0.0.1:$BASE_GW/bench-policies/" -H "API-Key: $BASE_KEY" >> "$results"
@@ -130,9 +146,11 @@ for label in "${labels[@]}"; do
 done > "$medians"
 
 nginx_rps=$(awk -F'\t' '$1 == "nginx proxy_pass" {print $2}' "$medians")
+nginx_tls_rps=$(awk -F'\t' '$1 == "nginx proxy_pass, https" {print $2}' "$medians")
 echo "wrk -t$THREADS -c$CONNS -d$DURATION, median of $ROUNDS rounds, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
-printf '| path | requests/s | vs nginx | mean latency | p99 latency | non-2xx |\n|---|---|---|---|---|---|\n'
-awk -F'\t' -v n="$nginx_rps" '{ printf "| %s | %.0f | %.2f× | %s | %s | %s |\n", $1, $2, $2 / n, $3, $4, $5 }' "$medians"
+printf '| path | requests/s | vs nginx (same scheme) | mean latency | p99 latency | non-2xx |\n|---|---|---|---|---|---|\n'
+awk -F'\t' -v n="$nginx_rps" -v s="${nginx_tls_rps:-1}" \
+  '{ base = ($1 ~ /, https$/) ? s : n; printf "| %s | %.0f | %.2f× | %s | %s | %s |\n", $1, $2, $2 / base, $3, $4, $5 }' "$medians"
 echo
 echo "all rounds (requests/s):"
 awk -F'\t' '{ printf "  %-40s %s\n", $1, $2 }' "$results"

@@ -204,17 +204,17 @@ fn parse_for(kind: ArtifactKind, doc: Value) -> AdminResult<ArtifactDocument> {
 }
 
 async fn status(State(rt): State<Arc<Runtime>>) -> AdminResult<Json<Value>> {
-    let artifacts = rt.store.artifacts().await?;
-    let deployed = artifacts
+    let counts = rt.store.artifact_counts().await?;
+    let total: u64 = counts.iter().map(|c| c.2).sum();
+    let deployed: u64 = counts
         .iter()
-        .filter(|a| a.state == ArtifactState::Deployed)
-        .count();
+        .filter(|c| c.1 == ArtifactState::Deployed)
+        .map(|c| c.2)
+        .sum();
     let mut by_kind = serde_json::Map::new();
     for k in ArtifactKind::ALL {
-        by_kind.insert(
-            k.as_str().into(),
-            json!(artifacts.iter().filter(|a| a.kind() == k).count()),
-        );
+        let n: u64 = counts.iter().filter(|c| c.0 == k).map(|c| c.2).sum();
+        by_kind.insert(k.as_str().into(), json!(n));
     }
     let applied = rt.store.applied_revision().await?;
     let table = rt.proxy.table();
@@ -232,7 +232,7 @@ async fn status(State(rt): State<Arc<Runtime>>) -> AdminResult<Json<Value>> {
         },
         "appliedRevision": applied,
         "lastSync": sync.last_sync,
-        "artifacts": {"total": artifacts.len(), "deployed": deployed, "undeployed": artifacts.len() - deployed, "byKind": by_kind},
+        "artifacts": {"total": total, "deployed": deployed, "undeployed": total - deployed, "byKind": by_kind},
         "routeTable": {"artifacts": table.len(), "routes": table.routes, "lastRebuildMs": rebuild.as_secs_f64() * 1000.0},
     })))
 }

@@ -9,7 +9,7 @@ use super::{now_ms, Store, StoreError, Tx, APPLIED_REVISION};
 use gatehouse_core::protocol::Revision;
 
 /// One change the control plane asks for.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum ControlPlaneChange<'a> {
     /// Hold (or replace) this artifact.
     Upsert(&'a StoredArtifact),
@@ -63,83 +63,121 @@ impl Store {
         revision: Option<Revision>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        self.apply_in(&mut tx, change).await?;
+        if let Some(rev) = revision {
+            record_revision(&mut tx, rev).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies many changes in one transaction (a full sync writes thousands: one commit each
+    /// would cost more than the writes). Each change runs in its own savepoint, so one refused
+    /// change is undone alone and reported in its place of the returned list; an error of the
+    /// database itself fails the whole batch.
+    pub async fn apply_control_plane_batch(
+        &self,
+        changes: &[ControlPlaneChange<'_>],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        use sqlx::Acquire;
+        let mut tx = self.pool.begin().await?;
+        let mut results = Vec::with_capacity(changes.len());
+        for change in changes {
+            let mut savepoint = (&mut tx).begin().await?;
+            match self.apply_in(&mut savepoint, *change).await {
+                Ok(()) => {
+                    savepoint.commit().await?;
+                    results.push(Ok(()));
+                }
+                Err(StoreError::Db(e)) if !refusal(&e) => return Err(StoreError::Db(e)),
+                Err(e) => {
+                    savepoint.rollback().await?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn apply_in(
+        &self,
+        tx: &mut Tx<'_>,
+        change: ControlPlaneChange<'_>,
+    ) -> Result<(), StoreError> {
         match change {
-            ControlPlaneChange::Upsert(art) => self.upsert_from_control_plane(&mut tx, art).await?,
+            ControlPlaneChange::Upsert(art) => self.upsert_from_control_plane(tx, art).await?,
             ControlPlaneChange::SetState {
                 uuid,
                 state,
                 deployment_id,
                 deployed_at,
-            } => set_state(&mut tx, uuid, state, deployment_id, deployed_at).await?,
+            } => set_state(tx, uuid, state, deployment_id, deployed_at).await?,
             ControlPlaneChange::Delete { uuid } => {
                 sqlx::query("DELETE FROM artifacts WHERE artifact_uuid = ?")
                     .bind(uuid)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
             ControlPlaneChange::Key { artifact_uuid, key } => {
-                if let Some(id) = local_id(&mut tx, artifact_uuid).await? {
-                    upsert_key(&mut tx, &id, key).await?;
+                if let Some(id) = local_id(tx, artifact_uuid).await? {
+                    upsert_key(tx, &id, key).await?;
                 }
             }
             ControlPlaneChange::Keys {
                 artifact_uuid,
                 keys,
             } => {
-                if let Some(id) = local_id(&mut tx, artifact_uuid).await? {
+                if let Some(id) = local_id(tx, artifact_uuid).await? {
                     sqlx::query("DELETE FROM api_keys WHERE artifact_id = ?")
                         .bind(&id)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?;
                     for key in keys {
-                        upsert_key(&mut tx, &id, key).await?;
+                        upsert_key(tx, &id, key).await?;
                     }
                 }
             }
-            ControlPlaneChange::Plan(plan) => upsert_plan(&mut tx, plan).await?,
+            ControlPlaneChange::Plan(plan) => upsert_plan(tx, plan).await?,
             ControlPlaneChange::PlanDeleted { id } => {
                 sqlx::query("DELETE FROM plans WHERE id = ?")
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
             ControlPlaneChange::Plans(plans) => {
-                sqlx::query("DELETE FROM plans").execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM plans").execute(&mut **tx).await?;
                 for plan in plans {
-                    upsert_plan(&mut tx, plan).await?;
+                    upsert_plan(tx, plan).await?;
                 }
             }
             ControlPlaneChange::Subscription { artifact_uuid, sub } => {
-                if let Some(id) = local_id(&mut tx, artifact_uuid).await? {
-                    upsert_subscription(&mut tx, &id, sub).await?;
+                if let Some(id) = local_id(tx, artifact_uuid).await? {
+                    upsert_subscription(tx, &id, sub).await?;
                 }
             }
             ControlPlaneChange::SubscriptionDeleted { id } => {
                 sqlx::query("DELETE FROM subscriptions WHERE id = ?")
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
             ControlPlaneChange::Subscriptions {
                 artifact_uuid,
                 subs,
             } => {
-                if let Some(id) = local_id(&mut tx, artifact_uuid).await? {
+                if let Some(id) = local_id(tx, artifact_uuid).await? {
                     sqlx::query("DELETE FROM subscriptions WHERE artifact_id = ?")
                         .bind(&id)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?;
                     for sub in subs {
-                        upsert_subscription(&mut tx, &id, sub).await?;
+                        upsert_subscription(tx, &id, sub).await?;
                     }
                 }
             }
             ControlPlaneChange::Nothing => {}
         }
-        if let Some(rev) = revision {
-            record_revision(&mut tx, rev).await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -266,4 +304,69 @@ async fn record_revision(tx: &mut Tx<'_>, revision: Revision) -> Result<(), Stor
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Whether a database error refuses one change (a constraint it breaks) rather than failing
+/// the database itself.
+fn refusal(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() != sqlx::error::ErrorKind::Other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_core::{ArtifactDocument, ArtifactKind};
+    use serde_json::json;
+
+    fn api(uuid: &str, context: &str) -> StoredArtifact {
+        let document = ArtifactDocument::from_value(json!({
+            "apiVersion": "gatehouse.dev/v1", "kind": "RestApi", "metadata": {"name": uuid},
+            "spec": {"displayName": uuid, "context": context,
+                     "upstream": {"main": {"url": "http://127.0.0.1:9"}},
+                     "operations": [{"method": "GET", "path": "/*"}]}
+        }))
+        .unwrap();
+        StoredArtifact {
+            id: format!("local-{uuid}"),
+            document,
+            state: State::Deployed,
+            origin: Origin::ControlPlane,
+            artifact_uuid: Some(uuid.to_owned()),
+            deployment_id: Some(format!("d-{uuid}")),
+            deployed_at: Some("2026-11-28T00:00:00Z".to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_undoes_a_refused_change_alone_and_keeps_the_others() {
+        let dir = std::env::temp_dir().join(format!("gh-batch-{}", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&dir).await.unwrap();
+        let (a, clash, c) = (api("a", "/a"), api("b", "/a"), api("c", "/c"));
+        let results = store
+            .apply_control_plane_batch(&[
+                ControlPlaneChange::Upsert(&a),
+                ControlPlaneChange::Upsert(&clash),
+                ControlPlaneChange::Upsert(&c),
+            ])
+            .await
+            .unwrap();
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert!(
+            matches!(&results[1], Err(StoreError::Conflict(m)) if m.contains("'/a'")),
+            "{results:?}"
+        );
+        let held: Vec<String> = store
+            .artifacts()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|a| a.artifact_uuid)
+            .collect();
+        assert_eq!(held, ["a", "c"]);
+        assert_eq!(
+            store.artifact_counts().await.unwrap(),
+            [(ArtifactKind::RestApi, State::Deployed, 2)]
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

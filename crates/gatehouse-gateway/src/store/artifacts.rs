@@ -74,6 +74,30 @@ impl Store {
         rows.iter().map(|r| self.artifact_from_row(r)).collect()
     }
 
+    /// How many artifacts the store holds, by kind and state (counted by the database, without
+    /// reading documents: the status page stays cheap at any size).
+    pub async fn artifact_counts(&self) -> Result<Vec<(ArtifactKind, State, u64)>, StoreError> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT kind, state, COUNT(*) FROM artifacts GROUP BY kind, state")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(kind, state, n)| {
+                let unknown = |column: &'static str, value: String| StoreError::UnknownValue {
+                    table: "artifacts",
+                    id: "(counted)".to_owned(),
+                    column,
+                    value,
+                };
+                let k = kind
+                    .parse::<ArtifactKind>()
+                    .map_err(|_| unknown("kind", kind.clone()))?;
+                let st = State::parse(&state).ok_or_else(|| unknown("state", state.clone()))?;
+                Ok((k, st, n.max(0) as u64))
+            })
+            .collect()
+    }
+
     /// One artifact of `kind` by handle.
     pub async fn artifact(
         &self,

@@ -205,22 +205,28 @@ pub async fn run(
         }
     }
 
-    // State-only updates.
-    for d in state_only {
-        let change = ControlPlaneChange::SetState {
-            uuid: &d.artifact_id,
-            state: local_state(d),
-            deployment_id: &d.deployment_id,
-            deployed_at: &d.deployed_at,
-        };
-        match rt.store.apply_control_plane(change, None).await {
-            Ok(()) => {
-                counts.status_updated += 1;
-                acks.push(ack(d, None));
-            }
-            Err(e) => {
-                counts.failed += 1;
-                acks.push(ack(d, Some(&ApplyRefusal::from(e))));
+    // State-only updates, in batches (one transaction each).
+    for chunk in state_only.chunks(BATCH) {
+        let changes: Vec<ControlPlaneChange> = chunk
+            .iter()
+            .map(|d| ControlPlaneChange::SetState {
+                uuid: &d.artifact_id,
+                state: local_state(d),
+                deployment_id: &d.deployment_id,
+                deployed_at: &d.deployed_at,
+            })
+            .collect();
+        let results = rt.store.apply_control_plane_batch(&changes).await?;
+        for (d, result) in chunk.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    counts.status_updated += 1;
+                    acks.push(ack(d, None));
+                }
+                Err(e) => {
+                    counts.failed += 1;
+                    acks.push(ack(d, Some(&ApplyRefusal::from(e))));
+                }
             }
         }
     }
@@ -234,20 +240,37 @@ pub async fn run(
         .into_iter()
         .map(|c| (c.deployment_id, c.content))
         .collect();
+    // Validated first; then stored in batches, in order (a provider before the proxies on it).
+    let mut valid: Vec<(&DesiredDeployment, StoredArtifact)> = vec![];
     for d in to_fetch {
         let Some(content) = contents.remove(&d.deployment_id) else {
             // Superseded or deleted since the list was read; a later event or sync covers it.
             continue;
         };
-        match apply_content(rt, d, content).await {
-            Ok(()) => {
-                counts.fetched += 1;
-                acks.push(ack(d, None));
-            }
-            Err(refusal) => {
-                counts.failed += 1;
-                tracing::warn!(artifact = %d.artifact_id, code = refusal.as_code(), message = %refusal, "could not apply a deployment");
-                acks.push(ack(d, Some(&refusal)));
+        match held(
+            &d.artifact_id,
+            &d.deployment_id,
+            &d.deployed_at,
+            local_state(d),
+            content,
+        ) {
+            Ok(art) => valid.push((d, art)),
+            Err(refusal) => refused(&mut counts, &mut acks, d, refusal),
+        }
+    }
+    for chunk in valid.chunks(BATCH) {
+        let changes: Vec<ControlPlaneChange> = chunk
+            .iter()
+            .map(|(_, art)| ControlPlaneChange::Upsert(art))
+            .collect();
+        let results = rt.store.apply_control_plane_batch(&changes).await?;
+        for ((d, _), result) in chunk.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    counts.fetched += 1;
+                    acks.push(ack(d, None));
+                }
+                Err(e) => refused(&mut counts, &mut acks, d, ApplyRefusal::from(e)),
             }
         }
     }
@@ -265,6 +288,20 @@ pub async fn run(
         revision: desired.revision,
         acks,
     })
+}
+
+/// Writes a full sync applies in one transaction.
+const BATCH: usize = 1000;
+
+fn refused(
+    counts: &mut SyncCounts,
+    acks: &mut Vec<DeploymentAck>,
+    d: &DesiredDeployment,
+    refusal: ApplyRefusal,
+) {
+    counts.failed += 1;
+    tracing::warn!(artifact = %d.artifact_id, code = refusal.as_code(), message = %refusal, "could not apply a deployment");
+    acks.push(ack(d, Some(&refusal)));
 }
 
 /// Stores fetched content for a desired entry.
@@ -295,9 +332,24 @@ pub async fn store_content(
     content: serde_json::Value,
     revision: Option<Revision>,
 ) -> Result<(), ApplyRefusal> {
+    let art = held(artifact_id, deployment_id, deployed_at, state, content)?;
+    rt.store
+        .apply_control_plane(ControlPlaneChange::Upsert(&art), revision)
+        .await
+        .map_err(ApplyRefusal::from)
+}
+
+/// A deployment's document, validated, as the store holds it.
+fn held(
+    artifact_id: &str,
+    deployment_id: &str,
+    deployed_at: &str,
+    state: State,
+    content: serde_json::Value,
+) -> Result<StoredArtifact, ApplyRefusal> {
     let document =
         ArtifactDocument::from_value(content).map_err(ApplyRefusal::InvalidConfiguration)?;
-    let art = StoredArtifact {
+    Ok(StoredArtifact {
         id: uuid::Uuid::now_v7().to_string(),
         document,
         state,
@@ -305,11 +357,7 @@ pub async fn store_content(
         artifact_uuid: Some(artifact_id.to_owned()),
         deployment_id: Some(deployment_id.to_owned()),
         deployed_at: Some(deployed_at.to_owned()),
-    };
-    rt.store
-        .apply_control_plane(ControlPlaneChange::Upsert(&art), revision)
-        .await
-        .map_err(ApplyRefusal::from)
+    })
 }
 
 /// The platform uuids of the held control-plane artifacts (all, or the one named).
@@ -338,11 +386,16 @@ async fn replace_per_artifact<T>(
     for (uuid, item) in items {
         by_artifact.entry(uuid).or_default().push(item);
     }
-    for uuid in held_uuids(rt, artifact).await? {
-        let items = by_artifact.remove(&uuid).unwrap_or_default();
-        rt.store
-            .apply_control_plane(change(&uuid, &items), None)
-            .await?;
+    let uuids = held_uuids(rt, artifact).await?;
+    let empty = vec![];
+    for chunk in uuids.chunks(BATCH) {
+        let changes: Vec<ControlPlaneChange> = chunk
+            .iter()
+            .map(|uuid| change(uuid, by_artifact.get(uuid).unwrap_or(&empty)))
+            .collect();
+        for result in rt.store.apply_control_plane_batch(&changes).await? {
+            result?;
+        }
     }
     Ok(())
 }
