@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use gatehouse_core::protocol::{DeploymentStatus, Revision};
-use gatehouse_core::spec::ArtifactSpec;
+use gatehouse_core::spec::{strip_credentials, ArtifactSpec};
 use gatehouse_core::{ArtifactDocument, ArtifactKind, Handle};
 
 /// The list envelope of every collection.
@@ -68,19 +68,9 @@ impl Artifact {
     /// platform never returns, are not compared.
     pub fn matches(&self, spec: &ArtifactSpec) -> bool {
         let mut want = spec.to_value();
-        if let Some(auth) = want
-            .pointer_mut("/upstream/auth")
-            .and_then(Value::as_object_mut)
-        {
-            auth.remove("value");
-        }
+        strip_credentials(spec.kind(), &mut want);
         let mut have = Value::Object(self.spec.clone());
-        if let Some(auth) = have
-            .pointer_mut("/upstream/auth")
-            .and_then(Value::as_object_mut)
-        {
-            auth.remove("valueSet");
-        }
+        strip_credentials(spec.kind(), &mut have);
         want == have
     }
 }

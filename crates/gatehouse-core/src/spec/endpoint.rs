@@ -26,6 +26,84 @@ pub struct RestEndpoint {
     /// Checks each URL actively; one that fails is left out until it passes again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// How `https://` URLs are verified and what the gateway presents to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Box<EndpointTls>>,
+}
+
+/// TLS to an upstream: the certificate authority its certificates are checked against (instead
+/// of the system's roots) and a client certificate for upstreams that ask for one (mTLS). All
+/// PEM. `clientKey` is a credential: the control plane seals it at rest and never returns it
+/// (reads show `clientKeySet: true`); a replace without it keeps the stored one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndpointTls {
+    /// One or more CA certificates (PEM); the upstream's chain must lead to one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// The client certificate chain (PEM), leaf first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// The client certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+}
+
+impl EndpointTls {
+    /// The certificates parse; a key comes with a certificate. A certificate without its key is
+    /// accepted here (a replace may leave the stored key in place); the control plane and the
+    /// gateway refuse one that ends up without a key. The key itself is checked by
+    /// [`EndpointTls::validate_key`] where it comes in: stored, it is sealed.
+    fn validate(&self, field: &str) -> Result<(), FieldError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::CertificateDer;
+        let certs = |name: &str, pem: &str| -> Result<(), FieldError> {
+            let n = CertificateDer::pem_slice_iter(pem.as_bytes())
+                .map(|c| c.map(|_| ()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    FieldError::new(
+                        format!("{field}.{name}"),
+                        format!("is not PEM certificates: {e}"),
+                    )
+                })?
+                .len();
+            if n == 0 {
+                return Err(FieldError::new(
+                    format!("{field}.{name}"),
+                    "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                ));
+            }
+            Ok(())
+        };
+        if let Some(ca) = &self.ca {
+            certs("ca", ca)?;
+        }
+        if let Some(cert) = &self.client_cert {
+            certs("clientCert", cert)?;
+        }
+        if self.client_key.is_some() && self.client_cert.is_none() {
+            return Err(FieldError::new(
+                format!("{field}.clientKey"),
+                "needs clientCert, the certificate it belongs to",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The client key, as written by a user, is a PEM private key.
+    pub fn validate_key(&self, field: &str) -> Result<(), FieldError> {
+        use rustls_pki_types::pem::PemObject;
+        if let Some(key) = &self.client_key {
+            rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| {
+                FieldError::new(
+                    format!("{field}.clientKey"),
+                    format!("is not a PEM private key: {e}"),
+                )
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// A URL of an upstream with its weight, as written: `"http://a"` or `{url, weight}`.
@@ -79,6 +157,7 @@ impl RestEndpoint {
             url: Some(url.into()),
             urls: vec![],
             health_check: None,
+            tls: None,
         }
     }
 
@@ -124,6 +203,19 @@ impl RestEndpoint {
                     }
                 }
             }
+        }
+        if let Some(tls) = &self.tls {
+            if let Some((url, _)) = self
+                .endpoints()
+                .into_iter()
+                .find(|(u, _)| !u.starts_with("https://"))
+            {
+                return Err(FieldError::new(
+                    format!("{field}.tls"),
+                    format!("applies to https:// URLs only, and '{url}' is not one"),
+                ));
+            }
+            tls.validate(&format!("{field}.tls"))?;
         }
         if let Some(h) = &self.health_check {
             if !h.path.starts_with('/') {

@@ -2,6 +2,7 @@
 //!
 //! Parsing a spec validates it completely; a value of these types is always servable.
 
+mod credentials;
 mod endpoint;
 mod llm_provider;
 mod llm_proxy;
@@ -17,7 +18,10 @@ use crate::kind::ArtifactKind;
 use crate::validate::{from_value, FieldError};
 
 pub use crate::policy::{parse_window, Policy, PolicyName};
-pub use endpoint::{HealthCheck, RestEndpoint, WeightedUrl};
+pub use credentials::{
+    redact_credentials, remove_credential_marks, strip_credentials, CredentialSlot,
+};
+pub use endpoint::{EndpointTls, HealthCheck, RestEndpoint, WeightedUrl};
 pub use llm_provider::{
     AccessControl, AccessException, AccessMode, LlmProviderSpec, LlmUpstream, UpstreamAuth,
 };
@@ -148,14 +152,6 @@ impl ArtifactSpec {
             ArtifactSpec::LlmProvider(s) => &s.subscription_plans,
             ArtifactSpec::LlmProxy(s) => &s.subscription_plans,
             ArtifactSpec::Mcp(s) => &s.subscription_plans,
-        }
-    }
-
-    /// The upstream credential, for kinds that carry one.
-    pub fn credential_mut(&mut self) -> Option<&mut Option<String>> {
-        match self {
-            ArtifactSpec::LlmProvider(s) => s.upstream.auth.as_mut().map(|a| &mut a.value),
-            _ => None,
         }
     }
 

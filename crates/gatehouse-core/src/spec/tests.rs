@@ -131,7 +131,7 @@ fn llm_and_mcp_specs_validate() {
         "policies": [{"name": "model-allow-list", "params": {"models": ["gpt-4o"]}}]
     });
     let mut p = ArtifactSpec::parse(ArtifactKind::LlmProvider, provider.clone()).unwrap();
-    assert_eq!(p.credential_mut().unwrap().as_deref(), Some("Bearer sk"));
+    assert_eq!(p.credentials_mut()[0].1.as_deref(), Some("Bearer sk"));
     // A template that is not built in parses (an organization's own), but does not resolve
     // without its definition.
     let mut custom = provider.clone();

@@ -145,13 +145,8 @@ async fn metrics() -> Response {
 /// The document as read back: credentials removed, plus `status`.
 fn view(a: &StoredArtifact) -> Value {
     let mut v = a.document.to_value();
-    if let Some(auth) = v
-        .pointer_mut("/spec/upstream/auth")
-        .and_then(Value::as_object_mut)
-    {
-        if auth.remove("value").is_some() {
-            auth.insert("valueSet".into(), Value::Bool(true));
-        }
+    if let Some(spec) = v.get_mut("spec") {
+        gatehouse_core::spec::redact_credentials(a.kind(), spec);
     }
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
         if spec.remove("sessionKey").is_some() {
@@ -177,8 +172,13 @@ async fn held(rt: &Runtime, kind: ArtifactKind, handle: &str) -> AdminResult<Sto
     })
 }
 
-fn parse_for(kind: ArtifactKind, doc: Value) -> AdminResult<ArtifactDocument> {
+fn parse_for(kind: ArtifactKind, mut doc: Value) -> AdminResult<ArtifactDocument> {
+    // What a read returned can be written back: its `<credential>Set` marks are dropped.
+    if let Some(spec) = doc.get_mut("spec") {
+        gatehouse_core::spec::remove_credential_marks(kind, spec);
+    }
     let doc = ArtifactDocument::from_value(doc)?;
+    doc.spec.validate_credentials()?;
     if doc.kind != kind {
         return Err(FieldError::new(
             "kind",
@@ -310,15 +310,8 @@ async fn replace(
     }
     let mut art = held(&rt, kind, &handle).await?;
     refuse_control_plane(&art, "change")?;
-    // A replace without the credential keeps the stored one.
-    if let (Some(new), Some(old)) = (
-        document.spec.credential_mut(),
-        art.document.spec.credential_mut(),
-    ) {
-        if new.is_none() {
-            *new = old.take();
-        }
-    }
+    // A replace without a credential keeps the stored one.
+    document.spec.keep_credentials_from(&mut art.document.spec);
     art.document = document;
     art.deployed_at = Some(now_rfc3339());
     rt.store.replace(&art).await?;

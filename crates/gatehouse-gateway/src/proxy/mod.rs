@@ -2,6 +2,7 @@
 //! its upstream, streaming bodies both ways.
 
 pub mod error;
+pub mod h1pool;
 pub mod llm;
 pub mod mcp;
 pub mod metrics;
@@ -205,7 +206,8 @@ impl Proxy {
     }
 
     /// Runs `entry`'s policies on the request and forwards it; the path after the artifact's
-    /// context starts at `context_len`.
+    /// context starts at `context_len`. The JWT, LLM and MCP steps are boxed: inline, their
+    /// large states would size (and be copied with) every request's future, forwarding included.
     async fn forward(
         &self,
         entry: &Entry,
@@ -255,7 +257,7 @@ impl Proxy {
             None => None,
         };
         let claims = match &chain.jwt {
-            Some(jwt) => match jwt.check(&mut parts.headers).await {
+            Some(jwt) => match Box::pin(jwt.check(&mut parts.headers)).await {
                 Ok(claims) => Some(claims),
                 Err(e) => {
                     let metadata = (entry.kind == gatehouse_core::ArtifactKind::Mcp).then(|| {
@@ -297,11 +299,18 @@ impl Proxy {
                     subscription,
                 },
             };
-            let mut res =
-                match llm::forward(route, &clients.buffered, self.timeouts, req, body).await {
-                    Ok(r) => r,
-                    Err(e) => e.into_response(route.api),
-                };
+            let mut res = match Box::pin(llm::forward(
+                route,
+                &clients.buffered,
+                self.timeouts,
+                req,
+                body,
+            ))
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => e.into_response(route.api),
+            };
             finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
             return Ok(res);
         }
@@ -354,17 +363,34 @@ impl Proxy {
                     let headers = std::mem::take(&mut parts.headers);
                     let ex =
                         mcp::exchange::Exchange::new(&clients.buffered, self.timeouts, headers);
-                    mcp::multiplex::handle(route, mux, gate, ex, parts.method, session, body)
-                        .await?
+                    Box::pin(mcp::multiplex::handle(
+                        route,
+                        mux,
+                        gate,
+                        ex,
+                        parts.method,
+                        session,
+                        body,
+                    ))
+                    .await?
                 }
                 None => {
-                    mcp::forward(route, gate, &clients.buffered, self.timeouts, parts, body).await?
+                    Box::pin(mcp::forward(
+                        route,
+                        gate,
+                        &clients.buffered,
+                        self.timeouts,
+                        parts,
+                        body,
+                    ))
+                    .await?
                 }
             };
             finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
             return Ok(res);
         }
-        let exceeded = Arc::new(AtomicBool::new(false));
+        // Set when the body passes `maxRequestBody` on its way (only APIs with one allocate it).
+        let mut exceeded = None;
         let body = match entry.max_request_body {
             Some(max) => {
                 let declared = parts
@@ -375,7 +401,9 @@ impl Proxy {
                 if declared.is_some_and(|n| n > max) {
                     return Err(ProxyError::PayloadTooLarge(max));
                 }
-                upstream::RequestBody::capped(body, max, exceeded.clone())
+                let flag = Arc::new(AtomicBool::new(false));
+                exceeded = Some((flag.clone(), max));
+                upstream::RequestBody::capped(body, max, flag)
             }
             None => upstream::RequestBody::plain(body),
         };
@@ -384,25 +412,19 @@ impl Proxy {
             .headers
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let client = if grpc {
+        if grpc {
             parts.version = Version::HTTP_2;
             parts
                 .headers
                 .insert(header::TE, HeaderValue::from_static("trailers"));
-            &clients.http2
-        } else {
-            &clients.plain
+        }
+        let client = (grpc || !pool.plain_http()).then(|| clients.for_tls(pool.tls(), grpc));
+        let via = match &client {
+            Some(c) => send::Via::Client(c),
+            None => send::Via::Pool(&clients.h1),
         };
-        let max = entry.max_request_body;
-        let sent = send::send(
-            client,
-            self.timeouts,
-            &pool,
-            idx,
-            parts,
-            body,
-            (&exceeded, max),
-        );
+        let cut = exceeded.as_ref().map(|(flag, max)| (&**flag, *max));
+        let sent = send::send(&via, self.timeouts, &pool, idx, parts, body, cut);
         let mut r = sent.await.inspect_err(|e| {
             tracing::debug!(artifact = %entry.handle, error = %e, "upstream exchange failed");
         })?;

@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::routes::Upstream;
+use super::upstream::UpstreamTls;
 
 /// First ejection; each failure in a row doubles it.
 const EJECT_BASE: Duration = Duration::from_secs(2);
@@ -80,6 +81,10 @@ pub struct Pool {
     /// Endpoint indexes in smooth weighted round-robin order.
     schedule: Vec<u16>,
     next: AtomicUsize,
+    /// TLS settings of its own (`tls`), for `https://` endpoints.
+    tls: Option<Arc<UpstreamTls>>,
+    /// Every endpoint is a plain `http://` one.
+    plain_http: bool,
 }
 
 /// Smooth weighted round robin (as nginx does it): each weight's share, interleaved.
@@ -113,6 +118,9 @@ impl Pool {
     pub fn new(artifact: &str, endpoints: Vec<(Upstream, u32, String)>) -> Self {
         let several = endpoints.len() > 1;
         let weights: Vec<u32> = endpoints.iter().map(|(_, w, _)| (*w).max(1)).collect();
+        let plain_http = endpoints
+            .iter()
+            .all(|(u, _, _)| u.scheme == http::uri::Scheme::HTTP);
         let endpoints = endpoints
             .into_iter()
             .map(|(upstream, _, url)| {
@@ -148,6 +156,8 @@ impl Pool {
             endpoints,
             schedule: schedule(&weights),
             next: AtomicUsize::new(0),
+            tls: None,
+            plain_http,
         }
     }
 
@@ -228,6 +238,22 @@ impl Pool {
         }
     }
 
+    /// The pool with TLS settings of its own.
+    pub fn with_tls(mut self, tls: Option<Arc<UpstreamTls>>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Whether every endpoint is a plain `http://` one.
+    pub fn plain_http(&self) -> bool {
+        self.plain_http
+    }
+
+    /// Its TLS settings, when it has its own.
+    pub fn tls(&self) -> Option<&UpstreamTls> {
+        self.tls.as_deref()
+    }
+
     /// Checks every endpoint with `GET <path>` each `every` while the pool is in use (the task
     /// ends once the route table no longer holds it).
     pub fn start_health_checks(self: &Arc<Self>, path: String, every: Duration) {
@@ -240,8 +266,12 @@ impl Pool {
 }
 
 async fn health_checks(pool: Weak<Pool>, path: String, every: Duration) {
+    let tls = match pool.upgrade().and_then(|p| p.tls.clone()) {
+        Some(t) => t.config.clone(),
+        None => super::upstream::default_tls_config(),
+    };
     let client: Client<_, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(super::upstream::connector(every));
+        Client::builder(TokioExecutor::new()).build(super::upstream::connector(every, tls));
     loop {
         let Some(p) = pool.upgrade() else { return };
         let checks = p.endpoints.iter().map(|e| {

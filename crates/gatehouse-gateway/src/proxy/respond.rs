@@ -3,14 +3,14 @@
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
+use crate::proxy::h1pool::UpstreamBody;
 use crate::proxy::llm::body::LlmBody;
 use crate::proxy::mcp::body::McpBody;
 
 /// The body of every data-plane response: streamed from the upstream (read on the way for an
 /// LLM exchange, filtered for an MCP list answer), or made here.
-pub type ProxyBody = Either<Either<Incoming, Either<LlmBody, McpBody>>, Full<Bytes>>;
+pub type ProxyBody = Either<Either<UpstreamBody, Either<LlmBody, McpBody>>, Full<Bytes>>;
 
 /// A response the gateway answers itself.
 pub type GatewayResponse = Response<ProxyBody>;

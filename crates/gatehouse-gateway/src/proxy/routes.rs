@@ -20,6 +20,7 @@ use crate::proxy::policies::api_key_auth::{key_digest, KeyEntry};
 use crate::proxy::policies::subscription::{SubEntry, SubSet};
 use crate::proxy::policies::{Chain, Cors, KeySet, RateLimiters};
 use crate::proxy::pool::Pool;
+use crate::proxy::upstream::UpstreamTls;
 use crate::store::{State, StoredArtifact, StoredKey, StoredPlan, StoredSubscription};
 use gatehouse_core::spec::RestEndpoint;
 
@@ -418,13 +419,12 @@ fn compile_entry(
         unavailable: None,
         max_request_body: None,
     };
-    let bad_url = |u: &str| Arc::from(format!("upstream URL '{u}' cannot be used"));
     match &art.document.spec {
         ArtifactSpec::RestApi(s) => {
             entry.max_request_body = s.max_request_body.map(|b| b.0);
             match pool_of(art.handle(), &s.upstream.main) {
                 Ok(p) => entry.main = Some(p),
-                Err(u) => entry.unavailable = Some(bad_url(&u)),
+                Err(why) => entry.unavailable = Some(why.into()),
             }
             entry.sandbox = s
                 .upstream
@@ -502,17 +502,24 @@ fn compile_entry(
     entry
 }
 
-/// The pool of an upstream's URLs, its health checks started; the URL that cannot be used.
+/// The pool of an upstream's URLs, its health checks started; why it cannot be used.
 fn pool_of(artifact: &str, e: &RestEndpoint) -> Result<Arc<Pool>, String> {
     let mut endpoints = vec![];
     for (url, weight) in e.endpoints() {
-        let upstream = Upstream::parse(url).ok_or_else(|| url.to_owned())?;
+        let upstream =
+            Upstream::parse(url).ok_or_else(|| format!("upstream URL '{url}' cannot be used"))?;
         endpoints.push((upstream, weight, url.to_owned()));
     }
     if endpoints.is_empty() {
-        return Err(String::new());
+        return Err("the upstream has no URL".into());
     }
-    let pool = Arc::new(Pool::new(artifact, endpoints));
+    let tls = match &e.tls {
+        Some(t) => Some(Arc::new(UpstreamTls::build(t).map_err(|e| {
+            format!("the upstream's TLS settings cannot be used: {e}")
+        })?)),
+        None => None,
+    };
+    let pool = Arc::new(Pool::new(artifact, endpoints).with_tls(tls));
     if let Some(h) = &e.health_check {
         pool.start_health_checks(h.path.clone(), h.interval.duration());
     }

@@ -7,12 +7,36 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http::header::{self, HeaderMap};
 use http::request::Parts;
 use http::{Method, Request, Response, Uri};
-use hyper::body::Incoming;
+use std::sync::Arc;
 
 use super::error::ProxyError;
+use super::h1pool::{ExchangeError, H1Pool, UpstreamBody};
 use super::pool::{Outcome, Pool};
 use super::upstream::{RequestBody, UpstreamClient};
 use super::Timeouts;
+
+/// What carries a request upstream: this thread's HTTP/1.1 pool (plain `http://` upstreams), or
+/// a general client (TLS, HTTP/2).
+pub enum Via<'a> {
+    Pool(&'a Arc<H1Pool>),
+    Client(&'a UpstreamClient),
+}
+
+impl Via<'_> {
+    async fn request(
+        &self,
+        req: Request<RequestBody>,
+    ) -> Result<Response<UpstreamBody>, ExchangeError> {
+        match self {
+            Via::Pool(p) => p.send(req).await,
+            Via::Client(c) => match c.request(req).await {
+                Ok(r) => Ok(r.map(UpstreamBody::from)),
+                Err(e) if e.is_connect() => Err(ExchangeError::Connect(e.to_string())),
+                Err(e) => Err(ExchangeError::Other(e.to_string())),
+            },
+        }
+    }
+}
 
 /// `parts.uri` addressed to endpoint `i` of `pool` (the path and query kept).
 pub fn address(parts: &mut Parts, pool: &Pool, i: usize) -> Result<(), ProxyError> {
@@ -44,16 +68,17 @@ fn idempotent(m: &Method) -> bool {
 }
 
 /// Sends `parts` + `body` (addressed to endpoint `idx`); `cut` (whether the body was cut off,
-/// and at what `maxRequestBody`) tells a body too large from a failed exchange.
+/// and at what `maxRequestBody`, for an API with a limit) tells a body too large from a failed
+/// exchange.
 pub async fn send(
-    client: &UpstreamClient,
+    client: &Via<'_>,
     timeouts: Timeouts,
     pool: &Pool,
     mut idx: usize,
     parts: Parts,
     body: RequestBody,
-    cut: (&AtomicBool, Option<u64>),
-) -> Result<Response<Incoming>, ProxyError> {
+    cut: Option<(&AtomicBool, u64)>,
+) -> Result<Response<UpstreamBody>, ProxyError> {
     // What a retry needs, kept only when one may happen.
     let again =
         (pool.len() > 1 && idempotent(&parts.method) && !has_body(&parts.headers)).then(|| {
@@ -71,10 +96,10 @@ pub async fn send(
                 pool.record(idx, Outcome::Answered);
                 return Ok(r);
             }
-            Ok(Err(_)) if cut.0.load(Ordering::Relaxed) => {
-                return Err(ProxyError::PayloadTooLarge(cut.1.unwrap_or(0)))
+            Ok(Err(_)) if cut.is_some_and(|(flag, _)| flag.load(Ordering::Relaxed)) => {
+                return Err(ProxyError::PayloadTooLarge(cut.map_or(0, |c| c.1)))
             }
-            Ok(Err(e)) if e.is_connect() => {
+            Ok(Err(ExchangeError::Connect(_))) => {
                 pool.record(idx, Outcome::ConnectFailed);
                 tried.push(idx);
                 let Some((method, uri, headers)) = &again else {

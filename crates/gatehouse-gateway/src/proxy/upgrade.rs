@@ -6,7 +6,6 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
@@ -43,7 +42,7 @@ impl Upgrade {
 
     /// When the upstream switched protocols: keeps the response's upgrade headers (after the
     /// hop-by-hop ones were removed) and tunnels the two connections once both are upgraded.
-    pub fn finish(self, res: &mut Response<Incoming>, artifact: &str) {
+    pub fn finish<B>(self, res: &mut Response<B>, artifact: &str) {
         if res.status() != StatusCode::SWITCHING_PROTOCOLS {
             return;
         }

@@ -10,10 +10,10 @@ use super::rows::{Origin, State, StoredArtifact};
 use super::{now_ms, Store, StoreError, Tx};
 
 impl Store {
-    /// The document as stored: its upstream credential sealed.
+    /// The document as stored: its credentials sealed.
     pub(super) fn seal(&self, doc: &ArtifactDocument) -> String {
         let mut doc = doc.clone();
-        if let Some(cred) = doc.spec.credential_mut() {
+        for (_, cred) in doc.spec.credentials_mut() {
             if let Some(plain) = cred.take() {
                 *cred = Some(self.sealer.seal(&plain));
             }
@@ -21,7 +21,7 @@ impl Store {
         doc.to_value().to_string()
     }
 
-    /// Reads back a stored document of artifact `id`, opening its credential.
+    /// Reads back a stored document of artifact `id`, opening its credentials.
     fn open_doc(&self, id: &str, text: &str) -> Result<ArtifactDocument, StoreError> {
         let unreadable = |reason: String| StoreError::UnreadablePayload {
             table: "artifacts",
@@ -31,7 +31,7 @@ impl Store {
         };
         let value = serde_json::from_str::<Value>(text).map_err(|e| unreadable(e.to_string()))?;
         let mut doc = ArtifactDocument::from_value(value).map_err(|e| unreadable(e.to_string()))?;
-        if let Some(cred) = doc.spec.credential_mut() {
+        for (_, cred) in doc.spec.credentials_mut() {
             if let Some(sealed) = cred.take() {
                 let plain = self
                     .sealer

@@ -232,7 +232,7 @@ mod tests {
         sqlx::raw_sql(SCHEMA_V1).execute(&pool).await.unwrap();
         let sealer = Sealer::new(&data_key(dir).unwrap()).unwrap();
         let mut sealed = provider();
-        if let Some(cred) = sealed.spec.credential_mut() {
+        for (_, cred) in sealed.spec.credentials_mut() {
             *cred = cred.take().map(|plain| sealer.seal(&plain));
         }
         sqlx::query(

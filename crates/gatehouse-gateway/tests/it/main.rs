@@ -2,6 +2,7 @@
 //! management API and traffic, end to end. One test binary, a module per concern.
 
 mod jwt;
+mod keepalive;
 mod kinds;
 mod limits;
 mod llm;
@@ -14,6 +15,7 @@ mod reconfiguration;
 mod routing;
 mod scale;
 mod tls;
+mod upstream_tls;
 mod websocket;
 
 use gatehouse_testkit::binary::gatehouse_bin;

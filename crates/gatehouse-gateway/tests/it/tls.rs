@@ -20,13 +20,13 @@ use tokio_rustls::TlsConnector;
 
 use super::{create, gateway, rest_doc};
 
-struct Ca {
+pub(super) struct Ca {
     cert: rcgen::Certificate,
     key: KeyPair,
 }
 
 impl Ca {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let key = KeyPair::generate().unwrap();
@@ -36,17 +36,28 @@ impl Ca {
         }
     }
 
-    /// A certificate for `names` written to `dir/file.crt` and `.key`; its DER.
-    fn issue(&self, dir: &Path, file: &str, names: &[&str]) -> CertificateDer<'static> {
+    /// The CA certificate, PEM.
+    pub(super) fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A certificate for `names` and its key, PEM.
+    pub(super) fn issue_pem(&self, names: &[&str]) -> (String, String) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let key = KeyPair::generate().unwrap();
         let cert = CertificateParams::new(names)
             .unwrap()
             .signed_by(&key, &self.cert, &self.key)
             .unwrap();
-        std::fs::write(dir.join(format!("{file}.crt")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
-        cert.der().clone()
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A certificate for `names` written to `dir/file.crt` and `.key`; its DER.
+    fn issue(&self, dir: &Path, file: &str, names: &[&str]) -> CertificateDer<'static> {
+        let (cert, key) = self.issue_pem(names);
+        std::fs::write(dir.join(format!("{file}.crt")), &cert).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), key).unwrap();
+        rustls::pki_types::pem::PemObject::from_pem_slice(cert.as_bytes()).unwrap()
     }
 }
 

@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use gatehouse_core::protocol::{DeletePayload, Event};
-use gatehouse_core::spec::ArtifactSpec;
+use gatehouse_core::spec::{ArtifactSpec, CredentialSlot};
 use gatehouse_core::{ArtifactKind, FieldError};
 
 use crate::auth::Caller;
@@ -100,20 +100,9 @@ pub fn view(row: &ArtifactRow) -> Value {
     Value::Object(out)
 }
 
-fn credential_path(kind: ArtifactKind) -> Option<&'static str> {
-    matches!(kind, ArtifactKind::LlmProvider).then_some("/upstream/auth")
-}
-
 /// Removes credential values from a spec; the public API never returns them.
 pub fn redact_credentials(kind: ArtifactKind, spec: &mut Value) {
-    if let Some(auth) = credential_path(kind)
-        .and_then(|p| spec.pointer_mut(p))
-        .and_then(Value::as_object_mut)
-    {
-        if auth.remove("value").is_some() {
-            auth.insert("valueSet".into(), Value::Bool(true));
-        }
-    }
+    gatehouse_core::spec::redact_credentials(kind, spec);
 }
 
 /// Puts the organization's MCP session secret into the spec of a proxy over several servers,
@@ -135,12 +124,11 @@ pub fn open_credentials(
     kind: ArtifactKind,
     spec: &mut Value,
 ) -> anyhow::Result<()> {
-    if let Some(value) = credential_path(kind)
-        .and_then(|p| spec.pointer_mut(p))
-        .and_then(|a| a.get_mut("value"))
-    {
-        if let Some(sealed) = value.as_str() {
-            *value = Value::String(sealer.open(sealed)?);
+    for slot in CredentialSlot::of(kind) {
+        if let Some(value) = spec.pointer_mut(&slot.pointer()) {
+            if let Some(sealed) = value.as_str() {
+                *value = Value::String(sealer.open(sealed)?);
+            }
         }
     }
     Ok(())
@@ -170,14 +158,10 @@ fn parse_body(kind: ArtifactKind, body: Value) -> ApiResult<Body> {
     for key in ["uuid", "kind", "createdAt", "updatedAt"] {
         fields.remove(key);
     }
-    if let Some(auth) = fields
-        .get_mut("upstream")
-        .and_then(|u| u.get_mut("auth"))
-        .and_then(Value::as_object_mut)
-    {
-        auth.remove("valueSet");
-    }
-    let spec = ArtifactSpec::parse(kind, Value::Object(fields))?;
+    let mut fields = Value::Object(fields);
+    gatehouse_core::spec::remove_credential_marks(kind, &mut fields);
+    let spec = ArtifactSpec::parse(kind, fields)?;
+    spec.validate_credentials()?;
     if matches!(&spec, ArtifactSpec::Mcp(m) if m.session_key.is_some()) {
         return Err(FieldError::new(
             "sessionKey",
@@ -287,15 +271,33 @@ fn stored_spec(
     mut spec: ArtifactSpec,
     previous: Option<&Value>,
 ) -> ApiResult<String> {
-    if let Some(cred) = spec.credential_mut() {
+    for (slot, cred) in spec.credentials_mut() {
         match cred.take() {
             Some(plain) => *cred = Some(state.sealer.seal(&plain)),
             // A replace without the credential keeps the stored one.
             None => {
                 *cred = previous
-                    .and_then(|p| p.pointer("/upstream/auth/value"))
+                    .and_then(|p| p.pointer(&slot.pointer()))
                     .and_then(Value::as_str)
                     .map(str::to_owned)
+            }
+        }
+    }
+    // A client certificate needs its key, given now or kept from before.
+    if let ArtifactSpec::RestApi(api) = &spec {
+        let endpoints = [
+            ("main", Some(&api.upstream.main)),
+            ("sandbox", api.upstream.sandbox.as_ref()),
+        ];
+        for (name, endpoint) in endpoints {
+            if let Some(tls) = endpoint.and_then(|e| e.tls.as_ref()) {
+                if tls.client_cert.is_some() && tls.client_key.is_none() {
+                    return Err(FieldError::new(
+                        format!("upstream.{name}.tls.clientKey"),
+                        "is required with clientCert",
+                    )
+                    .into());
+                }
             }
         }
     }

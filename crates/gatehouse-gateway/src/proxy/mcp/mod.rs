@@ -203,7 +203,7 @@ pub async fn forward(
     if inspected.lists.is_empty() || !parts.status.is_success() {
         return Ok(Response::from_parts(
             parts,
-            Either::Left(Either::Left(body)),
+            Either::Left(Either::Left(body.into())),
         ));
     }
     let is_sse = parts

@@ -374,7 +374,7 @@ async fn call_streamed(
     }
     Ok(Response::from_parts(
         parts,
-        Either::Left(Either::Left(body)),
+        Either::Left(Either::Left(body.into())),
     ))
 }
 

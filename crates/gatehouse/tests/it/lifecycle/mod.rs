@@ -7,6 +7,7 @@ mod full_sync;
 mod keys;
 mod kinds;
 mod statuses;
+mod upstream_tls;
 
 use std::path::Path;
 use std::time::Duration;
