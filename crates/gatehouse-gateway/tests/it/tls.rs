@@ -52,6 +52,35 @@ impl Ca {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A server configuration with a certificate from this CA for `names`; with `client_auth`,
+    /// clients must show a certificate from this CA too.
+    pub(super) fn server_config(&self, names: &[&str], client_auth: bool) -> rustls::ServerConfig {
+        use rustls::pki_types::pem::PemObject;
+        let (cert, key) = self.issue_pem(names);
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if client_auth {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.cert.der().clone()).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        builder.with_single_cert(chain, key).unwrap()
+    }
+
     /// A certificate for `names` written to `dir/file.crt` and `.key`; its DER.
     fn issue(&self, dir: &Path, file: &str, names: &[&str]) -> CertificateDer<'static> {
         let (cert, key) = self.issue_pem(names);
@@ -265,23 +294,7 @@ async fn a_certificate_set_that_does_not_load_keeps_the_one_in_use() {
 async fn an_upstream_whose_certificate_is_not_trusted_is_refused() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     // An HTTPS upstream with a certificate from a CA the system does not trust.
-    let tmp = gatehouse_testkit::TempDir::new("tls-upstream").unwrap();
-    let ca = Ca::new();
-    ca.issue(tmp.path(), "up", &["127.0.0.1"]);
-    let chain: Vec<CertificateDer<'static>> =
-        rustls::pki_types::pem::PemObject::pem_file_iter(tmp.path().join("up.crt"))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key = rustls::pki_types::pem::PemObject::from_pem_file(tmp.path().join("up.key")).unwrap();
-    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
+    let cfg = Ca::new().server_config(&["127.0.0.1"], false);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
