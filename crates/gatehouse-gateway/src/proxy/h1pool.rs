@@ -1,32 +1,41 @@
 //! A serving thread's HTTP/1.1 connections to plain `http://` upstreams, kept alive between
-//! requests: the forwarding path of most REST APIs. It does what a general client pool does
-//! with less per request: a connection goes back to the idle list when its response body ends
-//! (seen by the body the client reads), not by a task spawned per request, and is looked up by
-//! the upstream's authority in a map only this thread uses.
+//! requests: the forwarding path of most REST APIs. The request's own task writes the request
+//! and reads the answer on the connection (`h1wire.rs` frames both), with no connection task,
+//! channel or lock per request. A response whose body is already in the read buffer hands its
+//! connection back before the client is even answered; a longer one when its body ends (seen by
+//! the body the client reads). Dropped before its end, the connection is closed with it.
 //!
-//! A request that could not be written on a kept-alive connection (the upstream closed it
-//! meanwhile) is sent again on a new one; nothing reached the upstream.
+//! A kept-alive connection the upstream closed meanwhile is noticed before use when the close
+//! has arrived; when it arrives during the exchange instead (nothing answered), a request
+//! without a body goes again on a new connection: nothing reached the upstream's application.
+//! WebSocket upgrades get a fresh connection of their own through hyper.
 
-use std::collections::HashMap;
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery};
-use http::{Request, Response, StatusCode, Uri};
+use bytes::{Bytes, BytesMut};
+use http::header;
+use http::uri::Authority;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::h1wire::{self, Decoded, Framing, RequestFraming, WireError};
 use super::upstream::RequestBody;
 
 /// An idle connection older than this is closed rather than used.
 const IDLE_FOR: Duration = Duration::from_secs(60);
 /// Most idle connections kept per upstream.
 const MAX_IDLE: usize = 1024;
+/// Bytes read from an upstream at a time (at least).
+const READ_CHUNK: usize = 16 << 10;
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,76 +43,189 @@ pub enum ExchangeError {
     /// No connection could be made (refused, unreachable, timed out): nothing was sent.
     #[error("connecting to the upstream: {0}")]
     Connect(String),
-    /// The exchange failed after the request was handed to a connection.
+    /// hyper's exchange (upgrades) failed after the request was handed to a connection.
     #[error(transparent)]
     Exchange(#[from] hyper::Error),
+    /// The upstream's answer could not be read.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The connection failed during the exchange.
+    #[error("the upstream connection failed: {0}")]
+    Io(#[from] io::Error),
+    /// The request body failed (the client's side, or past `maxRequestBody`).
+    #[error("reading the request body: {0}")]
+    RequestBody(String),
     /// Another client's exchange failed.
     #[error("{0}")]
     Other(String),
 }
 
+/// A connection to an upstream with what was read from it and not used yet.
+struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    /// Whether an idle connection can carry a request: the upstream has not closed it and has
+    /// sent nothing unasked. Asks the socket only when the runtime saw it become readable.
+    fn usable(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => matches!(
+                self.io.try_read(&mut [0u8; 1]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock
+            ),
+        }
+    }
+}
+
 struct Idle {
-    tx: SendRequest<RequestBody>,
+    conn: Conn,
     since: Instant,
 }
 
 /// The idle connections of one serving thread, by upstream authority.
 pub struct H1Pool {
-    idle: Mutex<HashMap<Authority, Vec<Idle>>>,
+    idle: Mutex<rustc_hash::FxHashMap<Authority, Vec<Idle>>>,
     connect_timeout: Duration,
+}
+
+/// How an exchange on one connection failed.
+enum Failed {
+    /// The connection ended before any answer, and the request can go again.
+    BeforeAnswer(ExchangeError),
+    /// Anything else.
+    Fatal(ExchangeError),
 }
 
 impl H1Pool {
     /// An empty pool; new connections are given up after `connect_timeout`.
     pub fn new(connect_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(rustc_hash::FxHashMap::default()),
             connect_timeout,
         })
     }
 
-    fn checkout(&self, authority: &Authority) -> Option<SendRequest<RequestBody>> {
+    fn checkout(&self, authority: &Authority) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(authority)?;
+        let now = Instant::now();
         // Most recently used first: its socket is the likeliest to be open and warm.
         while let Some(c) = list.pop() {
-            if !c.tx.is_closed() && c.since.elapsed() < IDLE_FOR {
-                return Some(c.tx);
+            if now.saturating_duration_since(c.since) < IDLE_FOR && c.conn.usable() {
+                return Some(c.conn);
             }
         }
         None
     }
 
-    fn checkin(&self, authority: Authority, tx: SendRequest<RequestBody>) {
-        if tx.is_closed() {
-            return;
-        }
+    fn checkin(&self, authority: Authority, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(authority).or_default();
+        let now = Instant::now();
         // The oldest are at the front: drop those past their time, and any over the cap.
         let stale = list
             .iter()
-            .take_while(|c| c.since.elapsed() >= IDLE_FOR)
+            .take_while(|c| now.saturating_duration_since(c.since) >= IDLE_FOR)
             .count()
             .max((list.len() + 1).saturating_sub(MAX_IDLE));
         list.drain(..stale);
-        list.push(Idle {
-            tx,
-            since: Instant::now(),
-        });
+        list.push(Idle { conn, since: now });
     }
 
-    async fn connect(
-        &self,
-        authority: &Authority,
-    ) -> Result<SendRequest<RequestBody>, ExchangeError> {
+    async fn connect(&self, authority: &Authority) -> Result<TcpStream, ExchangeError> {
         let addr = (authority.host(), authority.port_u16().unwrap_or(80));
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ExchangeError::Connect("timed out".into()))?
             .map_err(|e| ExchangeError::Connect(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let (tx, conn) = http1::handshake(TokioIo::new(stream))
+        Ok(stream)
+    }
+
+    /// Sends `req` (an absolute `http://` URI) on a kept-alive connection to its authority, or
+    /// a new one.
+    pub async fn send(
+        self: &Arc<Self>,
+        req: Request<RequestBody>,
+    ) -> Result<Response<UpstreamBody>, ExchangeError> {
+        let authority =
+            req.uri().authority().cloned().ok_or_else(|| {
+                ExchangeError::Connect("the upstream URI has no authority".into())
+            })?;
+        if req.headers().contains_key(header::UPGRADE) {
+            return Box::pin(self.send_upgrade(&authority, req)).await;
+        }
+        let (mut parts, mut body) = req.into_parts();
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut head = Vec::new();
+        let framing = h1wire::encode_head(
+            &mut head,
+            &parts.method,
+            pq,
+            &mut parts.headers,
+            body.is_end_stream(),
+        );
+        let (mut conn, mut reused) = match self.checkout(&authority) {
+            Some(c) => (c, true),
+            None => (Conn::new(Box::pin(self.connect(&authority)).await?), false),
+        };
+        let answer = loop {
+            match exchange(&mut conn, &head, framing, &mut body).await {
+                Ok(h) => break h,
+                // The upstream closed a kept-alive connection as the request went out.
+                Err(Failed::BeforeAnswer(_)) if reused && framing == RequestFraming::Empty => {
+                    conn = Conn::new(Box::pin(self.connect(&authority)).await?);
+                    reused = false;
+                }
+                Err(Failed::BeforeAnswer(e) | Failed::Fatal(e)) => return Err(e),
+            }
+        };
+        if answer.status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(ExchangeError::Other(
+                "the upstream switched protocols unasked".into(),
+            ));
+        }
+        let framing = answer.framing(&parts.method)?;
+        let keep_alive = answer.keep_alive();
+        let mut res = Response::new(UpstreamBody::empty());
+        *res.status_mut() = answer.status;
+        *res.headers_mut() = answer.headers;
+        let body = match framing {
+            Framing::Empty => None,
+            // The whole body is here: the connection goes back now.
+            Framing::Length(n) if n <= conn.buf.len() as u64 => {
+                Some(conn.buf.split_to(n as usize).freeze())
+            }
+            framing => {
+                *res.body_mut() = UpstreamBody(Kind::Wire(Box::new(WireBody {
+                    conn: Some(conn),
+                    framing,
+                    back: keep_alive.then(|| (Arc::downgrade(self), authority)),
+                })));
+                return Ok(res);
+            }
+        };
+        if keep_alive && conn.buf.is_empty() {
+            self.checkin(authority, conn);
+        }
+        *res.body_mut() = UpstreamBody(Kind::Full(body.filter(|b| !b.is_empty())));
+        Ok(res)
+    }
+
+    /// An upgrade (WebSocket) on a fresh connection through hyper, which hands the connection
+    /// over when the upstream switches protocols.
+    async fn send_upgrade(
+        &self,
+        authority: &Authority,
+        mut req: Request<RequestBody>,
+    ) -> Result<Response<UpstreamBody>, ExchangeError> {
+        let stream = self.connect(authority).await?;
+        let (mut tx, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ExchangeError::Connect(e.to_string()))?;
         tokio::spawn(async move {
@@ -111,74 +233,213 @@ impl H1Pool {
                 tracing::debug!(error = %e, "upstream connection ended");
             }
         });
-        Ok(tx)
-    }
-
-    /// Sends `req` (an absolute `http://` URI) on a kept-alive connection to its authority, or
-    /// a new one.
-    pub async fn send(
-        self: &Arc<Self>,
-        mut req: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, ExchangeError> {
-        let authority =
-            req.uri().authority().cloned().ok_or_else(|| {
-                ExchangeError::Connect("the upstream URI has no authority".into())
-            })?;
         // On the wire the request line carries the path and query only.
-        let pq = req
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *req.uri_mut() = Uri::from(pq);
-        let mut tx = match self.checkout(&authority) {
-            Some(tx) => tx,
-            None => Box::pin(self.connect(&authority)).await?,
-        };
-        let res = loop {
-            if tx.ready().await.is_err() {
-                tx = Box::pin(self.connect(&authority)).await?;
+        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        *req.uri_mut() = pq
+            .parse()
+            .map_err(|_| ExchangeError::Other("the request path cannot be forwarded".to_owned()))?;
+        let res = tx.send_request(req).await?;
+        Ok(res.map(UpstreamBody::from))
+    }
+}
+
+impl Conn {
+    fn new(io: TcpStream) -> Self {
+        Self {
+            io,
+            buf: BytesMut::new(),
+        }
+    }
+}
+
+/// Writes the request on `conn` and reads the head of its answer (1xx interim answers skipped).
+async fn exchange(
+    conn: &mut Conn,
+    head: &[u8],
+    framing: RequestFraming,
+    body: &mut RequestBody,
+) -> Result<h1wire::Head, Failed> {
+    if let Err(e) = conn.io.write_all(head).await {
+        return Err(Failed::BeforeAnswer(e.into()));
+    }
+    if framing != RequestFraming::Empty {
+        write_body(conn, framing, body)
+            .await
+            .map_err(Failed::Fatal)?;
+    }
+    let mut read_any = false;
+    loop {
+        if let Some(answer) =
+            h1wire::parse_head(&mut conn.buf).map_err(|e| Failed::Fatal(e.into()))?
+        {
+            read_any = true;
+            if answer.status.is_informational() && answer.status != StatusCode::SWITCHING_PROTOCOLS
+            {
                 continue;
             }
-            match tx.try_send_request(req).await {
-                Ok(res) => break res,
-                // Not written (the kept-alive connection closed first): a new connection.
-                Err(mut e) => match e.take_message() {
-                    Some(back) => {
-                        req = back;
-                        tx = Box::pin(self.connect(&authority)).await?;
-                    }
-                    None => return Err(e.into_error().into()),
-                },
+            return Ok(answer);
+        }
+        conn.buf.reserve(READ_CHUNK);
+        match conn.io.read_buf(&mut conn.buf).await {
+            Ok(0) if !read_any && conn.buf.is_empty() => {
+                return Err(Failed::BeforeAnswer(ExchangeError::Other(
+                    "the upstream closed the connection without answering".into(),
+                )))
             }
-        };
-        // A switched protocol owns the connection; any other answer gives it back when its
-        // body ends.
-        let back = (res.status() != StatusCode::SWITCHING_PROTOCOLS)
-            .then(|| (tx, Arc::downgrade(self), authority));
-        Ok(res.map(|inner| UpstreamBody { inner, back }))
+            Ok(0) => {
+                return Err(Failed::Fatal(ExchangeError::Other(
+                    "the upstream closed the connection in the middle of its answer".into(),
+                )))
+            }
+            Ok(_) => read_any = true,
+            Err(e) if !read_any => return Err(Failed::BeforeAnswer(e.into())),
+            Err(e) => return Err(Failed::Fatal(e.into())),
+        }
     }
+}
+
+/// Streams the request body upstream, framed as the head said.
+async fn write_body(
+    conn: &mut Conn,
+    framing: RequestFraming,
+    body: &mut RequestBody,
+) -> Result<(), ExchangeError> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ExchangeError::RequestBody(e.to_string()))?;
+        match frame.into_data() {
+            Ok(data) if data.is_empty() => {}
+            Ok(data) if framing == RequestFraming::Length => conn.io.write_all(&data).await?,
+            Ok(data) => {
+                out.clear();
+                h1wire::encode_chunk(&mut out, &data);
+                conn.io.write_all(&out).await?;
+            }
+            Err(frame) => {
+                if let (Ok(trailers), RequestFraming::Chunked) = (frame.into_trailers(), framing) {
+                    out.clear();
+                    h1wire::encode_last_chunk(&mut out, Some(&trailers));
+                    conn.io.write_all(&out).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    if framing == RequestFraming::Chunked {
+        conn.io.write_all(b"0\r\n\r\n").await?;
+    }
+    Ok(())
 }
 
 /// An upstream response body. From this pool, it gives its connection back once it has been
 /// read to the end (dropped before the end, the connection is closed with it); from another
 /// client, it is that client's body as is.
-pub struct UpstreamBody {
-    inner: Incoming,
-    back: Option<(SendRequest<RequestBody>, Weak<H1Pool>, Authority)>,
+pub struct UpstreamBody(Kind);
+
+enum Kind {
+    /// Read whole with the head (or empty).
+    Full(Option<Bytes>),
+    /// Read from this pool's connection as the client takes it.
+    Wire(Box<WireBody>),
+    /// From hyper's clients (TLS, HTTP/2, upgrades).
+    Hyper(Incoming),
+}
+
+impl UpstreamBody {
+    fn empty() -> Self {
+        Self(Kind::Full(None))
+    }
 }
 
 impl From<Incoming> for UpstreamBody {
     fn from(inner: Incoming) -> Self {
-        Self { inner, back: None }
+        Self(Kind::Hyper(inner))
     }
 }
 
-impl UpstreamBody {
+struct WireBody {
+    /// `None` once the body ended.
+    conn: Option<Conn>,
+    framing: Framing,
+    /// Where the connection goes back when the body ends (`None`: it closes).
+    back: Option<(Weak<H1Pool>, Authority)>,
+}
+
+impl WireBody {
+    /// The body ended: the connection goes back if it can carry another request.
     fn release(&mut self) {
-        if let Some((tx, pool, authority)) = self.back.take() {
-            if let Some(pool) = pool.upgrade() {
-                pool.checkin(authority, tx);
+        let conn = self.conn.take();
+        if let (Some(conn), Some((pool, authority))) = (conn, self.back.take()) {
+            if let Some(pool) = pool.upgrade().filter(|_| conn.buf.is_empty()) {
+                pool.checkin(authority, conn);
+            }
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match &mut self.framing {
+                Framing::Empty => {
+                    self.release();
+                    return Poll::Ready(None);
+                }
+                Framing::Length(left) => {
+                    if !conn.buf.is_empty() {
+                        let n = (*left).min(conn.buf.len() as u64);
+                        *left -= n;
+                        let data = conn.buf.split_to(n as usize).freeze();
+                        if *left == 0 {
+                            self.release();
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    if *left == 0 {
+                        self.release();
+                        return Poll::Ready(None);
+                    }
+                }
+                Framing::Chunked(dec) => match dec.decode(&mut conn.buf) {
+                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Decoded::End(trailers)) => {
+                        self.release();
+                        return Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))));
+                    }
+                    Ok(Decoded::NeedMore) => {}
+                    Err(e) => {
+                        self.conn = None;
+                        return Poll::Ready(Some(Err(io::Error::other(e))));
+                    }
+                },
+                Framing::Close => {
+                    if !conn.buf.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(conn.buf.split().freeze()))));
+                    }
+                }
+            }
+            conn.buf.reserve(READ_CHUNK);
+            match std::task::ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut conn.io),
+                cx,
+                &mut conn.buf
+            )) {
+                Ok(0) => {
+                    self.conn = None;
+                    if matches!(self.framing, Framing::Close) {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the upstream closed the connection before the body ended",
+                    ))));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.conn = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
             }
         }
     }
@@ -186,37 +447,39 @@ impl UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &frame {
-            None => this.release(),
-            Some(Ok(_)) if this.inner.is_end_stream() => this.release(),
-            Some(Err(_)) => this.back = None,
-            Some(Ok(_)) => {}
+    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        match &mut self.0 {
+            Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Kind::Wire(wire) => wire.poll_frame(cx),
+            Kind::Hyper(inner) => Pin::new(inner)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(io::Error::other))),
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.0 {
+            Kind::Full(data) => data.is_none(),
+            Kind::Wire(wire) => {
+                wire.conn.is_none() || matches!(wire.framing, Framing::Length(0) | Framing::Empty)
+            }
+            Kind::Hyper(inner) => inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for UpstreamBody {
-    fn drop(&mut self) {
-        // An empty body (HEAD, 204, 304) is never polled: it ended all the same.
-        if self.inner.is_end_stream() {
-            self.release();
+        match &self.0 {
+            Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Wire(wire) => match wire.framing {
+                Framing::Length(left) if wire.conn.is_some() => SizeHint::with_exact(left),
+                _ => SizeHint::default(),
+            },
+            Kind::Hyper(inner) => inner.size_hint(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod h1pool;
+pub mod h1wire;
 pub mod llm;
 pub mod mcp;
 pub mod metrics;
@@ -74,6 +75,10 @@ pub struct Proxy {
 
 /// Removes the headers that describe one hop.
 pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names tells, without hashing any.
+    if !h.keys().any(|n| HOP_BY_HOP.contains(n)) {
+        return;
+    }
     // Headers named by `Connection` are hop-by-hop too.
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)

@@ -17,6 +17,7 @@ mod scale;
 mod tls;
 mod upstream_tls;
 mod websocket;
+mod wire;
 
 use gatehouse_testkit::binary::gatehouse_bin;
 use gatehouse_testkit::{Client, Gateway};
