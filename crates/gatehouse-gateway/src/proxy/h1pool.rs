@@ -147,18 +147,15 @@ impl H1Pool {
         Ok(stream)
     }
 
-    /// Sends `req` (an absolute `http://` URI) on a kept-alive connection to its authority, or
-    /// a new one.
+    /// Sends `req` (its URI's path and query) on a kept-alive connection to `authority`, or a
+    /// new one.
     pub async fn send(
         self: &Arc<Self>,
+        authority: &Authority,
         req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, ExchangeError> {
-        let authority =
-            req.uri().authority().cloned().ok_or_else(|| {
-                ExchangeError::Connect("the upstream URI has no authority".into())
-            })?;
         if req.headers().contains_key(header::UPGRADE) {
-            return Box::pin(self.send_upgrade(&authority, req)).await;
+            return Box::pin(self.send_upgrade(authority, req)).await;
         }
         let (mut parts, mut body) = req.into_parts();
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -170,16 +167,16 @@ impl H1Pool {
             &mut parts.headers,
             body.is_end_stream(),
         );
-        let (mut conn, mut reused) = match self.checkout(&authority) {
+        let (mut conn, mut reused) = match self.checkout(authority) {
             Some(c) => (c, true),
-            None => (Conn::new(Box::pin(self.connect(&authority)).await?), false),
+            None => (Conn::new(Box::pin(self.connect(authority)).await?), false),
         };
         let answer = loop {
             match exchange(&mut conn, &head, framing, &mut body).await {
                 Ok(h) => break h,
                 // The upstream closed a kept-alive connection as the request went out.
                 Err(Failed::BeforeAnswer(_)) if reused && framing == RequestFraming::Empty => {
-                    conn = Conn::new(Box::pin(self.connect(&authority)).await?);
+                    conn = Conn::new(Box::pin(self.connect(authority)).await?);
                     reused = false;
                 }
                 Err(Failed::BeforeAnswer(e) | Failed::Fatal(e)) => return Err(e),
@@ -205,13 +202,13 @@ impl H1Pool {
                 *res.body_mut() = UpstreamBody(Kind::Wire(Box::new(WireBody {
                     conn: Some(conn),
                     framing,
-                    back: keep_alive.then(|| (Arc::downgrade(self), authority)),
+                    back: keep_alive.then(|| (Arc::downgrade(self), authority.clone())),
                 })));
                 return Ok(res);
             }
         };
         if keep_alive && conn.buf.is_empty() {
-            self.checkin(authority, conn);
+            self.checkin(authority.clone(), conn);
         }
         *res.body_mut() = UpstreamBody(Kind::Full(body.filter(|b| !b.is_empty())));
         Ok(res)

@@ -1,8 +1,11 @@
 //! The data plane: a hyper server that routes each request through the current route table to
 //! its upstream, streaming bodies both ways.
 
+pub mod client_body;
 pub mod error;
+pub mod h1head;
 pub mod h1pool;
+pub mod h1serve;
 pub mod h1wire;
 pub mod llm;
 pub mod mcp;
@@ -25,10 +28,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use client_body::ClientBody;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, StatusCode, Uri, Version};
 use http_body_util::Either;
-use hyper::body::Incoming;
 
 use error::ProxyError;
 use policies::RateLimit;
@@ -46,7 +49,7 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Headers that describe one hop, never forwarded.
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -75,8 +78,17 @@ pub struct Proxy {
 
 /// Removes the headers that describe one hop.
 pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names tells, without hashing any.
-    if !h.keys().any(|n| HOP_BY_HOP.contains(n)) {
+    // Most messages carry none or only `Connection`: one pass over the names finds those
+    // present, without hashing any.
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut any = false;
+    for name in h.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == name) {
+            present[i] = true;
+            any = true;
+        }
+    }
+    if !any {
         return;
     }
     // Headers named by `Connection` are hop-by-hop too.
@@ -85,9 +97,20 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .map(str::trim)
+        // The usual tokens (`keep-alive`, `close`, `upgrade`) name no other header.
+        .filter(|t| {
+            !t.eq_ignore_ascii_case("close")
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|n| t.eq_ignore_ascii_case(n.as_str()))
+        })
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         .collect();
-    for n in named.iter().chain(HOP_BY_HOP.iter()) {
+    for n in &named {
+        h.remove(n);
+    }
+    for (n, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         h.remove(n);
     }
 }
@@ -129,7 +152,7 @@ impl Proxy {
     pub async fn handle(
         &self,
         clients: &Clients,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
         peer: &Peer,
     ) -> GatewayResponse {
         let path = req.uri().path();
@@ -217,7 +240,7 @@ impl Proxy {
         &self,
         entry: &Entry,
         clients: &Clients,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
         context_len: usize,
         peer: &Peer,
     ) -> Result<GatewayResponse, ProxyError> {
@@ -335,11 +358,9 @@ impl Proxy {
             pq.push('?');
             pq.push_str(q);
         }
-        parts.uri = Uri::builder()
-            .scheme(upstream.scheme.clone())
-            .authority(upstream.authority.clone())
-            .path_and_query(pq)
-            .build()
+        // Origin-form: this thread's HTTP/1.1 pool writes it as is; other clients get the
+        // endpoint's scheme and authority added (`send::address`).
+        parts.uri = Uri::from_maybe_shared(bytes::Bytes::from(pq))
             .map_err(|_| ProxyError::BadRequest("the request path cannot be forwarded"))?;
         parts.version = Version::HTTP_11;
         let upgrade = upgrade::Upgrade::take(&mut parts);
@@ -380,6 +401,7 @@ impl Proxy {
                     .await?
                 }
                 None => {
+                    send::address(&mut parts, &pool, idx)?;
                     Box::pin(mcp::forward(
                         route,
                         gate,
@@ -424,6 +446,9 @@ impl Proxy {
                 .insert(header::TE, HeaderValue::from_static("trailers"));
         }
         let client = (grpc || !pool.plain_http()).then(|| clients.for_tls(pool.tls(), grpc));
+        if client.is_some() {
+            send::address(&mut parts, &pool, idx)?;
+        }
         let via = match &client {
             Some(c) => send::Via::Client(c),
             None => send::Via::Pool(&clients.h1),
@@ -518,5 +543,30 @@ fn finish_headers(
         if !h.contains_key("ratelimit-limit") {
             RateLimit::headers(d, h);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-kept"]);
+        let mut plain = HeaderMap::new();
+        plain.insert("x-a", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain.len(), 1);
     }
 }

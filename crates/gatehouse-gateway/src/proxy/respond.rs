@@ -9,8 +9,9 @@ use crate::proxy::llm::body::LlmBody;
 use crate::proxy::mcp::body::McpBody;
 
 /// The body of every data-plane response: streamed from the upstream (read on the way for an
-/// LLM exchange, filtered for an MCP list answer), or made here.
-pub type ProxyBody = Either<Either<UpstreamBody, Either<LlmBody, McpBody>>, Full<Bytes>>;
+/// LLM exchange, filtered for an MCP list answer), or made here. The LLM and MCP bodies are
+/// boxed: inline, their size would be every response's, copied at each move.
+pub type ProxyBody = Either<Either<UpstreamBody, Either<Box<LlmBody>, Box<McpBody>>>, Full<Bytes>>;
 
 /// A response the gateway answers itself.
 pub type GatewayResponse = Response<ProxyBody>;

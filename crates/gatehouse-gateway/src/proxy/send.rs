@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::header::{self, HeaderMap};
 use http::request::Parts;
+use http::uri::Authority;
 use http::{Method, Request, Response, Uri};
 use std::sync::Arc;
 
@@ -25,10 +26,11 @@ pub enum Via<'a> {
 impl Via<'_> {
     async fn request(
         &self,
+        authority: &Authority,
         req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, ExchangeError> {
         match self {
-            Via::Pool(p) => p.send(req).await,
+            Via::Pool(p) => p.send(authority, req).await,
             Via::Client(c) => match c.request(req).await {
                 Ok(r) => Ok(r.map(UpstreamBody::from)),
                 Err(e) if e.is_connect() => Err(ExchangeError::Connect(e.to_string())),
@@ -91,7 +93,8 @@ pub async fn send(
     let mut tried = vec![];
     let mut req = Request::from_parts(parts, body);
     loop {
-        match tokio::time::timeout(timeouts.response, client.request(req)).await {
+        let authority = &pool.upstream(idx).authority;
+        match tokio::time::timeout(timeouts.response, client.request(authority, req)).await {
             Ok(Ok(r)) => {
                 pool.record(idx, Outcome::Answered);
                 return Ok(r);

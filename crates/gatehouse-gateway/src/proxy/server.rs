@@ -15,8 +15,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use super::client_body::ClientBody;
 use super::upstream::Clients;
 use super::Proxy;
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::server::graceful::Watcher;
 
 /// What each client connection is held to.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +79,39 @@ pub struct Peer {
     pub https: bool,
 }
 
+/// What a client connection's task needs.
+pub struct ConnContext {
+    pub proxy: Arc<Proxy>,
+    pub clients: Arc<Clients>,
+    pub peer: Peer,
+    pub limits: ServeLimits,
+    pub builder: Arc<auto::Builder<TokioExecutor>>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Serves a connection with hyper (HTTP/2, TLS, and what the gateway's own HTTP/1.1 loop hands
+/// over), watched by the graceful shutdown.
+pub async fn serve_with_hyper<IO>(ctx: &ConnContext, io: IO, watcher: Watcher)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (proxy, clients, peer) = (ctx.proxy.clone(), ctx.clients.clone(), ctx.peer.clone());
+    let service = service_fn(move |req: Request<Incoming>| {
+        let (proxy, clients, peer) = (proxy.clone(), clients.clone(), peer.clone());
+        async move {
+            Ok::<_, Infallible>(
+                proxy
+                    .handle(&clients, req.map(ClientBody::from), &peer)
+                    .await,
+            )
+        }
+    });
+    let conn = ctx
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    let _ = watcher.watch(conn.into_owned()).await;
+}
+
 /// Serves the data plane on `listener` (TLS when `tls` is given) until `shutdown` turns true,
 /// then lets connections finish their requests in flight.
 pub async fn serve(
@@ -122,28 +159,28 @@ pub async fn serve(
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let _ = stream.set_nodelay(true);
-        let (proxy, clients) = (proxy.clone(), clients.clone());
-        let peer = Peer {
-            ip: HeaderValue::from_str(&remote.ip().to_string())
-                .unwrap_or(HeaderValue::from_static("unknown")),
-            https: tls.is_some(),
+        let ctx = ConnContext {
+            proxy: proxy.clone(),
+            clients: clients.clone(),
+            peer: Peer {
+                ip: HeaderValue::from_str(&remote.ip().to_string())
+                    .unwrap_or(HeaderValue::from_static("unknown")),
+                https: tls.is_some(),
+            },
+            limits,
+            builder: builder.clone(),
+            shutdown: shutdown.clone(),
         };
-        let service = service_fn(move |req| {
-            let (proxy, clients, peer) = (proxy.clone(), clients.clone(), peer.clone());
-            async move { Ok::<_, Infallible>(proxy.handle(&clients, req, &peer).await) }
-        });
+        let watcher = graceful.watcher();
         match &tls {
             None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    super::h1serve::serve(ctx, stream, watcher).await;
                     drop(permit);
                 });
             }
             Some(acceptor) => {
-                let (acceptor, builder, watcher) =
-                    (acceptor.clone(), builder.clone(), graceful.watcher());
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     // The handshake counts against the time to send headers.
                     let handshake =
@@ -158,16 +195,21 @@ pub async fn serve(
                         }
                         Err(_) => return,
                     };
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    serve_with_hyper(&ctx, stream, watcher).await;
                     drop(permit);
                 });
             }
         }
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+    // hyper's connections are told to finish; the gateway's own loop sees the same signal
+    // between requests. Both hold a connection slot until they end.
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let drained = async {
+        graceful.shutdown().await;
+        let _ = slots.acquire_many(all).await;
+    };
+    if tokio::time::timeout(Duration::from_secs(10), drained)
         .await
         .is_err()
     {

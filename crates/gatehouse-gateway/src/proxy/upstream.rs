@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
+
+use super::client_body::ClientBody;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -28,13 +30,13 @@ pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
 /// `maxRequestBody` (the exchange then fails, and `exceeded` tells the gateway to answer 413).
 pub struct RequestBody {
     /// `None`: no body (a retried request).
-    inner: Option<Incoming>,
+    inner: Option<ClientBody>,
     cap: Option<(u64, Arc<AtomicBool>)>,
 }
 
 impl RequestBody {
     /// `inner` as sent.
-    pub fn plain(inner: Incoming) -> Self {
+    pub fn plain(inner: ClientBody) -> Self {
         Self {
             inner: Some(inner),
             cap: None,
@@ -50,7 +52,7 @@ impl RequestBody {
     }
 
     /// `inner`, failing once more than `max` bytes came; `exceeded` turns true then.
-    pub fn capped(inner: Incoming, max: u64, exceeded: Arc<AtomicBool>) -> Self {
+    pub fn capped(inner: ClientBody, max: u64, exceeded: Arc<AtomicBool>) -> Self {
         Self {
             inner: Some(inner),
             cap: Some((max, exceeded)),
@@ -62,7 +64,7 @@ impl RequestBody {
 #[derive(Debug, thiserror::Error)]
 pub enum RequestBodyError {
     #[error(transparent)]
-    Client(#[from] hyper::Error),
+    Client(#[from] std::io::Error),
     #[error("the request body is larger than the limit")]
     TooLarge,
 }

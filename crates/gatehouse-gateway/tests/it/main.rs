@@ -14,6 +14,7 @@ mod pools;
 mod reconfiguration;
 mod routing;
 mod scale;
+mod serve_h1;
 mod tls;
 mod upstream_tls;
 mod websocket;

@@ -72,7 +72,7 @@ async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, V
 }
 
 /// The upstream: counts connections; what it answers depends on the path.
-async fn bare_upstream() -> (String, Arc<AtomicUsize>) {
+pub async fn bare_upstream() -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let accepted = Arc::new(AtomicUsize::new(0));

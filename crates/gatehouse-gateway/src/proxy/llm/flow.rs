@@ -11,6 +11,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
+
+use crate::proxy::client_body::ClientBody;
 use serde_json::Value;
 
 use super::body::{LlmBody, Recorder};
@@ -118,7 +120,7 @@ pub async fn forward(
     client: &BufferedClient,
     timeouts: Timeouts,
     req: LlmRequest,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<GatewayResponse, LlmError> {
     let started = Instant::now();
     let mut tightest: Option<Decision> = None;
@@ -247,7 +249,7 @@ fn reason(c: FailoverOn) -> String {
 async fn read_and_check(
     route: &LlmRoute,
     req: &LlmRequest,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<Checked, LlmError> {
     let raw = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(c) => c.to_bytes(),
@@ -481,7 +483,7 @@ async fn respond(
         let body = LlmBody::sse(body, recorder, injected, translate);
         return Ok(Response::from_parts(
             parts,
-            Either::Left(Either::Right(Either::Left(body))),
+            Either::Left(Either::Right(Either::Left(Box::new(body)))),
         ));
     }
     let read_whole = target.translate || (guards_responses && parts.status.is_success());
@@ -489,7 +491,7 @@ async fn respond(
         let body = LlmBody::json(body, recorder);
         return Ok(Response::from_parts(
             parts,
-            Either::Left(Either::Right(Either::Left(body))),
+            Either::Left(Either::Right(Either::Left(Box::new(body)))),
         ));
     }
     // Read whole: translated, or checked by a guardrail before anything is sent.

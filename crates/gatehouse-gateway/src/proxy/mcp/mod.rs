@@ -13,11 +13,11 @@ pub mod session;
 
 use std::sync::Arc;
 
+use crate::proxy::client_body::ClientBody;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper::body::Incoming;
 use serde_json::Value;
 
 use crate::proxy::error::ProxyError;
@@ -112,7 +112,7 @@ fn jsonrpc(status: StatusCode, v: &Value) -> GatewayResponse {
 }
 
 /// Reads a POST body whole: the bytes, or the answer refusing one too large.
-async fn read_body(body: Incoming) -> Result<Result<Bytes, GatewayResponse>, ProxyError> {
+async fn read_body(body: ClientBody) -> Result<Result<Bytes, GatewayResponse>, ProxyError> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => Ok(Ok(c.to_bytes())),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -132,7 +132,7 @@ async fn read_body(body: Incoming) -> Result<Result<Bytes, GatewayResponse>, Pro
 async fn admit(
     route: &McpRoute,
     gate: &ToolGate,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<Result<(Bytes, Inspected), GatewayResponse>, ProxyError> {
     let raw = match read_body(body).await? {
         Ok(raw) => raw,
@@ -159,7 +159,7 @@ pub async fn forward(
     client: &BufferedClient,
     timeouts: Timeouts,
     mut parts: http::request::Parts,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<GatewayResponse, ProxyError> {
     let (raw, inspected) = match admit(route, &gate, body).await? {
         Ok(admitted) => admitted,
@@ -216,7 +216,7 @@ pub async fn forward(
         let body = McpBody::filtered(body, inspected.lists, route.allow.clone(), gate);
         return Ok(Response::from_parts(
             parts,
-            Either::Left(Either::Right(Either::Right(body))),
+            Either::Left(Either::Right(Either::Right(Box::new(body)))),
         ));
     }
     let bytes = Limited::new(body, MAX_ANSWER)

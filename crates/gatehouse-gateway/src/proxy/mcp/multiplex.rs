@@ -14,6 +14,8 @@ use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
+
+use crate::proxy::client_body::ClientBody;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -107,7 +109,7 @@ pub async fn handle(
     ex: Exchange<'_>,
     method: Method,
     session: Option<String>,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<GatewayResponse, ProxyError> {
     if method == Method::POST {
         return post(route, mux, gate, &ex, session.as_deref(), body).await;
@@ -154,8 +156,8 @@ pub async fn handle(
             .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
         return Ok(r);
     }
-    let mut r = Response::new(Either::Left(Either::Right(Either::Right(McpBody::merged(
-        rx,
+    let mut r = Response::new(Either::Left(Either::Right(Either::Right(Box::new(
+        McpBody::merged(rx),
     )))));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -204,7 +206,7 @@ async fn post(
     gate: ToolGate,
     ex: &Exchange<'_>,
     session: Option<&str>,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<GatewayResponse, ProxyError> {
     let (raw, inspected) = match admit(route, &gate, body).await? {
         Ok(admitted) => admitted,
@@ -369,7 +371,7 @@ async fn call_streamed(
         let body = McpBody::prefixed(body, server.name.clone());
         return Ok(Response::from_parts(
             parts,
-            Either::Left(Either::Right(Either::Right(body))),
+            Either::Left(Either::Right(Either::Right(Box::new(body)))),
         ));
     }
     Ok(Response::from_parts(

@@ -1,0 +1,170 @@
+//! A client's request body as the data plane reads it: from hyper's server (HTTP/2, TLS, and
+//! the connections the gateway's own HTTP/1.1 loop hands to hyper), or read by that loop
+//! (`h1serve.rs`) from the client's socket as the upstream takes it.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::net::tcp::OwnedReadHalf;
+
+use super::h1wire::{Chunked, Decoded};
+
+/// Bytes read from a client at a time (at least).
+const READ_CHUNK: usize = 16 << 10;
+
+/// A request body.
+pub struct ClientBody(Inner);
+
+enum Inner {
+    Empty,
+    Hyper(Incoming),
+    Wire(Arc<Mutex<ReadSide>>),
+}
+
+impl ClientBody {
+    /// No body.
+    pub fn empty() -> Self {
+        Self(Inner::Empty)
+    }
+
+    /// A body read from the client's connection by the gateway's HTTP/1.1 loop.
+    pub(crate) fn wire(side: Arc<Mutex<ReadSide>>) -> Self {
+        Self(Inner::Wire(side))
+    }
+}
+
+impl From<Incoming> for ClientBody {
+    fn from(inner: Incoming) -> Self {
+        Self(Inner::Hyper(inner))
+    }
+}
+
+/// How much of a request body is left to read.
+#[derive(Debug)]
+pub(crate) enum Left {
+    /// This many bytes.
+    Length(u64),
+    /// Chunks, with the decoder's state.
+    Chunked(Chunked),
+    /// The body ended: the connection can read the next request.
+    Done,
+    /// The body could not be read whole: the connection cannot carry another request.
+    Broken,
+}
+
+/// The reading half of a client connection, with what was read and not used yet.
+pub(crate) struct ReadSide {
+    pub io: OwnedReadHalf,
+    pub buf: BytesMut,
+    pub left: Left,
+}
+
+impl ReadSide {
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        loop {
+            match &mut self.left {
+                Left::Done | Left::Broken => return Poll::Ready(None),
+                Left::Length(0) => {
+                    self.left = Left::Done;
+                    return Poll::Ready(None);
+                }
+                Left::Length(left) => {
+                    if !self.buf.is_empty() {
+                        let n = (*left).min(self.buf.len() as u64);
+                        *left -= n;
+                        let data = self.buf.split_to(n as usize).freeze();
+                        if *left == 0 {
+                            self.left = Left::Done;
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                Left::Chunked(dec) => match dec.decode(&mut self.buf) {
+                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Decoded::End(trailers)) => {
+                        self.left = Left::Done;
+                        return Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))));
+                    }
+                    Ok(Decoded::NeedMore) => {}
+                    Err(e) => {
+                        self.left = Left::Broken;
+                        return Poll::Ready(Some(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            e,
+                        ))));
+                    }
+                },
+            }
+            self.buf.reserve(READ_CHUNK);
+            match std::task::ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut self.io),
+                cx,
+                &mut self.buf
+            )) {
+                Ok(0) => {
+                    self.left = Left::Broken;
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the client closed the connection before the body ended",
+                    ))));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.left = Left::Broken;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+}
+
+fn lock(side: &Mutex<ReadSide>) -> std::sync::MutexGuard<'_, ReadSide> {
+    side.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        match &mut self.0 {
+            Inner::Empty => Poll::Ready(None),
+            Inner::Hyper(inner) => Pin::new(inner)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(io::Error::other))),
+            Inner::Wire(side) => lock(side).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Inner::Empty => true,
+            Inner::Hyper(inner) => inner.is_end_stream(),
+            Inner::Wire(side) => {
+                matches!(lock(side).left, Left::Done | Left::Broken | Left::Length(0))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Inner::Empty => SizeHint::with_exact(0),
+            Inner::Hyper(inner) => inner.size_hint(),
+            Inner::Wire(side) => match lock(side).left {
+                Left::Length(n) => SizeHint::with_exact(n),
+                Left::Chunked(_) => SizeHint::default(),
+                Left::Done | Left::Broken => SizeHint::with_exact(0),
+            },
+        }
+    }
+}
