@@ -540,7 +540,7 @@ fn finish_headers(
     }
     if let Some(d) = decision {
         // A token limit's state, set by the LLM path, is the tighter one when present.
-        if !h.contains_key("ratelimit-limit") {
+        if !h.contains_key(&policies::rate_limit::RATELIMIT_LIMIT) {
             RateLimit::headers(d, h);
         }
     }

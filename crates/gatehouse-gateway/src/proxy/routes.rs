@@ -205,7 +205,9 @@ impl Entry {
 /// The compiled table.
 #[derive(Default, Clone)]
 pub struct RouteTable {
-    pub(crate) by_context: HashMap<Arc<str>, Arc<Entry>>,
+    /// By context; looked up on every request, with a fast hash (the contexts are the
+    /// operators', not the clients').
+    pub(crate) by_context: rustc_hash::FxHashMap<Arc<str>, Arc<Entry>>,
     /// The context each served artifact holds, by artifact id.
     pub(crate) by_id: HashMap<Arc<str>, Arc<str>>,
     /// Deployed artifacts left out because another held their context.

@@ -6,6 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The `RateLimit-*` response headers (made once: a name from a string is parsed each time).
+pub static RATELIMIT_LIMIT: http::HeaderName = http::HeaderName::from_static("ratelimit-limit");
+static RATELIMIT_REMAINING: http::HeaderName =
+    http::HeaderName::from_static("ratelimit-remaining");
+static RATELIMIT_RESET: http::HeaderName = http::HeaderName::from_static("ratelimit-reset");
+
 use http::{HeaderMap, HeaderValue};
 
 use gatehouse_core::policy::{LimitScope, RateLimitParams};
@@ -125,9 +131,9 @@ impl RateLimit {
 
     /// Writes `RateLimit-Limit`, `-Remaining` and `-Reset`.
     pub fn headers(d: &Decision, h: &mut HeaderMap) {
-        h.insert("ratelimit-limit", HeaderValue::from(d.limit));
-        h.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
-        h.insert("ratelimit-reset", HeaderValue::from(d.reset_secs));
+        h.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(d.limit));
+        h.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(d.remaining));
+        h.insert(RATELIMIT_RESET.clone(), HeaderValue::from(d.reset_secs));
     }
 }
 
