@@ -1,9 +1,11 @@
 //! The gateway's own HTTP/1.1 loop (`proxy/h1serve.rs`) spoken to on a bare socket:
 //! pipelined requests, chunked request bodies, a refused request whose small body is read and
 //! dropped so the connection goes on, a large unread body that closes it, `Connection: close`,
-//! HEAD, HTTP/1.0 (left to hyper) and a malformed request target.
+//! HEAD, HTTP/1.0 (left to hyper) and a malformed request target; and a request in flight
+//! when the gateway is told to stop, answered before it exits.
 
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -146,4 +148,46 @@ async fn the_http1_loop_keeps_connections_right() {
     let (head, _) = response(&mut s, &mut buf, false).await.unwrap();
     assert!(head.starts_with("http/1.1 400"), "{head}");
     assert!(closes(&mut s, &mut buf).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_is_answered_before_the_gateway_exits() {
+    let (url, accepted) = bare_upstream().await;
+    let mut gw = gateway(&[]).await;
+    let ops = json!([{"method": "GET", "path": "/*"}]);
+    create(
+        &gw.admin(),
+        "rest-apis",
+        &rest_doc("open", "/s", &url, ops, json!([])),
+    )
+    .await;
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /s/slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // In flight once the gateway has connected upstream (the upstream answers after 1 s).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stop = tokio::task::spawn_blocking(move || {
+        let status = gw.process.terminate(Duration::from_secs(20));
+        (status, gw)
+    });
+    let mut buf = Vec::new();
+    let (head, body) = response(&mut s, &mut buf, false).await.expect("answered");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, b"ok");
+    let (status, gw) = stop.await.unwrap();
+    let status = status.expect("the gateway exits");
+    assert!(
+        status.success(),
+        "clean exit: {status}\n{}",
+        gw.process.output()
+    );
 }

@@ -140,6 +140,10 @@ pub async fn bare_upstream() -> (String, Arc<AtomicUsize>) {
                             s.write_all(b"HTTP/1.1 abc\r\n\r\n").await.unwrap();
                             return;
                         }
+                        "/slow" => {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            s.write_all(&ok).await.unwrap();
+                        }
                         "/arm" => {
                             drop_next = true;
                             s.write_all(&ok).await.unwrap();

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 /// The `RateLimit-*` response headers (made once: a name from a string is parsed each time).
 pub static RATELIMIT_LIMIT: http::HeaderName = http::HeaderName::from_static("ratelimit-limit");
-static RATELIMIT_REMAINING: http::HeaderName =
-    http::HeaderName::from_static("ratelimit-remaining");
+static RATELIMIT_REMAINING: http::HeaderName = http::HeaderName::from_static("ratelimit-remaining");
 static RATELIMIT_RESET: http::HeaderName = http::HeaderName::from_static("ratelimit-reset");
 
 use http::{HeaderMap, HeaderValue};
