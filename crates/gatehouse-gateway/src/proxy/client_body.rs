@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::net::tcp::OwnedReadHalf;
 
+use super::conn_io::ReadIo;
 use super::h1wire::{Chunked, Decoded};
 
 /// Bytes read from a client at a time (at least).
@@ -58,7 +58,7 @@ pub(crate) enum Left {
 
 /// The reading half of a client connection, with what was read and not used yet.
 pub(crate) struct ReadSide {
-    pub io: OwnedReadHalf,
+    pub io: ReadIo,
     pub buf: BytesMut,
     pub left: Left,
 }

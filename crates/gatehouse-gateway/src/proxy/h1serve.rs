@@ -13,18 +13,17 @@ use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Body;
 use hyper_util::server::graceful::Watcher;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::client_body::{ClientBody, Left, ReadSide};
+use super::conn_io::{Prefixed, Stream, WriteIo};
 use super::h1head::{self, BodyFraming, Parsed, ResponseFraming, TooLarge};
 use super::h1wire::{encode_chunk, encode_last_chunk, Chunked};
 use super::server::{serve_with_hyper, ConnContext};
@@ -46,7 +45,7 @@ enum Next {
 }
 
 /// Serves one plain-text client connection until it closes, times out or the gateway stops.
-pub async fn serve(ctx: ConnContext, stream: TcpStream, watcher: Watcher) {
+pub async fn serve(ctx: ConnContext, stream: Stream, watcher: Watcher) {
     let mut buf = BytesMut::with_capacity(8 << 10);
     let limits = ctx.limits;
     let mut shutdown = ctx.shutdown.clone();
@@ -67,7 +66,7 @@ pub async fn serve(ctx: ConnContext, stream: TcpStream, watcher: Watcher) {
     if buf.starts_with(H2_PREFACE) {
         return serve_with_hyper(&ctx, Prefixed { buf, io: stream }, watcher).await;
     }
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = stream.split();
     let mut side = ReadSide {
         io: read,
         buf,
@@ -87,7 +86,7 @@ pub async fn serve(ctx: ConnContext, stream: TcpStream, watcher: Watcher) {
             Err(_) | Ok(HeadRead::Closed) | Ok(HeadRead::Parsed(Parsed::Partial)) => return,
             Ok(HeadRead::Parsed(Parsed::Request(head))) => head,
             Ok(HeadRead::Parsed(Parsed::Hyper)) => {
-                let Ok(stream) = side.io.reunite(write) else {
+                let Some(stream) = side.io.reunite(write) else {
                     return;
                 };
                 let io = Prefixed {
@@ -225,7 +224,7 @@ async fn read_head(side: &mut ReadSide, ctx: &ConnContext) -> HeadRead {
 
 /// Writes `res` (its body too, unless `method` is HEAD); `close` adds `Connection: close`.
 async fn respond(
-    write: &mut OwnedWriteHalf,
+    write: &mut WriteIo,
     out: &mut Vec<u8>,
     res: super::respond::GatewayResponse,
     method: &Method,
@@ -253,7 +252,7 @@ async fn respond(
             out.extend_from_slice(b"0\r\n\r\n");
         }
         write.write_all(out).await?;
-        return Ok(if close { Next::Close } else { Next::KeepAlive });
+        return finish(write, close).await;
     }
     let chunked = framing == ResponseFraming::Chunked;
     let mut ended = false;
@@ -311,57 +310,14 @@ async fn respond(
     if !out.is_empty() {
         write.write_all(out).await?;
     }
-    Ok(if close { Next::Close } else { Next::KeepAlive })
+    finish(write, close).await
 }
 
-/// A connection with bytes already read from it, handed to hyper: those come first.
-pub struct Prefixed {
-    buf: BytesMut,
-    io: TcpStream,
-}
-
-impl AsyncRead for Prefixed {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.buf.is_empty() {
-            let n = self.buf.len().min(out.remaining());
-            out.put_slice(&self.buf[..n]);
-            self.buf.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.io).poll_read(cx, out)
+/// After an answer: a connection that closes is shut down in order (TLS: `close_notify`).
+async fn finish(write: &mut WriteIo, close: bool) -> io::Result<Next> {
+    if close {
+        write.shutdown().await?;
+        return Ok(Next::Close);
     }
-}
-
-impl AsyncWrite for Prefixed {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, data)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
+    Ok(Next::KeepAlive)
 }

@@ -2,6 +2,7 @@
 //! its upstream, streaming bodies both ways.
 
 pub mod client_body;
+pub mod conn_io;
 pub mod error;
 pub mod h1head;
 pub mod h1pool;

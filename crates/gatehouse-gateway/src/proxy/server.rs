@@ -16,6 +16,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::client_body::ClientBody;
+use super::conn_io::Stream;
 use super::upstream::Clients;
 use super::Proxy;
 use http::Request;
@@ -175,7 +176,7 @@ pub async fn serve(
         match &tls {
             None => {
                 tokio::spawn(async move {
-                    super::h1serve::serve(ctx, stream, watcher).await;
+                    super::h1serve::serve(ctx, Stream::Plain(stream), watcher).await;
                     drop(permit);
                 });
             }
@@ -195,7 +196,12 @@ pub async fn serve(
                         }
                         Err(_) => return,
                     };
-                    serve_with_hyper(&ctx, stream, watcher).await;
+                    // HTTP/2 by ALPN goes to hyper; HTTP/1.1 to the gateway's own loop.
+                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        serve_with_hyper(&ctx, stream, watcher).await;
+                    } else {
+                        super::h1serve::serve(ctx, Stream::Tls(Box::new(stream)), watcher).await;
+                    }
                     drop(permit);
                 });
             }

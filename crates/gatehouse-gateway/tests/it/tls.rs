@@ -219,7 +219,13 @@ async fn https_by_sni_with_alpn_and_certificates_replaced_without_a_restart() {
     let (tls, _, alpn) = connect(&ca, tls_addr, "a.test", &[b"http/1.1"]).await;
     assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
     let mut old = http1(tls).await;
-    assert_eq!(get1(&mut old, "a.test", "/secure/one").await.0, 200);
+    let (status, body) = get1(&mut old, "a.test", "/secure/one").await;
+    assert_eq!(status, 200);
+    let echoed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        echoed["headers"]["x-forwarded-proto"], "https",
+        "HTTP/1.1 over TLS too"
+    );
     let renewed = ca.issue(&certs, "a", &["a.test"]);
     assert_ne!(renewed, a_der);
     let deadline = Instant::now() + Duration::from_secs(15);
