@@ -142,7 +142,32 @@ impl Drop for TempDir {
 }
 
 /// A free loopback port (bound, then released for the child to take).
+///
+/// The port is picked below the kernel's ephemeral range: the kernel never hands such a port to
+/// an outgoing connection, so a process restarted on it (tests do that) finds it free again.
 pub fn free_addr() -> SocketAddr {
+    use std::hash::{BuildHasher, Hasher};
+    const LOWEST: u16 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low > LOWEST + 1_000 {
+        let span = u64::from(ephemeral_low - LOWEST);
+        for attempt in 0u64..1_000 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(attempt);
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            let port = LOWEST + (h.finish() % span) as u16;
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+                return l.local_addr().expect("local addr");
+            }
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port");
     l.local_addr().expect("local addr")
 }
