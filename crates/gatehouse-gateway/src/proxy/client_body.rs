@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::conn_io::ReadIo;
-use super::h1wire::{Chunked, Decoded};
+use super::h1wire::{Decoded, Framing};
 
 /// Bytes read from a client at a time (at least).
 const READ_CHUNK: usize = 16 << 10;
@@ -46,10 +46,8 @@ impl From<Incoming> for ClientBody {
 /// How much of a request body is left to read.
 #[derive(Debug)]
 pub(crate) enum Left {
-    /// This many bytes.
-    Length(u64),
-    /// Chunks, with the decoder's state.
-    Chunked(Chunked),
+    /// This much, framed so.
+    Reading(Framing),
     /// The body ended: the connection can read the next request.
     Done,
     /// The body could not be read whole: the connection cannot carry another request.
@@ -69,38 +67,25 @@ impl ReadSide {
         cx: &mut Context<'_>,
     ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
         loop {
-            match &mut self.left {
-                Left::Done | Left::Broken => return Poll::Ready(None),
-                Left::Length(0) => {
-                    self.left = Left::Done;
-                    return Poll::Ready(None);
-                }
-                Left::Length(left) => {
-                    if !self.buf.is_empty() {
-                        let n = (*left).min(self.buf.len() as u64);
-                        *left -= n;
-                        let data = self.buf.split_to(n as usize).freeze();
-                        if *left == 0 {
-                            self.left = Left::Done;
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                }
-                Left::Chunked(dec) => match dec.decode(&mut self.buf) {
-                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                    Ok(Decoded::End(trailers)) => {
+            let Left::Reading(framing) = &mut self.left else {
+                return Poll::Ready(None);
+            };
+            match framing.take(&mut self.buf) {
+                Ok(Decoded::Data(data)) => {
+                    if framing.ended() {
                         self.left = Left::Done;
-                        return Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))));
                     }
-                    Ok(Decoded::NeedMore) => {}
-                    Err(e) => {
-                        self.left = Left::Broken;
-                        return Poll::Ready(Some(Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            e,
-                        ))));
-                    }
-                },
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Decoded::End(trailers)) => {
+                    self.left = Left::Done;
+                    return Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))));
+                }
+                Ok(Decoded::NeedMore) => {}
+                Err(e) => {
+                    self.left = Left::Broken;
+                    return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::InvalidData, e))));
+                }
             }
             self.buf.reserve(READ_CHUNK);
             match std::task::ready!(tokio_util::io::poll_read_buf(
@@ -125,6 +110,16 @@ impl ReadSide {
     }
 }
 
+/// A hyper body's next frame, its error as an I/O error.
+pub(crate) fn poll_incoming(
+    inner: &mut Incoming,
+    cx: &mut Context<'_>,
+) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+    Pin::new(inner)
+        .poll_frame(cx)
+        .map(|f| f.map(|f| f.map_err(io::Error::other)))
+}
+
 fn lock(side: &Mutex<ReadSide>) -> std::sync::MutexGuard<'_, ReadSide> {
     side.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -139,9 +134,7 @@ impl Body for ClientBody {
     ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
         match &mut self.0 {
             Inner::Empty => Poll::Ready(None),
-            Inner::Hyper(inner) => Pin::new(inner)
-                .poll_frame(cx)
-                .map(|f| f.map(|f| f.map_err(io::Error::other))),
+            Inner::Hyper(inner) => poll_incoming(inner, cx),
             Inner::Wire(side) => lock(side).poll_frame(cx),
         }
     }
@@ -150,9 +143,10 @@ impl Body for ClientBody {
         match &self.0 {
             Inner::Empty => true,
             Inner::Hyper(inner) => inner.is_end_stream(),
-            Inner::Wire(side) => {
-                matches!(lock(side).left, Left::Done | Left::Broken | Left::Length(0))
-            }
+            Inner::Wire(side) => match &lock(side).left {
+                Left::Reading(framing) => framing.ended(),
+                Left::Done | Left::Broken => true,
+            },
         }
     }
 
@@ -161,8 +155,8 @@ impl Body for ClientBody {
             Inner::Empty => SizeHint::with_exact(0),
             Inner::Hyper(inner) => inner.size_hint(),
             Inner::Wire(side) => match lock(side).left {
-                Left::Length(n) => SizeHint::with_exact(n),
-                Left::Chunked(_) => SizeHint::default(),
+                Left::Reading(Framing::Length(n)) => SizeHint::with_exact(n),
+                Left::Reading(_) => SizeHint::default(),
                 Left::Done | Left::Broken => SizeHint::with_exact(0),
             },
         }

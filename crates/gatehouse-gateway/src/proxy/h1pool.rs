@@ -378,42 +378,21 @@ impl WireBody {
             let Some(conn) = self.conn.as_mut() else {
                 return Poll::Ready(None);
             };
-            match &mut self.framing {
-                Framing::Empty => {
+            match self.framing.take(&mut conn.buf) {
+                Ok(Decoded::Data(data)) => {
+                    if self.framing.ended() {
+                        self.release();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Decoded::End(trailers)) => {
                     self.release();
-                    return Poll::Ready(None);
+                    return Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))));
                 }
-                Framing::Length(left) => {
-                    if !conn.buf.is_empty() {
-                        let n = (*left).min(conn.buf.len() as u64);
-                        *left -= n;
-                        let data = conn.buf.split_to(n as usize).freeze();
-                        if *left == 0 {
-                            self.release();
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                    if *left == 0 {
-                        self.release();
-                        return Poll::Ready(None);
-                    }
-                }
-                Framing::Chunked(dec) => match dec.decode(&mut conn.buf) {
-                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                    Ok(Decoded::End(trailers)) => {
-                        self.release();
-                        return Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))));
-                    }
-                    Ok(Decoded::NeedMore) => {}
-                    Err(e) => {
-                        self.conn = None;
-                        return Poll::Ready(Some(Err(io::Error::other(e))));
-                    }
-                },
-                Framing::Close => {
-                    if !conn.buf.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(conn.buf.split().freeze()))));
-                    }
+                Ok(Decoded::NeedMore) => {}
+                Err(e) => {
+                    self.conn = None;
+                    return Poll::Ready(Some(Err(io::Error::other(e))));
                 }
             }
             conn.buf.reserve(READ_CHUNK);
@@ -453,18 +432,14 @@ impl Body for UpstreamBody {
         match &mut self.0 {
             Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             Kind::Wire(wire) => wire.poll_frame(cx),
-            Kind::Hyper(inner) => Pin::new(inner)
-                .poll_frame(cx)
-                .map(|f| f.map(|f| f.map_err(io::Error::other))),
+            Kind::Hyper(inner) => super::client_body::poll_incoming(inner, cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             Kind::Full(data) => data.is_none(),
-            Kind::Wire(wire) => {
-                wire.conn.is_none() || matches!(wire.framing, Framing::Length(0) | Framing::Empty)
-            }
+            Kind::Wire(wire) => wire.conn.is_none() || wire.framing.ended(),
             Kind::Hyper(inner) => inner.is_end_stream(),
         }
     }

@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::client_body::{ClientBody, Left, ReadSide};
 use super::conn_io::{Prefixed, Stream, WriteIo};
 use super::h1head::{self, BodyFraming, Parsed, ResponseFraming, TooLarge};
-use super::h1wire::{encode_chunk, encode_last_chunk, Chunked};
+use super::h1wire::{encode_chunk, encode_last_chunk, Chunked, Framing};
 use super::server::{serve_with_hyper, ConnContext};
 
 /// The start of an HTTP/2 connection with prior knowledge.
@@ -126,8 +126,8 @@ pub async fn serve(ctx: ConnContext, stream: Stream, watcher: Watcher) {
             }
             framing => {
                 side.left = match framing {
-                    BodyFraming::Length(n) => Left::Length(n),
-                    _ => Left::Chunked(Chunked::default()),
+                    BodyFraming::Length(n) => Left::Reading(Framing::Length(n)),
+                    _ => Left::Reading(Framing::Chunked(Chunked::default())),
                 };
                 let shared = Arc::new(Mutex::new(side));
                 let req = Request::from_parts(parts, ClientBody::wire(shared.clone()));
@@ -160,9 +160,8 @@ pub async fn serve(ctx: ConnContext, stream: Stream, watcher: Watcher) {
 /// at its limit).
 fn unread_left(left: &Left) -> u64 {
     match left {
-        Left::Length(n) => *n,
-        Left::Chunked(_) => 0,
-        Left::Done => 0,
+        Left::Reading(Framing::Length(n)) => *n,
+        Left::Reading(_) | Left::Done => 0,
         Left::Broken => u64::MAX,
     }
 }

@@ -272,6 +272,33 @@ pub enum Framing {
     Close,
 }
 
+impl Framing {
+    /// Takes the body's next piece from `buf` (the read buffer of its connection): data, its
+    /// end (with trailers), or a need for more bytes. A body until close ends where its reader
+    /// sees the close.
+    pub fn take(&mut self, buf: &mut BytesMut) -> Result<Decoded, WireError> {
+        match self {
+            Framing::Empty | Framing::Length(0) => Ok(Decoded::End(None)),
+            Framing::Length(left) => {
+                if buf.is_empty() {
+                    return Ok(Decoded::NeedMore);
+                }
+                let n = (*left).min(buf.len() as u64);
+                *left -= n;
+                Ok(Decoded::Data(buf.split_to(n as usize).freeze()))
+            }
+            Framing::Chunked(dec) => dec.decode(buf),
+            Framing::Close if buf.is_empty() => Ok(Decoded::NeedMore),
+            Framing::Close => Ok(Decoded::Data(buf.split().freeze())),
+        }
+    }
+
+    /// Whether the body has nothing more to give.
+    pub fn ended(&self) -> bool {
+        matches!(self, Framing::Empty | Framing::Length(0))
+    }
+}
+
 /// What a chunked body's decoder found in the buffer.
 #[derive(Debug, PartialEq)]
 pub enum Decoded {
