@@ -7,7 +7,9 @@ use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::time::SystemTime;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::h1wire::shared_value;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
@@ -51,12 +53,6 @@ pub enum TooLarge {
     Headers,
 }
 
-#[derive(Clone, Copy, Default)]
-struct Spot {
-    name: (usize, usize),
-    value: (usize, usize),
-}
-
 /// Reads a request head from the front of `buf`, held to `max_bytes` and `max_headers`.
 pub fn parse_request(
     buf: &mut BytesMut,
@@ -71,8 +67,6 @@ pub fn parse_request(
         heap.resize_with(max_headers, MaybeUninit::uninit);
         &mut heap[..]
     };
-    let mut spots = [Spot::default(); STACK_HEADERS];
-    let mut more = Vec::new();
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(n)) => n,
@@ -94,7 +88,7 @@ pub fn parse_request(
         _ => return Ok(Parsed::Hyper),
     };
     let (mut length, mut chunked, mut close, mut trailers) = (None, false, false, false);
-    for (i, h) in req.headers.iter().enumerate() {
+    for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
             let n = std::str::from_utf8(h.value)
@@ -127,39 +121,18 @@ pub fn parse_request(
                 .split(|b| *b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
         }
-        let spot = Spot {
-            name: at(name),
-            value: at(h.value),
-        };
-        match spots.get_mut(i) {
-            Some(s) => *s = spot,
-            None => more.push(spot),
-        }
     }
     if chunked && length.is_some() {
         return Ok(Parsed::Hyper);
     }
-    let count = req.headers.len();
-    let head = buf.split_to(len).freeze();
-    let Ok(method) = Method::from_bytes(&head[method.0..method.0 + method.1]) else {
-        return Ok(Parsed::Bad("the request method is malformed"));
+    // One copy of the head, which the target and the header values share.
+    let head = Bytes::copy_from_slice(&buf[..len]);
+    let built = build(&head, start, method, target, req.headers);
+    buf.advance(len);
+    let (method, uri, headers) = match built {
+        Ok(b) => b,
+        Err(why) => return Ok(Parsed::Bad(why)),
     };
-    let Ok(uri) = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1)) else {
-        return Ok(Parsed::Bad("the request target is malformed"));
-    };
-    // Room for the X-Forwarded-* headers the gateway adds.
-    let mut headers = HeaderMap::with_capacity(count + 4);
-    for spot in spots.iter().take(count).chain(more.iter()) {
-        let (a, n) = spot.name;
-        let Ok(name) = HeaderName::from_bytes(&head[a..a + n]) else {
-            return Ok(Parsed::Bad("a request header name is malformed"));
-        };
-        let (a, n) = spot.value;
-        let Ok(value) = HeaderValue::from_maybe_shared(head.slice(a..a + n)) else {
-            return Ok(Parsed::Bad("a request header value is malformed"));
-        };
-        headers.append(name, value);
-    }
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -176,6 +149,31 @@ pub fn parse_request(
         keep_alive: !close,
         trailers,
     })))
+}
+
+/// The method, target and headers of a request head, sharing `head` (the copy of the buffer
+/// that starts at address `start`).
+fn build(
+    head: &Bytes,
+    start: usize,
+    method: (usize, usize),
+    target: (usize, usize),
+    parsed: &[httparse::Header<'_>],
+) -> Result<(Method, Uri, HeaderMap), &'static str> {
+    let method = Method::from_bytes(&head[method.0..method.0 + method.1])
+        .map_err(|_| "the request method is malformed")?;
+    let uri = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1))
+        .map_err(|_| "the request target is malformed")?;
+    // Room for the X-Forwarded-* headers the gateway adds.
+    let mut headers = HeaderMap::with_capacity(parsed.len() + 4);
+    for h in parsed {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| "a request header name is malformed")?;
+        let value =
+            shared_value(head, start, h.value).ok_or("a request header value is malformed")?;
+        headers.append(name, value);
+    }
+    Ok((method, uri, headers))
 }
 
 thread_local! {

@@ -14,7 +14,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header;
@@ -26,7 +26,9 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
+use super::deadline::Deadline;
 use super::h1wire::{self, Decoded, Framing, RequestFraming, WireError};
 use super::upstream::RequestBody;
 
@@ -55,6 +57,9 @@ pub enum ExchangeError {
     /// The request body failed (the client's side, or past `maxRequestBody`).
     #[error("reading the request body: {0}")]
     RequestBody(String),
+    /// No answer (response head) came within the response timeout.
+    #[error("the upstream did not answer in time")]
+    TimedOut,
     /// Another client's exchange failed.
     #[error("{0}")]
     Other(String),
@@ -64,6 +69,8 @@ pub enum ExchangeError {
 struct Conn {
     io: TcpStream,
     buf: BytesMut,
+    /// The response timeout of the exchange under way, one timer for the connection's life.
+    deadline: Deadline,
 }
 
 impl Conn {
@@ -87,9 +94,11 @@ struct Idle {
     since: Instant,
 }
 
-/// The idle connections of one serving thread, by upstream authority.
+/// The idle connections of one serving thread, by upstream authority (as written in the
+/// upstream's URL: compared byte for byte, which is cheaper than `Authority`'s comparison
+/// ignoring case).
 pub struct H1Pool {
-    idle: Mutex<rustc_hash::FxHashMap<Authority, Vec<Idle>>>,
+    idle: Mutex<rustc_hash::FxHashMap<Box<str>, Vec<Idle>>>,
     connect_timeout: Duration,
 }
 
@@ -110,10 +119,9 @@ impl H1Pool {
         })
     }
 
-    fn checkout(&self, authority: &Authority) -> Option<Conn> {
+    fn checkout(&self, authority: &Authority, now: Instant) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(authority)?;
-        let now = Instant::now();
+        let list = idle.get_mut(authority.as_str())?;
         // Most recently used first: its socket is the likeliest to be open and warm.
         while let Some(c) = list.pop() {
             if now.saturating_duration_since(c.since) < IDLE_FOR && c.conn.usable() {
@@ -123,10 +131,14 @@ impl H1Pool {
         None
     }
 
-    fn checkin(&self, authority: Authority, conn: Conn) {
+    fn checkin(&self, authority: &Authority, conn: Conn, now: Instant) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(authority).or_default();
-        let now = Instant::now();
+        if !idle.contains_key(authority.as_str()) {
+            idle.insert(authority.as_str().into(), Vec::new());
+        }
+        let Some(list) = idle.get_mut(authority.as_str()) else {
+            return;
+        };
         // The oldest are at the front: drop those past their time, and any over the cap.
         let stale = list
             .iter()
@@ -148,14 +160,20 @@ impl H1Pool {
     }
 
     /// Sends `req` (its URI's path and query) on a kept-alive connection to `authority`, or a
-    /// new one.
+    /// new one; gives up (`TimedOut`) when the answer's head has not come by `deadline`.
+    /// `now` (a moment ago) dates the connection's idle time.
     pub async fn send(
         self: &Arc<Self>,
         authority: &Authority,
         req: Request<RequestBody>,
+        now: Instant,
+        deadline: Instant,
     ) -> Result<Response<UpstreamBody>, ExchangeError> {
         if req.headers().contains_key(header::UPGRADE) {
-            return Box::pin(self.send_upgrade(authority, req)).await;
+            let upgrade = Box::pin(self.send_upgrade(authority, req));
+            return tokio::time::timeout_at(deadline, upgrade)
+                .await
+                .map_err(|_| ExchangeError::TimedOut)?;
         }
         let (mut parts, mut body) = req.into_parts();
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -167,16 +185,28 @@ impl H1Pool {
             &mut parts.headers,
             body.is_end_stream(),
         );
-        let (mut conn, mut reused) = match self.checkout(authority) {
+        let (mut conn, mut reused) = match self.checkout(authority, now) {
             Some(c) => (c, true),
-            None => (Conn::new(Box::pin(self.connect(authority)).await?), false),
+            None => (
+                Conn::new(Box::pin(self.connect(authority)).await?, deadline),
+                false,
+            ),
         };
         let answer = loop {
-            match exchange(&mut conn, &head, framing, &mut body).await {
+            let Conn {
+                io,
+                buf,
+                deadline: d,
+            } = &mut conn;
+            let answer = d.run(deadline, exchange(io, buf, &head, framing, &mut body));
+            match answer
+                .await
+                .unwrap_or(Err(Failed::Fatal(ExchangeError::TimedOut)))
+            {
                 Ok(h) => break h,
                 // The upstream closed a kept-alive connection as the request went out.
                 Err(Failed::BeforeAnswer(_)) if reused && framing == RequestFraming::Empty => {
-                    conn = Conn::new(Box::pin(self.connect(authority)).await?);
+                    conn = Conn::new(Box::pin(self.connect(authority)).await?, deadline);
                     reused = false;
                 }
                 Err(Failed::BeforeAnswer(e) | Failed::Fatal(e)) => return Err(e),
@@ -208,7 +238,7 @@ impl H1Pool {
             }
         };
         if keep_alive && conn.buf.is_empty() {
-            self.checkin(authority.clone(), conn);
+            self.checkin(authority, conn, now);
         }
         *res.body_mut() = UpstreamBody(Kind::Full(body.filter(|b| !b.is_empty())));
         Ok(res)
@@ -241,34 +271,32 @@ impl H1Pool {
 }
 
 impl Conn {
-    fn new(io: TcpStream) -> Self {
+    fn new(io: TcpStream, deadline: Instant) -> Self {
         Self {
             io,
             buf: BytesMut::new(),
+            deadline: Deadline::new(deadline),
         }
     }
 }
 
 /// Writes the request on `conn` and reads the head of its answer (1xx interim answers skipped).
 async fn exchange(
-    conn: &mut Conn,
+    io: &mut TcpStream,
+    buf: &mut BytesMut,
     head: &[u8],
     framing: RequestFraming,
     body: &mut RequestBody,
 ) -> Result<h1wire::Head, Failed> {
-    if let Err(e) = conn.io.write_all(head).await {
+    if let Err(e) = io.write_all(head).await {
         return Err(Failed::BeforeAnswer(e.into()));
     }
     if framing != RequestFraming::Empty {
-        write_body(conn, framing, body)
-            .await
-            .map_err(Failed::Fatal)?;
+        write_body(io, framing, body).await.map_err(Failed::Fatal)?;
     }
     let mut read_any = false;
     loop {
-        if let Some(answer) =
-            h1wire::parse_head(&mut conn.buf).map_err(|e| Failed::Fatal(e.into()))?
-        {
+        if let Some(answer) = h1wire::parse_head(buf).map_err(|e| Failed::Fatal(e.into()))? {
             read_any = true;
             if answer.status.is_informational() && answer.status != StatusCode::SWITCHING_PROTOCOLS
             {
@@ -276,9 +304,9 @@ async fn exchange(
             }
             return Ok(answer);
         }
-        conn.buf.reserve(READ_CHUNK);
-        match conn.io.read_buf(&mut conn.buf).await {
-            Ok(0) if !read_any && conn.buf.is_empty() => {
+        buf.reserve(READ_CHUNK);
+        match io.read_buf(buf).await {
+            Ok(0) if !read_any && buf.is_empty() => {
                 return Err(Failed::BeforeAnswer(ExchangeError::Other(
                     "the upstream closed the connection without answering".into(),
                 )))
@@ -297,7 +325,7 @@ async fn exchange(
 
 /// Streams the request body upstream, framed as the head said.
 async fn write_body(
-    conn: &mut Conn,
+    io: &mut TcpStream,
     framing: RequestFraming,
     body: &mut RequestBody,
 ) -> Result<(), ExchangeError> {
@@ -306,24 +334,24 @@ async fn write_body(
         let frame = frame.map_err(|e| ExchangeError::RequestBody(e.to_string()))?;
         match frame.into_data() {
             Ok(data) if data.is_empty() => {}
-            Ok(data) if framing == RequestFraming::Length => conn.io.write_all(&data).await?,
+            Ok(data) if framing == RequestFraming::Length => io.write_all(&data).await?,
             Ok(data) => {
                 out.clear();
                 h1wire::encode_chunk(&mut out, &data);
-                conn.io.write_all(&out).await?;
+                io.write_all(&out).await?;
             }
             Err(frame) => {
                 if let (Ok(trailers), RequestFraming::Chunked) = (frame.into_trailers(), framing) {
                     out.clear();
                     h1wire::encode_last_chunk(&mut out, Some(&trailers));
-                    conn.io.write_all(&out).await?;
+                    io.write_all(&out).await?;
                     return Ok(());
                 }
             }
         }
     }
     if framing == RequestFraming::Chunked {
-        conn.io.write_all(b"0\r\n\r\n").await?;
+        io.write_all(b"0\r\n\r\n").await?;
     }
     Ok(())
 }
@@ -368,7 +396,7 @@ impl WireBody {
         let conn = self.conn.take();
         if let (Some(conn), Some((pool, authority))) = (conn, self.back.take()) {
             if let Some(pool) = pool.upgrade().filter(|_| conn.buf.is_empty()) {
-                pool.checkin(authority, conn);
+                pool.checkin(&authority, conn, Instant::now());
             }
         }
     }

@@ -21,9 +21,11 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 use super::client_body::{ClientBody, Left, ReadSide};
 use super::conn_io::{Prefixed, Stream, WriteIo};
+use super::deadline::Deadline;
 use super::h1head::{self, BodyFraming, Parsed, ResponseFraming, TooLarge};
 use super::h1wire::{encode_chunk, encode_last_chunk, Chunked, Framing};
 use super::server::{serve_with_hyper, ConnContext};
@@ -76,10 +78,13 @@ pub async fn serve(ctx: ConnContext, stream: Stream, watcher: Watcher) {
     // Made once: a wait made per request would cost a registration each.
     let stop = shutdown.wait_for(|stop| *stop);
     tokio::pin!(stop);
+    // Likewise one timer for the header timeout of every request.
+    let mut head_deadline = Deadline::new(Instant::now() + limits.header_timeout);
     loop {
         // A whole head, within the header timeout.
+        let within = Instant::now() + limits.header_timeout;
         let parsed = tokio::select! {
-            p = tokio::time::timeout(limits.header_timeout, read_head(&mut side, &ctx)) => p,
+            p = head_deadline.run(within, read_head(&mut side, &ctx)) => p,
             _ = &mut stop => return,
         };
         let head = match parsed {

@@ -2,6 +2,8 @@
 //! and a response body's framing (RFC 9112 §6) decoded from a read buffer. No I/O here: the
 //! pool (`h1pool.rs`) reads and writes.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
@@ -168,42 +170,35 @@ fn parse_length(v: &[u8]) -> Option<u64> {
 }
 
 /// Takes a complete response head off the front of `buf`: `None` (and `buf` untouched) when
-/// more bytes are needed. Header values share the read buffer's memory, as hyper's do.
+/// more bytes are needed. Header values share one copy of the head (as hyper's share its read
+/// buffer).
 pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
-    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
-    let mut spots = [Spot::default(); FEW_HEADERS];
-    match locate(buf, &mut few, &mut spots) {
+    let mut few = [const { MaybeUninit::<httparse::Header>::uninit() }; FEW_HEADERS];
+    let head = match parse_in(buf, &mut few) {
         Err(WireError::Head(httparse::Error::TooManyHeaders)) => {
-            let mut many = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut spots = vec![Spot::default(); MAX_HEADERS];
-            finish(buf, locate(buf, &mut many, &mut spots)?, &spots)
+            let mut many = Vec::with_capacity(MAX_HEADERS);
+            many.resize_with(MAX_HEADERS, MaybeUninit::uninit);
+            parse_in(buf, &mut many)?
         }
-        other => finish(buf, other?, &spots),
-    }
+        other => other?,
+    };
+    let Some((head, len)) = head else {
+        return Ok(None);
+    };
+    buf.advance(len);
+    Ok(Some(head))
 }
 
-/// Where a header's name and value lie in the head.
-#[derive(Debug, Clone, Copy, Default)]
-struct Spot {
-    name: (usize, usize),
-    value: (usize, usize),
-}
-
-/// What the parse of a complete head found: its length, status, version and header count.
-struct Located {
-    len: usize,
-    status: StatusCode,
-    version: Version,
-    headers: usize,
-}
-
-fn locate<'b>(
+/// Parses the head at the front of `buf` with `slots` for its headers; the head and its length.
+fn parse_in<'b>(
     buf: &'b [u8],
-    slots: &mut [httparse::Header<'b>],
-    spots: &mut [Spot],
-) -> Result<Option<Located>, WireError> {
-    let mut res = httparse::Response::new(slots);
-    let len = match res.parse(buf).map_err(WireError::Head)? {
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<(Head, usize)>, WireError> {
+    let mut res = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut res, buf, slots)
+        .map_err(WireError::Head)?
+    {
         httparse::Status::Complete(n) => n,
         httparse::Status::Partial if buf.len() >= MAX_HEAD => return Err(WireError::HeadTooLarge),
         httparse::Status::Partial => return Ok(None),
@@ -217,46 +212,37 @@ fn locate<'b>(
     } else {
         Version::HTTP_10
     };
+    // One copy of the head, which the header values share.
+    let head = Bytes::copy_from_slice(&buf[..len]);
     let start = buf.as_ptr() as usize;
-    let at = |s: &[u8]| (s.as_ptr() as usize - start, s.len());
-    for (spot, h) in spots.iter_mut().zip(res.headers.iter()) {
-        *spot = Spot {
-            name: at(h.name.as_bytes()),
-            value: at(h.value),
-        };
-    }
-    Ok(Some(Located {
-        len,
-        status,
-        version,
-        headers: res.headers.len(),
-    }))
-}
-
-fn finish(
-    buf: &mut BytesMut,
-    located: Option<Located>,
-    spots: &[Spot],
-) -> Result<Option<Head>, WireError> {
-    let Some(l) = located else {
-        return Ok(None);
-    };
-    let head = buf.split_to(l.len).freeze();
-    let mut headers = HeaderMap::with_capacity(l.headers);
-    for spot in &spots[..l.headers] {
-        let (at, len) = spot.name;
-        let name = HeaderName::from_bytes(&head[at..at + len])
+    // Room for the headers the gateway adds (RateLimit-*, CORS).
+    let mut headers = HeaderMap::with_capacity(res.headers.len() + 4);
+    for h in res.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| WireError::Head(httparse::Error::HeaderName))?;
-        let (at, len) = spot.value;
-        let value = HeaderValue::from_maybe_shared(head.slice(at..at + len))
-            .map_err(|_| WireError::Head(httparse::Error::HeaderValue))?;
+        let value = shared_value(&head, start, h.value)
+            .ok_or(WireError::Head(httparse::Error::HeaderValue))?;
         headers.append(name, value);
     }
-    Ok(Some(Head {
-        status: l.status,
-        version: l.version,
-        headers,
-    }))
+    Ok(Some((
+        Head {
+            status,
+            version,
+            headers,
+        },
+        len,
+    )))
+}
+
+/// `value` (a slice of the buffer that starts at address `start`) as a header value sharing
+/// `head`, the copy of that buffer's front.
+pub(crate) fn shared_value(head: &Bytes, start: usize, value: &[u8]) -> Option<HeaderValue> {
+    if value.is_empty() {
+        return Some(HeaderValue::from_static(""));
+    }
+    let at = (value.as_ptr() as usize).checked_sub(start)?;
+    let slice = head.get(at..at + value.len())?;
+    HeaderValue::from_maybe_shared(head.slice_ref(slice)).ok()
 }
 
 /// A response body's framing.

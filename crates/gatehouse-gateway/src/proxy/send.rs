@@ -9,12 +9,14 @@ use http::request::Parts;
 use http::uri::Authority;
 use http::{Method, Request, Response, Uri};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::error::ProxyError;
 use super::h1pool::{ExchangeError, H1Pool, UpstreamBody};
 use super::pool::{Outcome, Pool};
 use super::upstream::{RequestBody, UpstreamClient};
-use super::Timeouts;
 
 /// What carries a request upstream: this thread's HTTP/1.1 pool (plain `http://` upstreams), or
 /// a general client (TLS, HTTP/2).
@@ -24,20 +26,32 @@ pub enum Via<'a> {
 }
 
 impl Via<'_> {
+    /// Sends `req`; `TimedOut` when no answer came in time.
     async fn request(
         &self,
         authority: &Authority,
         req: Request<RequestBody>,
+        answer: AnswerBy,
     ) -> Result<Response<UpstreamBody>, ExchangeError> {
+        let deadline = answer.from + answer.within;
         match self {
-            Via::Pool(p) => p.send(authority, req).await,
-            Via::Client(c) => match c.request(req).await {
-                Ok(r) => Ok(r.map(UpstreamBody::from)),
-                Err(e) if e.is_connect() => Err(ExchangeError::Connect(e.to_string())),
-                Err(e) => Err(ExchangeError::Other(e.to_string())),
+            Via::Pool(p) => p.send(authority, req, answer.from, deadline).await,
+            Via::Client(c) => match tokio::time::timeout_at(deadline, c.request(req)).await {
+                Ok(Ok(r)) => Ok(r.map(UpstreamBody::from)),
+                Ok(Err(e)) if e.is_connect() => Err(ExchangeError::Connect(e.to_string())),
+                Ok(Err(e)) => Err(ExchangeError::Other(e.to_string())),
+                Err(_) => Err(ExchangeError::TimedOut),
             },
         }
     }
+}
+
+/// How long an upstream has to answer (its response head), counted from `from`: for the
+/// first attempt, when the gateway had read the request.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerBy {
+    pub from: Instant,
+    pub within: Duration,
 }
 
 /// `parts.uri` addressed to endpoint `i` of `pool` (the path and query kept).
@@ -74,7 +88,7 @@ fn idempotent(m: &Method) -> bool {
 /// exchange.
 pub async fn send(
     client: &Via<'_>,
-    timeouts: Timeouts,
+    mut answer: AnswerBy,
     pool: &Pool,
     mut idx: usize,
     parts: Parts,
@@ -94,15 +108,19 @@ pub async fn send(
     let mut req = Request::from_parts(parts, body);
     loop {
         let authority = &pool.upstream(idx).authority;
-        match tokio::time::timeout(timeouts.response, client.request(authority, req)).await {
-            Ok(Ok(r)) => {
+        match client.request(authority, req, answer).await {
+            Ok(r) => {
                 pool.record(idx, Outcome::Answered);
                 return Ok(r);
             }
-            Ok(Err(_)) if cut.is_some_and(|(flag, _)| flag.load(Ordering::Relaxed)) => {
+            Err(_) if cut.is_some_and(|(flag, _)| flag.load(Ordering::Relaxed)) => {
                 return Err(ProxyError::PayloadTooLarge(cut.map_or(0, |c| c.1)))
             }
-            Ok(Err(ExchangeError::Connect(_))) => {
+            Err(ExchangeError::TimedOut) => {
+                pool.record(idx, Outcome::TimedOut);
+                return Err(ProxyError::GatewayTimeout);
+            }
+            Err(ExchangeError::Connect(_)) => {
                 pool.record(idx, Outcome::ConnectFailed);
                 tried.push(idx);
                 let Some((method, uri, headers)) = &again else {
@@ -112,6 +130,7 @@ pub async fn send(
                     return Err(ProxyError::UpstreamUnavailable);
                 }
                 idx = pool.pick(&tried);
+                answer.from = Instant::now();
                 let mut next = Request::new(RequestBody::empty());
                 *next.method_mut() = method.clone();
                 *next.uri_mut() = uri.clone();
@@ -120,13 +139,9 @@ pub async fn send(
                 address(&mut p, pool, idx)?;
                 req = Request::from_parts(p, b);
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::debug!(error = %e, "upstream exchange failed");
                 return Err(ProxyError::BadGateway);
-            }
-            Err(_) => {
-                pool.record(idx, Outcome::TimedOut);
-                return Err(ProxyError::GatewayTimeout);
             }
         }
     }

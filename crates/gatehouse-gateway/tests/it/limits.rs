@@ -88,6 +88,35 @@ async fn a_client_slow_to_send_its_headers_is_disconnected() {
         started.elapsed() >= Duration::from_millis(800),
         "not before the timeout"
     );
+    // The same after a request served on the connection: the next head has its own second.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /_gateway-health/healthy HTTP/1.1\r\nhost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.write_all(b"GET /_gateway-health/healthy HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a kept-alive connection is held to the timeout"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "counted from when the connection was ready for the head, not before"
+    );
     // The gateway goes on serving.
     let (status, _) = gw.traffic().get("/_gateway-health/healthy").await.unwrap();
     assert_eq!(status, 200);

@@ -197,6 +197,15 @@ async fn upstream_failures_answer_503_and_504() {
     );
     let (s, _) = get(&t, "/slow/x?delay_ms=10").await;
     assert_eq!(s, 200);
+    // Again on the upstream connection kept from that answer: its timer, set for the earlier
+    // request, still ends this one in time.
+    let started = Instant::now();
+    let (s, b) = get(&t, "/slow/x?delay_ms=3000").await;
+    assert_eq!(s, 504, "{b}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the timeout applies to a kept-alive upstream connection too"
+    );
     // Upstream statuses pass through.
     assert_eq!(get(&t, "/slow/status/418").await.0, 418);
     let (_, metrics) = gw.admin().get_text("/metrics").await.unwrap();

@@ -130,9 +130,23 @@ impl RateLimit {
 
     /// Writes `RateLimit-Limit`, `-Remaining` and `-Reset`.
     pub fn headers(d: &Decision, h: &mut HeaderMap) {
-        h.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(d.limit));
-        h.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(d.remaining));
-        h.insert(RATELIMIT_RESET.clone(), HeaderValue::from(d.reset_secs));
+        // The three numbers in one buffer: one allocation rather than one per value.
+        let mut digits = bytes::BytesMut::with_capacity(64);
+        let mut number = itoa::Buffer::new();
+        for n in [d.limit, d.remaining, d.reset_secs] {
+            digits.extend_from_slice(number.format(n).as_bytes());
+        }
+        let mut digits = digits.freeze();
+        let mut next = |n: u64| {
+            let len = number.format(n).len();
+            // Decimal digits are always a valid value.
+            HeaderValue::from_maybe_shared(digits.split_to(len))
+                .unwrap_or(HeaderValue::from_static("0"))
+        };
+        let (limit, remaining, reset) = (next(d.limit), next(d.remaining), next(d.reset_secs));
+        h.insert(RATELIMIT_LIMIT.clone(), limit);
+        h.insert(RATELIMIT_REMAINING.clone(), remaining);
+        h.insert(RATELIMIT_RESET.clone(), reset);
     }
 }
 
