@@ -9,6 +9,7 @@ pub mod h1head;
 pub mod h1pool;
 pub mod h1serve;
 pub mod h1wire;
+pub mod hop;
 pub mod llm;
 pub mod mcp;
 pub mod metrics;
@@ -23,6 +24,7 @@ pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 
+pub(crate) use hop::strip_hop_by_hop;
 pub use server::{serve_workers, Listen, Peer, ServeLimits, Workers};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,18 +52,6 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Headers that describe one hop, never forwarded.
-static HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-];
-
 /// Timeouts of upstream exchanges.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -76,45 +66,6 @@ pub struct Proxy {
     table: ArcSwap<RouteTable>,
     timeouts: Timeouts,
     ready: AtomicBool,
-}
-
-/// Removes the headers that describe one hop.
-pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Most messages carry none or only `Connection`: one pass over the names finds those
-    // present, without hashing any.
-    let mut present = [false; HOP_BY_HOP.len()];
-    let mut any = false;
-    for name in h.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == name) {
-            present[i] = true;
-            any = true;
-        }
-    }
-    if !any {
-        return;
-    }
-    // Headers named by `Connection` are hop-by-hop too.
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        // The usual tokens (`keep-alive`, `close`, `upgrade`) name no other header.
-        .filter(|t| {
-            !t.eq_ignore_ascii_case("close")
-                && !HOP_BY_HOP
-                    .iter()
-                    .any(|n| t.eq_ignore_ascii_case(n.as_str()))
-        })
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .collect();
-    for n in &named {
-        h.remove(n);
-    }
-    for (n, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
-        h.remove(n);
-    }
 }
 
 fn now_ms() -> i64 {
@@ -554,30 +505,5 @@ fn finish_headers(
         if !h.contains_key(&policies::rate_limit::RATELIMIT_LIMIT) {
             RateLimit::headers(d, h);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_and_the_ones_connection_names_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, X-Secret"),
-        );
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
-        h.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, ["x-kept"]);
-        let mut plain = HeaderMap::new();
-        plain.insert("x-a", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut plain);
-        assert_eq!(plain.len(), 1);
     }
 }

@@ -65,6 +65,17 @@ async fn oversized_and_too_many_headers_get_431_from_the_gateway_on_any_path() {
     assert!(status_of(gw.addr, &fine).await.starts_with("HTTP/1.1 200"));
 }
 
+/// Reads (and drops) what comes until the other side closes the connection.
+async fn read_until_closed(s: &mut TcpStream) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_slow_to_send_its_headers_is_disconnected() {
     let gw = gateway(&["--client-header-timeout", "1s"]).await;
@@ -74,15 +85,7 @@ async fn a_client_slow_to_send_its_headers_is_disconnected() {
         .unwrap();
     let started = Instant::now();
     let mut buf = [0u8; 1024];
-    let closed = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut s)).await;
     assert!(closed.is_ok(), "the connection is closed by the gateway");
     assert!(
         started.elapsed() >= Duration::from_millis(800),
@@ -100,15 +103,7 @@ async fn a_client_slow_to_send_its_headers_is_disconnected() {
         .await
         .unwrap();
     let started = Instant::now();
-    let closed = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut s)).await;
     assert!(
         closed.is_ok(),
         "a kept-alive connection is held to the timeout"

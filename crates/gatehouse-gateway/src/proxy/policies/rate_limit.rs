@@ -133,17 +133,18 @@ impl RateLimit {
         // The three numbers in one buffer: one allocation rather than one per value.
         let mut digits = bytes::BytesMut::with_capacity(64);
         let mut number = itoa::Buffer::new();
-        for n in [d.limit, d.remaining, d.reset_secs] {
-            digits.extend_from_slice(number.format(n).as_bytes());
+        let mut lens = [0; 3];
+        for (len, n) in lens.iter_mut().zip([d.limit, d.remaining, d.reset_secs]) {
+            let text = number.format(n);
+            *len = text.len();
+            digits.extend_from_slice(text.as_bytes());
         }
         let mut digits = digits.freeze();
-        let mut next = |n: u64| {
-            let len = number.format(n).len();
-            // Decimal digits are always a valid value.
+        // Decimal digits are always a valid value.
+        let [limit, remaining, reset] = lens.map(|len| {
             HeaderValue::from_maybe_shared(digits.split_to(len))
                 .unwrap_or(HeaderValue::from_static("0"))
-        };
-        let (limit, remaining, reset) = (next(d.limit), next(d.remaining), next(d.reset_secs));
+        });
         h.insert(RATELIMIT_LIMIT.clone(), limit);
         h.insert(RATELIMIT_REMAINING.clone(), remaining);
         h.insert(RATELIMIT_RESET.clone(), reset);
