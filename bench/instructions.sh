@@ -13,22 +13,8 @@ cd "$(dirname "$0")/.."
 
 N="${N:-4000}"
 CONNS="${CONNS:-4}"
-for tool in valgrind callgrind_control nginx curl python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install valgrind nginx-light curl)" >&2; exit 1; }
-done
-cargo build --release --quiet
-BIN="${CARGO_TARGET_DIR:-target}/release/gatehouse"
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
+require_tools "apt-get install valgrind nginx-light curl" valgrind callgrind_control nginx curl python3
 
 # A client sending N requests over CONNS kept-alive connections, one at a time on each.
 cat > "$work/load.py" <<'PY'

@@ -18,22 +18,8 @@ CONNS="${CONNS:-64}"
 THREADS="${THREADS:-1}"
 ROUNDS="${ROUNDS:-3}"
 
-for tool in wrk nginx curl python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nginx-light curl)" >&2; exit 1; }
-done
-cargo build --release --quiet
-BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/gatehouse"
-[ -x "$BIN" ] || BIN="${CARGO_TARGET_DIR:-target}/release/gatehouse"
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
+require_tools "apt-get install wrk nginx-light curl" wrk nginx curl python3
 UP=$(free_port); GW=$(free_port); ADMIN=$(free_port)
 
 COMPLETION='{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":10,"total_tokens":22}}'

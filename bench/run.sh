@@ -26,22 +26,8 @@ NGINX_WORKERS="${NGINX_WORKERS:-2}"
 
 HTTPS="${HTTPS:-1}"
 
-for tool in wrk nginx curl openssl; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk nginx-light curl openssl)" >&2; exit 1; }
-done
-cargo build --release --quiet
-BIN="${CARGO_TARGET_DIR:-target}/release/gatehouse"
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
+require_tools "apt-get install wrk nginx-light curl openssl" wrk nginx curl openssl
 UP=$(free_port); NGX=$(free_port); NGXS=$(free_port)
 # One certificate for both TLS terminators (ECDSA P-256, the common choice for a public site).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
