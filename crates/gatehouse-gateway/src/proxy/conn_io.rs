@@ -11,147 +11,37 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+use tokio_util::either::Either;
 
-/// A client connection.
-pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
+/// A client connection: plain (`Left`) or TLS (`Right`).
+pub type Stream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// The reading half of a client connection.
-pub enum ReadIo {
-    Plain(OwnedReadHalf),
-    Tls(ReadHalf<Box<TlsStream<TcpStream>>>),
-}
+pub type ReadIo = Either<OwnedReadHalf, ReadHalf<Box<TlsStream<TcpStream>>>>;
 
 /// The writing half of a client connection.
-pub enum WriteIo {
-    Plain(OwnedWriteHalf),
-    Tls(WriteHalf<Box<TlsStream<TcpStream>>>),
-}
+pub type WriteIo = Either<OwnedWriteHalf, WriteHalf<Box<TlsStream<TcpStream>>>>;
 
-impl Stream {
-    /// The two halves.
-    pub fn split(self) -> (ReadIo, WriteIo) {
-        match self {
-            Stream::Plain(s) => {
-                let (r, w) = s.into_split();
-                (ReadIo::Plain(r), WriteIo::Plain(w))
-            }
-            Stream::Tls(s) => {
-                let (r, w) = tokio::io::split(s);
-                (ReadIo::Tls(r), WriteIo::Tls(w))
-            }
+/// The two halves of `stream`.
+pub fn split(stream: Stream) -> (ReadIo, WriteIo) {
+    match stream {
+        Either::Left(s) => {
+            let (r, w) = s.into_split();
+            (Either::Left(r), Either::Left(w))
+        }
+        Either::Right(s) => {
+            let (r, w) = tokio::io::split(s);
+            (Either::Right(r), Either::Right(w))
         }
     }
 }
 
-impl ReadIo {
-    /// The connection whole again (`None` if the halves are not of one connection).
-    pub fn reunite(self, write: WriteIo) -> Option<Stream> {
-        match (self, write) {
-            (ReadIo::Plain(r), WriteIo::Plain(w)) => r.reunite(w).ok().map(Stream::Plain),
-            (ReadIo::Tls(r), WriteIo::Tls(w)) => Some(Stream::Tls(r.unsplit(w))),
-            _ => None,
-        }
-    }
-}
-
-impl AsyncRead for ReadIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ReadIo::Plain(r) => Pin::new(r).poll_read(cx, out),
-            ReadIo::Tls(r) => Pin::new(r).poll_read(cx, out),
-        }
-    }
-}
-
-impl AsyncWrite for WriteIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            WriteIo::Plain(w) => Pin::new(w).poll_write(cx, data),
-            WriteIo::Tls(w) => Pin::new(w).poll_write(cx, data),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteIo::Plain(w) => Pin::new(w).poll_flush(cx),
-            WriteIo::Tls(w) => Pin::new(w).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteIo::Plain(w) => Pin::new(w).poll_shutdown(cx),
-            WriteIo::Tls(w) => Pin::new(w).poll_shutdown(cx),
-        }
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, out),
-            Stream::Tls(s) => Pin::new(s).poll_read(cx, out),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, data),
-            Stream::Tls(s) => Pin::new(s).poll_write(cx, data),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
-        }
+/// The connection whole again (`None` if the halves are not of one connection).
+pub fn reunite(read: ReadIo, write: WriteIo) -> Option<Stream> {
+    match (read, write) {
+        (Either::Left(r), Either::Left(w)) => r.reunite(w).ok().map(Either::Left),
+        (Either::Right(r), Either::Right(w)) => Some(Either::Right(r.unsplit(w))),
+        _ => None,
     }
 }
 

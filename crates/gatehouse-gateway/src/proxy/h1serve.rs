@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::client_body::{ClientBody, Left, ReadSide};
-use super::conn_io::{Prefixed, Stream, WriteIo};
+use super::conn_io::{self, Prefixed, Stream, WriteIo};
 use super::deadline::Deadline;
 use super::h1head::{self, BodyFraming, Parsed, ResponseFraming, TooLarge};
 use super::h1wire::{encode_chunk, encode_last_chunk, Chunked, Framing};
@@ -68,7 +68,7 @@ pub async fn serve(ctx: ConnContext, stream: Stream, watcher: Watcher) {
     if buf.starts_with(H2_PREFACE) {
         return serve_with_hyper(&ctx, Prefixed { buf, io: stream }, watcher).await;
     }
-    let (read, mut write) = stream.split();
+    let (read, mut write) = conn_io::split(stream);
     let mut side = ReadSide {
         io: read,
         buf,
@@ -91,7 +91,7 @@ pub async fn serve(ctx: ConnContext, stream: Stream, watcher: Watcher) {
             Err(_) | Ok(HeadRead::Closed) | Ok(HeadRead::Parsed(Parsed::Partial)) => return,
             Ok(HeadRead::Parsed(Parsed::Request(head))) => head,
             Ok(HeadRead::Parsed(Parsed::Hyper)) => {
-                let Some(stream) = side.io.reunite(write) else {
+                let Some(stream) = conn_io::reunite(side.io, write) else {
                     return;
                 };
                 let io = Prefixed {

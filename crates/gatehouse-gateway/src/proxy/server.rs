@@ -176,7 +176,7 @@ pub async fn serve(
         match &tls {
             None => {
                 tokio::spawn(async move {
-                    super::h1serve::serve(ctx, Stream::Plain(stream), watcher).await;
+                    super::h1serve::serve(ctx, Stream::Left(stream), watcher).await;
                     drop(permit);
                 });
             }
@@ -200,7 +200,7 @@ pub async fn serve(
                     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                         serve_with_hyper(&ctx, stream, watcher).await;
                     } else {
-                        super::h1serve::serve(ctx, Stream::Tls(Box::new(stream)), watcher).await;
+                        super::h1serve::serve(ctx, Stream::Right(Box::new(stream)), watcher).await;
                     }
                     drop(permit);
                 });
