@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::h1wire::shared_value;
+use super::response_head::{shared_value, PassedHeaders};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
@@ -212,10 +212,12 @@ pub enum ResponseFraming {
     Chunked,
 }
 
-/// Writes a response head into `out`; `exact` is the body's length when known.
+/// Writes a response head into `out`: an upstream's headers as they came (`passed`), if any,
+/// then `headers`. `exact` is the body's length when known.
 pub fn encode_response(
     out: &mut Vec<u8>,
     status: http::StatusCode,
+    passed: Option<&PassedHeaders>,
     headers: &HeaderMap,
     no_body: bool,
     exact: Option<u64>,
@@ -227,12 +229,17 @@ pub fn encode_response(
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let (mut has_date, mut length, mut te) = (false, false, None);
+    if let Some(p) = passed {
+        out.extend_from_slice(&p.block);
+        (has_date, length) = (p.date, p.length);
+        te = p.transfer_encoding.as_deref();
+    }
     for (name, value) in headers.iter() {
         if name == header::CONNECTION {
             continue;
         }
         if name == header::TRANSFER_ENCODING {
-            te = Some(value);
+            te = Some(value.as_bytes());
             continue;
         }
         has_date |= name == header::DATE;
@@ -246,7 +253,7 @@ pub fn encode_response(
         ResponseFraming::None
     } else if let Some(te) = te {
         // The body is decoded: chunked goes last.
-        let v = te.as_bytes();
+        let v = te;
         let ends_chunked = v
             .rsplit(|b| *b == b',')
             .next()
@@ -367,7 +374,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         let mut out = Vec::new();
-        let f = encode_response(&mut out, http::StatusCode::OK, &h, false, Some(2), false);
+        let f = encode_response(
+            &mut out,
+            http::StatusCode::OK,
+            None,
+            &h,
+            false,
+            Some(2),
+            false,
+        );
         let text = String::from_utf8(out).unwrap();
         assert_eq!(f, ResponseFraming::Length);
         assert!(text.starts_with("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"));
@@ -375,7 +390,7 @@ mod tests {
         assert!(text.ends_with("\r\n\r\n"));
 
         let mut out = Vec::new();
-        let f = encode_response(&mut out, http::StatusCode::OK, &h, false, None, true);
+        let f = encode_response(&mut out, http::StatusCode::OK, None, &h, false, None, true);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(f, ResponseFraming::Chunked);
         assert!(text.contains("transfer-encoding: chunked\r\n"));
@@ -385,6 +400,7 @@ mod tests {
         let f = encode_response(
             &mut out,
             http::StatusCode::NO_CONTENT,
+            None,
             &h,
             true,
             None,
@@ -394,5 +410,34 @@ mod tests {
         assert!(!String::from_utf8(out)
             .unwrap()
             .contains("transfer-encoding"));
+    }
+
+    #[test]
+    fn passed_headers_go_out_as_they_came_with_the_gateways_after_them() {
+        let passed = PassedHeaders {
+            block: bytes::Bytes::from_static(b"X-Up: 1\r\nDate: then\r\n"),
+            transfer_encoding: Some(bytes::Bytes::from_static(b"gzip")),
+            date: true,
+            length: false,
+            rate_limit: false,
+        };
+        let mut h = HeaderMap::new();
+        h.insert("ratelimit-limit", HeaderValue::from_static("5"));
+        let mut out = Vec::new();
+        let f = encode_response(
+            &mut out,
+            http::StatusCode::OK,
+            Some(&passed),
+            &h,
+            false,
+            None,
+            false,
+        );
+        assert_eq!(f, ResponseFraming::Chunked);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nX-Up: 1\r\nDate: then\r\nratelimit-limit: 5\r\n\
+             transfer-encoding: gzip, chunked\r\n\r\n"
+        );
     }
 }

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use super::deadline::Deadline;
 use super::h1wire::{self, Decoded, Framing, RequestFraming, WireError};
+use super::response_head::{self, HeadForm};
 use super::upstream::RequestBody;
 
 /// An idle connection older than this is closed rather than used.
@@ -168,6 +169,7 @@ impl H1Pool {
         req: Request<RequestBody>,
         now: Instant,
         deadline: Instant,
+        form: HeadForm,
     ) -> Result<Response<UpstreamBody>, ExchangeError> {
         if req.headers().contains_key(header::UPGRADE) {
             let upgrade = Box::pin(self.send_upgrade(authority, req));
@@ -198,7 +200,7 @@ impl H1Pool {
                 buf,
                 deadline: d,
             } = &mut conn;
-            let answer = d.run(deadline, exchange(io, buf, &head, framing, &mut body));
+            let answer = d.run(deadline, exchange(io, buf, &head, framing, &mut body, form));
             match answer
                 .await
                 .unwrap_or(Err(Failed::Fatal(ExchangeError::TimedOut)))
@@ -222,6 +224,9 @@ impl H1Pool {
         let mut res = Response::new(UpstreamBody::empty());
         *res.status_mut() = answer.status;
         *res.headers_mut() = answer.headers;
+        if let Some(passed) = answer.passed {
+            res.extensions_mut().insert(passed);
+        }
         let body = match framing {
             Framing::Empty => None,
             // The whole body is here: the connection goes back now.
@@ -287,7 +292,8 @@ async fn exchange(
     head: &[u8],
     framing: RequestFraming,
     body: &mut RequestBody,
-) -> Result<h1wire::Head, Failed> {
+    form: HeadForm,
+) -> Result<response_head::Head, Failed> {
     if let Err(e) = io.write_all(head).await {
         return Err(Failed::BeforeAnswer(e.into()));
     }
@@ -296,7 +302,9 @@ async fn exchange(
     }
     let mut read_any = false;
     loop {
-        if let Some(answer) = h1wire::parse_head(buf).map_err(|e| Failed::Fatal(e.into()))? {
+        if let Some(answer) =
+            response_head::parse_head(buf, form).map_err(|e| Failed::Fatal(e.into()))?
+        {
             read_any = true;
             if answer.status.is_informational() && answer.status != StatusCode::SWITCHING_PROTOCOLS
             {

@@ -28,7 +28,9 @@ use super::conn_io::{self, Prefixed, Stream, WriteIo};
 use super::deadline::Deadline;
 use super::h1head::{self, BodyFraming, Parsed, ResponseFraming, TooLarge};
 use super::h1wire::{encode_chunk, encode_last_chunk, Chunked, Framing};
+use super::response_head::PassedHeaders;
 use super::server::{serve_with_hyper, ConnContext};
+use super::Writer;
 
 /// The start of an HTTP/2 connection with prior knowledge.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -127,7 +129,9 @@ pub async fn serve(ctx: ConnContext, stream: Stream, watcher: Watcher) {
         let res = match body {
             BodyFraming::None => {
                 let req = Request::from_parts(parts, ClientBody::empty());
-                ctx.proxy.handle(&ctx.clients, req, &ctx.peer).await
+                ctx.proxy
+                    .handle(&ctx.clients, req, &ctx.peer, Writer::Wire)
+                    .await
             }
             framing => {
                 side.left = match framing {
@@ -136,7 +140,10 @@ pub async fn serve(ctx: ConnContext, stream: Stream, watcher: Watcher) {
                 };
                 let shared = Arc::new(Mutex::new(side));
                 let req = Request::from_parts(parts, ClientBody::wire(shared.clone()));
-                let res = ctx.proxy.handle(&ctx.clients, req, &ctx.peer).await;
+                let res = ctx
+                    .proxy
+                    .handle(&ctx.clients, req, &ctx.peer, Writer::Wire)
+                    .await;
                 match Arc::try_unwrap(shared) {
                     Ok(m) => {
                         side = m.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -235,8 +242,9 @@ async fn respond(
     trailers: bool,
     close: bool,
 ) -> io::Result<Next> {
-    let (parts, mut body) = res.into_parts();
+    let (mut parts, mut body) = res.into_parts();
     let status = parts.status;
+    let passed = parts.extensions.remove::<PassedHeaders>();
     let no_body = method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -245,6 +253,7 @@ async fn respond(
     let framing = h1head::encode_response(
         out,
         status,
+        passed.as_ref(),
         &parts.headers,
         no_body,
         body.size_hint().exact(),

@@ -1,19 +1,12 @@
-//! HTTP/1.1 on the wire to plain upstreams: the request head written, the response head parsed,
-//! and a response body's framing (RFC 9112 §6) decoded from a read buffer. No I/O here: the
+//! HTTP/1.1 on the wire to plain upstreams: the request head written, and a response body's
+//! framing (RFC 9112 §6) decoded from a read buffer. No I/O here: the
 //! pool (`h1pool.rs`) reads and writes.
-
-use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, StatusCode, Version};
+use http::Method;
 
-/// Largest response head accepted from an upstream.
-pub const MAX_HEAD: usize = 256 << 10;
-/// Most response headers accepted from an upstream.
-const MAX_HEADERS: usize = 256;
-/// Headers parsed on the stack first; a head with more is parsed again with room for all.
-const FEW_HEADERS: usize = 48;
+use super::response_head::MAX_HEAD;
 
 /// Why an upstream's answer could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -99,150 +92,6 @@ pub fn encode_last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// A parsed response head.
-#[derive(Debug)]
-pub struct Head {
-    pub status: StatusCode,
-    pub version: Version,
-    pub headers: HeaderMap,
-}
-
-impl Head {
-    /// Whether the connection may carry another request after this response.
-    pub fn keep_alive(&self) -> bool {
-        let says = |token: &str| {
-            self.headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .any(|t| t.trim().eq_ignore_ascii_case(token))
-        };
-        match self.version {
-            Version::HTTP_11 => !says("close"),
-            _ => says("keep-alive"),
-        }
-    }
-
-    /// How the body of this response to a `method` request is framed.
-    pub fn framing(&self, method: &Method) -> Result<Framing, WireError> {
-        if method == Method::HEAD
-            || self.status.is_informational()
-            || self.status == StatusCode::NO_CONTENT
-            || self.status == StatusCode::NOT_MODIFIED
-        {
-            return Ok(Framing::Empty);
-        }
-        if let Some(te) = self.headers.get(header::TRANSFER_ENCODING) {
-            let last = te
-                .to_str()
-                .ok()
-                .and_then(|v| v.rsplit(',').next())
-                .map(str::trim);
-            return Ok(if last.is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-                Framing::Chunked(Chunked::default())
-            } else {
-                Framing::Close
-            });
-        }
-        let mut lengths = self.headers.get_all(header::CONTENT_LENGTH).iter();
-        match lengths.next() {
-            None => Ok(Framing::Close),
-            Some(v) => {
-                let n = parse_length(v.as_bytes()).ok_or(WireError::Length)?;
-                // Repeated values must agree.
-                if lengths.any(|o| parse_length(o.as_bytes()) != Some(n)) {
-                    return Err(WireError::Length);
-                }
-                Ok(Framing::Length(n))
-            }
-        }
-    }
-}
-
-fn parse_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
-}
-
-/// Takes a complete response head off the front of `buf`: `None` (and `buf` untouched) when
-/// more bytes are needed. Header values share one copy of the head (as hyper's share its read
-/// buffer).
-pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
-    let mut few = [const { MaybeUninit::<httparse::Header>::uninit() }; FEW_HEADERS];
-    let head = match parse_in(buf, &mut few) {
-        Err(WireError::Head(httparse::Error::TooManyHeaders)) => {
-            let mut many = Vec::with_capacity(MAX_HEADERS);
-            many.resize_with(MAX_HEADERS, MaybeUninit::uninit);
-            parse_in(buf, &mut many)?
-        }
-        other => other?,
-    };
-    let Some((head, len)) = head else {
-        return Ok(None);
-    };
-    buf.advance(len);
-    Ok(Some(head))
-}
-
-/// Parses the head at the front of `buf` with `slots` for its headers; the head and its length.
-fn parse_in<'b>(
-    buf: &'b [u8],
-    slots: &mut [MaybeUninit<httparse::Header<'b>>],
-) -> Result<Option<(Head, usize)>, WireError> {
-    let mut res = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut res, buf, slots)
-        .map_err(WireError::Head)?
-    {
-        httparse::Status::Complete(n) => n,
-        httparse::Status::Partial if buf.len() >= MAX_HEAD => return Err(WireError::HeadTooLarge),
-        httparse::Status::Partial => return Ok(None),
-    };
-    let status = res
-        .code
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .ok_or(WireError::Head(httparse::Error::Status))?;
-    let version = if res.version == Some(1) {
-        Version::HTTP_11
-    } else {
-        Version::HTTP_10
-    };
-    // One copy of the head, which the header values share.
-    let head = Bytes::copy_from_slice(&buf[..len]);
-    let start = buf.as_ptr() as usize;
-    // Room for the headers the gateway adds (RateLimit-*, CORS).
-    let mut headers = HeaderMap::with_capacity(res.headers.len() + 4);
-    for h in res.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| WireError::Head(httparse::Error::HeaderName))?;
-        let value = shared_value(&head, start, h.value)
-            .ok_or(WireError::Head(httparse::Error::HeaderValue))?;
-        headers.append(name, value);
-    }
-    Ok(Some((
-        Head {
-            status,
-            version,
-            headers,
-        },
-        len,
-    )))
-}
-
-/// `value` (a slice of the buffer that starts at address `start`) as a header value sharing
-/// `head`, the copy of that buffer's front.
-pub(crate) fn shared_value(head: &Bytes, start: usize, value: &[u8]) -> Option<HeaderValue> {
-    if value.is_empty() {
-        return Some(HeaderValue::from_static(""));
-    }
-    let at = (value.as_ptr() as usize).checked_sub(start)?;
-    let slice = head.get(at..at + value.len())?;
-    HeaderValue::from_maybe_shared(head.slice_ref(slice)).ok()
 }
 
 /// A response body's framing.
@@ -400,78 +249,6 @@ fn parse_trailers(buf: &[u8]) -> Result<Option<(Option<HeaderMap>, usize)>, Wire
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(raw: &str) -> Result<Option<Head>, WireError> {
-        parse_head(&mut BytesMut::from(raw.as_bytes()))
-    }
-
-    fn head(raw: &str) -> Head {
-        parse(raw).unwrap().unwrap()
-    }
-
-    #[test]
-    fn a_head_is_parsed_and_taken_off_the_buffer() {
-        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nok";
-        let mut buf = BytesMut::from(raw.as_bytes());
-        let h = parse_head(&mut buf).unwrap().unwrap();
-        assert_eq!(h.status, StatusCode::OK);
-        assert_eq!(&buf[..], b"ok");
-        assert_eq!(h.headers["x-a"], "b");
-        assert_eq!(h.headers["content-length"], "2");
-        assert!(matches!(
-            h.framing(&Method::GET).unwrap(),
-            Framing::Length(2)
-        ));
-        assert!(h.keep_alive());
-        let mut partial = BytesMut::from(&raw.as_bytes()[..20]);
-        assert!(parse_head(&mut partial).unwrap().is_none());
-        assert_eq!(partial.len(), 20, "a partial head stays in the buffer");
-        assert!(parse("HTTP/1.1 200 OK\r\nX-A: \x01\r\n\r\n").is_err());
-    }
-
-    #[test]
-    fn a_head_with_many_headers_is_parsed_and_one_with_too_many_refused() {
-        let mut raw = String::from("HTTP/1.1 200 OK\r\n");
-        for i in 0..100 {
-            raw.push_str(&format!("x-h{i}: v\r\n"));
-        }
-        raw.push_str("\r\n");
-        assert_eq!(head(&raw).headers.len(), 100);
-        let mut raw = String::from("HTTP/1.1 200 OK\r\n");
-        for i in 0..300 {
-            raw.push_str(&format!("x-h{i}: v\r\n"));
-        }
-        raw.push_str("\r\n");
-        assert!(parse(&raw).is_err());
-    }
-
-    #[test]
-    fn framing_follows_the_rules_of_http_1_1() {
-        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
-        assert!(matches!(h.framing(&Method::HEAD).unwrap(), Framing::Empty));
-        let h = head("HTTP/1.1 204 No Content\r\n\r\n");
-        assert!(matches!(h.framing(&Method::GET).unwrap(), Framing::Empty));
-        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n");
-        assert!(matches!(
-            h.framing(&Method::GET).unwrap(),
-            Framing::Chunked(_)
-        ));
-        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
-        assert!(matches!(h.framing(&Method::GET).unwrap(), Framing::Close));
-        let h = head("HTTP/1.1 200 OK\r\n\r\n");
-        assert!(matches!(h.framing(&Method::GET).unwrap(), Framing::Close));
-        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
-        assert!(h.framing(&Method::GET).is_err());
-        let h = head("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n");
-        assert!(h.framing(&Method::GET).is_err());
-    }
-
-    #[test]
-    fn keep_alive_depends_on_version_and_connection() {
-        assert!(!head("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n").keep_alive());
-        assert!(!head("HTTP/1.0 200 OK\r\n\r\n").keep_alive());
-        assert!(head("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
-    }
 
     #[test]
     fn chunked_bodies_decode_in_any_split_with_trailers() {

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod policies;
 pub mod pool;
 pub mod respond;
+pub mod response_head;
 pub mod routes;
 pub mod send;
 pub mod server;
@@ -40,6 +41,7 @@ use http_body_util::Either;
 use error::ProxyError;
 use policies::RateLimit;
 use respond::{json, GatewayResponse};
+use response_head::{HeadForm, PassedHeaders};
 use routes::{Entry, Rewrite, RouteTable};
 use upstream::Clients;
 
@@ -59,6 +61,23 @@ pub struct Timeouts {
     pub connect: Duration,
     /// Until the upstream's response headers arrive (then 504). Bodies stream without limit.
     pub response: Duration,
+}
+
+/// Who writes an answer to its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// hyper: HTTP/2, and the HTTP/1.1 requests the gateway's own loop leaves to it.
+    Hyper,
+    /// The gateway's own HTTP/1.1 loop (`h1serve.rs`), which can write an upstream's headers
+    /// as they came.
+    Wire,
+}
+
+/// How a request came: from whom, when, and who writes its answer.
+struct Arrival<'a> {
+    peer: &'a Peer,
+    started: Instant,
+    writer: Writer,
 }
 
 /// The data plane's shared state.
@@ -107,6 +126,7 @@ impl Proxy {
         clients: &Clients,
         req: Request<ClientBody>,
         peer: &Peer,
+        writer: Writer,
     ) -> GatewayResponse {
         let path = req.uri().path();
         if path.starts_with("/_gateway-health/") {
@@ -127,7 +147,17 @@ impl Proxy {
             (entry.clone(), path.len() - rest.len())
         };
         let res = match self
-            .forward(&entry, clients, req, context_len, peer, started)
+            .forward(
+                &entry,
+                clients,
+                req,
+                context_len,
+                Arrival {
+                    peer,
+                    started,
+                    writer,
+                },
+            )
             .await
         {
             Ok(res) => res,
@@ -198,9 +228,13 @@ impl Proxy {
         clients: &Clients,
         req: Request<ClientBody>,
         context_len: usize,
-        peer: &Peer,
-        started: Instant,
+        arrival: Arrival<'_>,
     ) -> Result<GatewayResponse, ProxyError> {
+        let Arrival {
+            peer,
+            started,
+            writer,
+        } = arrival;
         let (mut parts, body) = req.into_parts();
         let uri = std::mem::take(&mut parts.uri);
         let rest = &uri.path()[context_len..];
@@ -405,9 +439,23 @@ impl Proxy {
         if client.is_some() {
             send::address(&mut parts, &pool, idx)?;
         }
+        // The upstream's headers go to an HTTP/1.1 client as they came when no policy changes
+        // them on the way back (the gateway's RateLimit-* are added beside them).
+        let form = if writer == Writer::Wire
+            && upgrade.is_none()
+            && chain.cors.is_none()
+            && chain
+                .set_headers
+                .as_ref()
+                .is_none_or(|sh| sh.response.is_empty())
+        {
+            HeadForm::Passed
+        } else {
+            HeadForm::Map
+        };
         let via = match &client {
             Some(c) => send::Via::Client(c),
-            None => send::Via::Pool(&clients.h1),
+            None => send::Via::Pool(&clients.h1, form),
         };
         let cut = exceeded.as_ref().map(|(flag, max)| (&**flag, *max));
         let answer = send::AnswerBy {
@@ -425,6 +473,15 @@ impl Proxy {
         }
         let mut res = r.map(|b| Either::Left(Either::Left(b)));
         *res.version_mut() = Version::HTTP_11;
+        // The gateway's own rate limit state replaces an upstream's.
+        if decision.is_some() {
+            let theirs = res.extensions().get::<PassedHeaders>();
+            if theirs.is_some_and(|p| p.rate_limit) {
+                let passed = res.extensions_mut().remove::<PassedHeaders>();
+                *res.headers_mut() = passed.map(PassedHeaders::into_map).unwrap_or_default();
+            }
+            RateLimit::remove(res.headers_mut());
+        }
         if res.status() != StatusCode::SWITCHING_PROTOCOLS {
             strip_hop_by_hop(res.headers_mut());
         }

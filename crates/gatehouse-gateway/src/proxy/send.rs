@@ -16,12 +16,14 @@ use tokio::time::Instant;
 use super::error::ProxyError;
 use super::h1pool::{ExchangeError, H1Pool, UpstreamBody};
 use super::pool::{Outcome, Pool};
+use super::response_head::HeadForm;
 use super::upstream::{RequestBody, UpstreamClient};
 
 /// What carries a request upstream: this thread's HTTP/1.1 pool (plain `http://` upstreams), or
 /// a general client (TLS, HTTP/2).
 pub enum Via<'a> {
-    Pool(&'a Arc<H1Pool>),
+    /// The pool, and the form in which the upstream's headers are wanted.
+    Pool(&'a Arc<H1Pool>, HeadForm),
     Client(&'a UpstreamClient),
 }
 
@@ -35,7 +37,7 @@ impl Via<'_> {
     ) -> Result<Response<UpstreamBody>, ExchangeError> {
         let deadline = answer.from + answer.within;
         match self {
-            Via::Pool(p) => p.send(authority, req, answer.from, deadline).await,
+            Via::Pool(p, form) => p.send(authority, req, answer.from, deadline, *form).await,
             Via::Client(c) => match tokio::time::timeout_at(deadline, c.request(req)).await {
                 Ok(Ok(r)) => Ok(r.map(UpstreamBody::from)),
                 Ok(Err(e)) if e.is_connect() => Err(ExchangeError::Connect(e.to_string())),

@@ -18,7 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use super::client_body::ClientBody;
 use super::conn_io::Stream;
 use super::upstream::Clients;
-use super::Proxy;
+use super::{Proxy, Writer};
 use http::Request;
 use hyper::body::Incoming;
 use hyper_util::server::graceful::Watcher;
@@ -102,7 +102,7 @@ where
         async move {
             Ok::<_, Infallible>(
                 proxy
-                    .handle(&clients, req.map(ClientBody::from), &peer)
+                    .handle(&clients, req.map(ClientBody::from), &peer, Writer::Hyper)
                     .await,
             )
         }

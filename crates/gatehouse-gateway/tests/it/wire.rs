@@ -1,7 +1,8 @@
 //! HTTP/1.1 framing on the forwarding path (`proxy/h1wire.rs`, `proxy/h1pool.rs`) against an
 //! upstream written on a bare socket, so that every framing case is what the test says it is:
 //! chunked and close-delimited answers, interim 100 answers, HEAD, large bodies, request bodies
-//! of both framings, a kept-alive connection the upstream drops, and a malformed answer.
+//! of both framings, a kept-alive connection the upstream drops, and a malformed answer; and an
+//! upstream's headers passed to an HTTP/1.1 client as written.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -136,6 +137,31 @@ pub async fn bare_upstream() -> (String, Arc<AtomicUsize>) {
                             out.extend_from_slice(&body);
                             s.write_all(&out).await.unwrap();
                         }
+                        "/headers" => {
+                            s.write_all(
+                                b"HTTP/1.1 200 OK\r\nX-Trace: a  b\r\nConnection: keep-alive\r\n\
+                                  Keep-Alive: timeout=5\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
+                                  RateLimit-Limit: 999\r\nContent-Length: 2\r\n\r\nok",
+                            )
+                            .await
+                            .unwrap();
+                        }
+                        "/hop-named" => {
+                            s.write_all(
+                                b"HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nX-End: 1\r\n\
+                                  Content-Length: 2\r\n\r\nok",
+                            )
+                            .await
+                            .unwrap();
+                        }
+                        "/coded-and-length" => {
+                            s.write_all(
+                                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\
+                                  Content-Length: 99\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                            )
+                            .await
+                            .unwrap();
+                        }
                         "/garbage" => {
                             s.write_all(b"HTTP/1.1 abc\r\n\r\n").await.unwrap();
                             return;
@@ -229,4 +255,144 @@ async fn every_framing_is_forwarded_and_the_connection_kept_when_it_can_be() {
     // A malformed answer is a 502, and the gateway goes on serving.
     assert_eq!(c.get(at("/garbage")).send().await.unwrap().status(), 502);
     assert_eq!(c.get(at("/x")).send().await.unwrap().status(), 200);
+}
+
+/// Sends `GET path` over HTTP/1.1 on a new connection (so that the gateway's own loop writes
+/// the answer) and reads the whole answer.
+async fn raw_get(base: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// The header lines of an answer, as written.
+fn header_lines(answer: &str) -> Vec<&str> {
+    let head = answer.split("\r\n\r\n").next().unwrap();
+    head.split("\r\n").skip(1).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstreams_headers_reach_the_client_as_written_less_hop_by_hop_ones() {
+    let (url, _) = bare_upstream().await;
+    let gw = gateway(&["--workers", "1"]).await;
+    let ops = json!([{"method": "GET", "path": "/*"}]);
+    create(
+        &gw.admin(),
+        "rest-apis",
+        &rest_doc("plain", "/plain", &url, ops.clone(), json!([])),
+    )
+    .await;
+    let limited = json!([{"name": "rate-limit", "params": {"requests": 50, "window": "1m"}}]);
+    create(
+        &gw.admin(),
+        "rest-apis",
+        &rest_doc("limited", "/limited", &url, ops.clone(), limited),
+    )
+    .await;
+    let edited = json!([{"name": "set-headers", "params": {"response": {"remove": ["X-Trace"]}}}]);
+    create(
+        &gw.admin(),
+        "rest-apis",
+        &rest_doc("edited", "/edited", &url, ops, edited),
+    )
+    .await;
+
+    // Passed through: the upstream's spelling, repeated headers and values kept; the headers
+    // of its hop gone; the gateway's Date added once.
+    let answer = raw_get(&gw.base, "/plain/headers").await;
+    let lines = header_lines(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+    for want in [
+        "X-Trace: a  b",
+        "Set-Cookie: a=1",
+        "Set-Cookie: b=2",
+        "RateLimit-Limit: 999",
+        "Content-Length: 2",
+    ] {
+        assert_eq!(
+            lines.iter().filter(|l| **l == want).count(),
+            1,
+            "{want} in {answer}"
+        );
+    }
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.to_ascii_lowercase().starts_with("keep-alive")),
+        "{answer}"
+    );
+    let connection: Vec<_> = lines
+        .iter()
+        .filter(|l| l.to_ascii_lowercase().starts_with("connection"))
+        .collect();
+    assert_eq!(
+        connection,
+        [&"connection: close"],
+        "only the gateway's own: {answer}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.to_ascii_lowercase().starts_with("date: "))
+            .count(),
+        1
+    );
+
+    // With a rate limit, the gateway's RateLimit-* replace the upstream's.
+    let answer = raw_get(&gw.base, "/limited/headers").await;
+    let limits: Vec<_> = header_lines(&answer)
+        .into_iter()
+        .filter(|l| l.to_ascii_lowercase().starts_with("ratelimit-limit"))
+        .collect();
+    assert_eq!(limits, ["ratelimit-limit: 50"], "{answer}");
+    // (Then in a map, which writes names in lower case.)
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nx-trace: a  b\r\n"),
+        "{answer}"
+    );
+
+    // A header that Connection names is hop-by-hop too.
+    let answer = raw_get(&gw.base, "/plain/hop-named").await;
+    let lower = answer.to_ascii_lowercase();
+    assert!(!lower.contains("x-hop"), "{answer}");
+    assert!(lower.contains("\r\nx-end: 1\r\n"), "{answer}");
+
+    // Chunked beside a length: the coding decides, the length is not passed on.
+    let answer = raw_get(&gw.base, "/plain/coded-and-length").await;
+    let lower = answer.to_ascii_lowercase();
+    assert!(!lower.contains("content-length"), "{answer}");
+    assert!(lower.contains("transfer-encoding: chunked"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n2\r\nok\r\n0\r\n\r\n"), "{answer}");
+
+    // A policy that edits response headers still sees them all.
+    let answer = raw_get(&gw.base, "/edited/headers").await;
+    assert!(!answer.to_ascii_lowercase().contains("x-trace"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("set-cookie: b=2"),
+        "{answer}"
+    );
+
+    // Over HTTP/2 (answered through hyper) the same headers arrive.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2
+        .get(format!("{}/plain/headers", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.headers()["x-trace"], "a  b");
+    assert_eq!(r.headers().get_all("set-cookie").iter().count(), 2);
+    assert!(r.headers().get("keep-alive").is_none());
+    assert_eq!(r.text().await.unwrap(), "ok");
 }

@@ -128,6 +128,17 @@ impl RateLimit {
         }
     }
 
+    /// Removes `RateLimit-Limit`, `-Remaining` and `-Reset` (an upstream's, before the
+    /// gateway's own are written).
+    pub fn remove(h: &mut HeaderMap) {
+        if h.is_empty() {
+            return;
+        }
+        h.remove(&RATELIMIT_LIMIT);
+        h.remove(&RATELIMIT_REMAINING);
+        h.remove(&RATELIMIT_RESET);
+    }
+
     /// Writes `RateLimit-Limit`, `-Remaining` and `-Reset`.
     pub fn headers(d: &Decision, h: &mut HeaderMap) {
         // The three numbers in one buffer: one allocation rather than one per value.

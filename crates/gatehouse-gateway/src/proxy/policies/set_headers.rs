@@ -31,6 +31,11 @@ impl Edits {
         }
     }
 
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+
     /// Applies the edits: removals first, then sets (which replace).
     pub fn apply(&self, h: &mut HeaderMap) {
         for n in &self.remove {

@@ -1,0 +1,358 @@
+//! An upstream's HTTP/1.1 response head, taken off its connection's read buffer: the status,
+//! what the framing and connection headers say, and the headers themselves, in one of two
+//! forms. As a `HeaderMap` for anything that reads or changes them (policies, HTTP/2 clients);
+//! or, for an HTTP/1.1 client when nothing on the way changes them, passed through as they
+//! came (`PassedHeaders`), written out once and never put in a map.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Version};
+
+use super::h1wire::{Chunked, Framing, WireError};
+
+/// Largest response head accepted from an upstream.
+pub const MAX_HEAD: usize = 256 << 10;
+/// Most response headers accepted from an upstream.
+const MAX_HEADERS: usize = 256;
+/// Headers parsed on the stack first; a head with more is parsed again with room for all.
+const FEW_HEADERS: usize = 48;
+
+/// Which form the headers are wanted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadForm {
+    /// A `HeaderMap`.
+    Map,
+    /// Passed through as written, when the head allows it (it may still come as a map).
+    Passed,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    pub version: Version,
+    /// The headers, or only those added on the way when `passed` holds the upstream's.
+    pub headers: HeaderMap,
+    pub passed: Option<PassedHeaders>,
+    facts: Facts,
+}
+
+/// An upstream's response headers on their way to an HTTP/1.1 client as they came: written out
+/// (`name: value\r\n` each) without the hop-by-hop ones and without `Transfer-Encoding`, whose
+/// value is kept apart because the body goes out re-framed.
+#[derive(Debug, Clone)]
+pub struct PassedHeaders {
+    pub block: Bytes,
+    pub transfer_encoding: Option<Bytes>,
+    /// Whether the block has a `Date`.
+    pub date: bool,
+    /// Whether the block has a `Content-Length`.
+    pub length: bool,
+    /// Whether the block has a `RateLimit-Limit`, `-Remaining` or `-Reset`.
+    pub rate_limit: bool,
+}
+
+/// What the framing and connection headers say.
+#[derive(Debug, Default)]
+struct Facts {
+    /// `Connection: close`.
+    close: bool,
+    /// `Connection: keep-alive`.
+    keep_alive: bool,
+    /// `Connection` names other headers (which are then hop-by-hop too).
+    names_others: bool,
+    /// `Transfer-Encoding` is present.
+    encoded: bool,
+    /// Its last coding is `chunked`.
+    chunked: bool,
+    /// `Content-Length`: absent, a number, or unusable (malformed, or repeated with another).
+    length: Option<Option<u64>>,
+}
+
+impl Head {
+    /// Whether the connection may carry another request after this response.
+    pub fn keep_alive(&self) -> bool {
+        match self.version {
+            Version::HTTP_11 => !self.facts.close,
+            _ => self.facts.keep_alive,
+        }
+    }
+
+    /// How the body of this response to a `method` request is framed.
+    pub fn framing(&self, method: &Method) -> Result<Framing, WireError> {
+        if method == Method::HEAD
+            || self.status.is_informational()
+            || self.status == StatusCode::NO_CONTENT
+            || self.status == StatusCode::NOT_MODIFIED
+        {
+            return Ok(Framing::Empty);
+        }
+        if self.facts.encoded {
+            return Ok(if self.facts.chunked {
+                Framing::Chunked(Chunked::default())
+            } else {
+                Framing::Close
+            });
+        }
+        match self.facts.length {
+            None => Ok(Framing::Close),
+            Some(Some(n)) => Ok(Framing::Length(n)),
+            Some(None) => Err(WireError::Length),
+        }
+    }
+}
+
+impl PassedHeaders {
+    /// The headers as a map, for when something on the way needs to read or change them.
+    pub fn into_map(self) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(8);
+        let block = &self.block;
+        for line in block.split(|b| *b == b'\n').filter(|l| l.len() > 1) {
+            let line = &line[..line.len() - 1];
+            let Some(colon) = line.iter().position(|b| *b == b':') else {
+                continue;
+            };
+            let value = &line[colon + 2..];
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(&line[..colon]),
+                HeaderValue::from_maybe_shared(block.slice_ref(value)),
+            ) {
+                map.append(name, value);
+            }
+        }
+        if let Some(te) = self.transfer_encoding {
+            if let Ok(v) = HeaderValue::from_maybe_shared(te) {
+                map.insert(header::TRANSFER_ENCODING, v);
+            }
+        }
+        map
+    }
+}
+
+fn parse_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Takes a complete response head off the front of `buf`: `None` (and `buf` untouched) when
+/// more bytes are needed. Header values share one copy of the head (as hyper's share its read
+/// buffer).
+pub fn parse_head(buf: &mut BytesMut, form: HeadForm) -> Result<Option<Head>, WireError> {
+    let mut few = [const { MaybeUninit::<httparse::Header>::uninit() }; FEW_HEADERS];
+    let head = match parse_in(buf, &mut few, form) {
+        Err(WireError::Head(httparse::Error::TooManyHeaders)) => {
+            let mut many = Vec::with_capacity(MAX_HEADERS);
+            many.resize_with(MAX_HEADERS, MaybeUninit::uninit);
+            parse_in(buf, &mut many, form)?
+        }
+        other => other?,
+    };
+    let Some((head, len)) = head else {
+        return Ok(None);
+    };
+    buf.advance(len);
+    Ok(Some(head))
+}
+
+/// Whether `name` is one of the headers that describe one hop (RFC 9110 §7.6.1).
+fn hop_by_hop(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 8] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"upgrade",
+    ];
+    matches!(name.len(), 2 | 7 | 10 | 16 | 18 | 19)
+        && NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Reads what the `Connection` value `v` says into `facts`.
+fn connection_tokens(v: &[u8], facts: &mut Facts) {
+    for token in v.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+        if token.eq_ignore_ascii_case(b"close") {
+            facts.close = true;
+        } else if token.eq_ignore_ascii_case(b"keep-alive") {
+            facts.keep_alive = true;
+        } else if !token.is_empty() && !hop_by_hop(token) {
+            facts.names_others = true;
+        }
+    }
+}
+
+/// Parses the head at the front of `buf` with `slots` for its headers; the head and its length.
+fn parse_in<'b>(
+    buf: &'b [u8],
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+    form: HeadForm,
+) -> Result<Option<(Head, usize)>, WireError> {
+    let mut res = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut res, buf, slots)
+        .map_err(WireError::Head)?
+    {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial if buf.len() >= MAX_HEAD => return Err(WireError::HeadTooLarge),
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = res
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(WireError::Head(httparse::Error::Status))?;
+    let version = if res.version == Some(1) {
+        Version::HTTP_11
+    } else {
+        Version::HTTP_10
+    };
+    // The framing and connection headers, found by their names' lengths first.
+    let mut facts = Facts::default();
+    for h in res.headers.iter() {
+        let (name, value) = (h.name.as_bytes(), h.value);
+        match name.len() {
+            10 if name.eq_ignore_ascii_case(b"connection") => connection_tokens(value, &mut facts),
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let n = parse_length(value);
+                facts.length = match facts.length {
+                    None => Some(n),
+                    Some(prev) if prev == n => Some(n),
+                    Some(_) => Some(None),
+                };
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                facts.encoded = true;
+                facts.chunked = value
+                    .rsplit(|b| *b == b',')
+                    .next()
+                    .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            }
+            _ => {}
+        }
+    }
+    // One copy of the head, which the header values share.
+    let copy = Bytes::copy_from_slice(&buf[..len]);
+    let start = buf.as_ptr() as usize;
+    let (headers, passed) = if form == HeadForm::Passed && !facts.names_others {
+        (
+            HeaderMap::new(),
+            Some(pass(res.headers, &copy, start, &facts)?),
+        )
+    } else {
+        (map(res.headers, &copy, start, &facts)?, None)
+    };
+    Ok(Some((
+        Head {
+            status,
+            version,
+            headers,
+            passed,
+            facts,
+        },
+        len,
+    )))
+}
+
+/// The headers as a map. A `Content-Length` beside a `Transfer-Encoding` is left out (RFC 9112
+/// §6.3: the coding decides).
+fn map(
+    parsed: &[httparse::Header],
+    copy: &Bytes,
+    start: usize,
+    facts: &Facts,
+) -> Result<HeaderMap, WireError> {
+    // Room for the headers the gateway adds (RateLimit-*, CORS).
+    let mut headers = HeaderMap::with_capacity(parsed.len() + 4);
+    for h in parsed {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| WireError::Head(httparse::Error::HeaderName))?;
+        if facts.encoded && name == header::CONTENT_LENGTH {
+            continue;
+        }
+        let value = shared_value(copy, start, h.value)
+            .ok_or(WireError::Head(httparse::Error::HeaderValue))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// The headers written out as they go to the client: hop-by-hop headers left out, the
+/// `Transfer-Encoding` kept apart, a `Content-Length` beside it left out.
+fn pass(
+    parsed: &[httparse::Header],
+    copy: &Bytes,
+    start: usize,
+    facts: &Facts,
+) -> Result<PassedHeaders, WireError> {
+    let mut block = BytesMut::with_capacity(copy.len());
+    let mut passed = PassedHeaders {
+        block: Bytes::new(),
+        transfer_encoding: None,
+        date: false,
+        length: false,
+        rate_limit: false,
+    };
+    for h in parsed {
+        let name = h.name.as_bytes();
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"date") => passed.date = true,
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                if facts.encoded {
+                    continue;
+                }
+                passed.length = true;
+            }
+            15 | 19 if is_rate_limit(name) => passed.rate_limit = true,
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                let value = shared_value(copy, start, h.value)
+                    .ok_or(WireError::Head(httparse::Error::HeaderValue))?;
+                passed.transfer_encoding = Some(match passed.transfer_encoding.take() {
+                    // Repeated, the codings are listed in order.
+                    Some(prev) => Bytes::from([&prev[..], b", ", value.as_bytes()].concat()),
+                    None => copy.slice_ref(value.as_bytes()),
+                });
+                continue;
+            }
+            _ if hop_by_hop(name) => continue,
+            _ => {}
+        }
+        block.extend_from_slice(name);
+        block.extend_from_slice(b": ");
+        block.extend_from_slice(h.value);
+        block.extend_from_slice(b"\r\n");
+    }
+    passed.block = block.freeze();
+    Ok(passed)
+}
+
+/// `RateLimit-Limit`, `RateLimit-Reset` or `RateLimit-Remaining`, which the gateway's own
+/// rate limits set.
+fn is_rate_limit(name: &[u8]) -> bool {
+    [
+        &b"ratelimit-limit"[..],
+        b"ratelimit-reset",
+        b"ratelimit-remaining",
+    ]
+    .iter()
+    .any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// `value` (a slice of the buffer that starts at address `start`) as a header value sharing
+/// `head`, the copy of that buffer's front.
+pub(crate) fn shared_value(head: &Bytes, start: usize, value: &[u8]) -> Option<HeaderValue> {
+    if value.is_empty() {
+        return Some(HeaderValue::from_static(""));
+    }
+    let at = (value.as_ptr() as usize).checked_sub(start)?;
+    let slice = head.get(at..at + value.len())?;
+    HeaderValue::from_maybe_shared(head.slice_ref(slice)).ok()
+}
+
+#[cfg(test)]
+#[path = "response_head_tests.rs"]
+mod tests;
