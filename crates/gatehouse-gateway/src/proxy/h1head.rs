@@ -415,7 +415,7 @@ mod tests {
     #[test]
     fn passed_headers_go_out_as_they_came_with_the_gateways_after_them() {
         let passed = PassedHeaders {
-            block: bytes::Bytes::from_static(b"X-Up: 1\r\nDate: then\r\n"),
+            block: b"X-Up: 1\r\nDate: then\r\n".to_vec(),
             transfer_encoding: Some(bytes::Bytes::from_static(b"gzip")),
             date: true,
             length: false,

@@ -482,6 +482,14 @@ impl Proxy {
             }
             RateLimit::remove(res.headers_mut());
         }
+        if let Some(p) = res.extensions_mut().get_mut::<PassedHeaders>() {
+            // Only the gateway's rate limit state joins passed headers (no policy here edits
+            // them: their form was chosen so).
+            if let Some(d) = &decision {
+                RateLimit::each(d, |name, value| p.push(name, value));
+            }
+            return Ok(res);
+        }
         if res.status() != StatusCode::SWITCHING_PROTOCOLS {
             strip_hop_by_hop(res.headers_mut());
         }

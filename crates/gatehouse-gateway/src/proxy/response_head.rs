@@ -44,7 +44,7 @@ pub struct Head {
 /// value is kept apart because the body goes out re-framed.
 #[derive(Debug, Clone)]
 pub struct PassedHeaders {
-    pub block: Bytes,
+    pub block: Vec<u8>,
     pub transfer_encoding: Option<Bytes>,
     /// Whether the block has a `Date`.
     pub date: bool,
@@ -105,10 +105,16 @@ impl Head {
 }
 
 impl PassedHeaders {
+    /// Adds a header after the upstream's (`value` must be a valid header value).
+    pub fn push(&mut self, name: &HeaderName, value: &[u8]) {
+        put_line(&mut self.block, name.as_str().as_bytes(), value);
+    }
+
     /// The headers as a map, for when something on the way needs to read or change them.
     pub fn into_map(self) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(8);
-        let block = &self.block;
+        let block = Bytes::from(self.block);
+        let block = &block;
         for line in block.split(|b| *b == b'\n').filter(|l| l.len() > 1) {
             let line = &line[..line.len() - 1];
             let Some(colon) = line.iter().position(|b| *b == b':') else {
@@ -211,51 +217,53 @@ fn parse_in<'b>(
     } else {
         Version::HTTP_10
     };
-    // The framing and connection headers, found by their names' lengths first.
+    let head = |headers, passed, facts| Head {
+        status,
+        version,
+        headers,
+        passed,
+        facts,
+    };
+    if form == HeadForm::Passed {
+        if let Some((passed, facts)) = pass(res.headers, len) {
+            return Ok(Some((head(HeaderMap::new(), Some(passed), facts), len)));
+        }
+    }
     let mut facts = Facts::default();
     for h in res.headers.iter() {
-        let (name, value) = (h.name.as_bytes(), h.value);
+        facts.read(h.name.as_bytes(), h.value);
+    }
+    // One copy of the head, which the header values share.
+    let copy = Bytes::copy_from_slice(&buf[..len]);
+    let headers = map(res.headers, &copy, buf.as_ptr() as usize, &facts)?;
+    Ok(Some((head(headers, None, facts), len)))
+}
+
+impl Facts {
+    /// Notes what header `name: value` says about framing and the connection; whether it is
+    /// one of those headers.
+    fn read(&mut self, name: &[u8], value: &[u8]) -> bool {
         match name.len() {
-            10 if name.eq_ignore_ascii_case(b"connection") => connection_tokens(value, &mut facts),
+            10 if name.eq_ignore_ascii_case(b"connection") => connection_tokens(value, self),
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 let n = parse_length(value);
-                facts.length = match facts.length {
+                self.length = match self.length {
                     None => Some(n),
                     Some(prev) if prev == n => Some(n),
                     Some(_) => Some(None),
                 };
             }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                facts.encoded = true;
-                facts.chunked = value
+                self.encoded = true;
+                self.chunked = value
                     .rsplit(|b| *b == b',')
                     .next()
                     .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             }
-            _ => {}
+            _ => return false,
         }
+        true
     }
-    // One copy of the head, which the header values share.
-    let copy = Bytes::copy_from_slice(&buf[..len]);
-    let start = buf.as_ptr() as usize;
-    let (headers, passed) = if form == HeadForm::Passed && !facts.names_others {
-        (
-            HeaderMap::new(),
-            Some(pass(res.headers, &copy, start, &facts)?),
-        )
-    } else {
-        (map(res.headers, &copy, start, &facts)?, None)
-    };
-    Ok(Some((
-        Head {
-            status,
-            version,
-            headers,
-            passed,
-            facts,
-        },
-        len,
-    )))
 }
 
 /// The headers as a map. A `Content-Length` beside a `Transfer-Encoding` is left out (RFC 9112
@@ -281,53 +289,67 @@ fn map(
     Ok(headers)
 }
 
-/// The headers written out as they go to the client: hop-by-hop headers left out, the
-/// `Transfer-Encoding` kept apart, a `Content-Length` beside it left out.
-fn pass(
-    parsed: &[httparse::Header],
-    copy: &Bytes,
-    start: usize,
-    facts: &Facts,
-) -> Result<PassedHeaders, WireError> {
-    let mut block = BytesMut::with_capacity(copy.len());
+/// The headers written out as they go to the client, in one pass that also reads the framing
+/// and connection headers (`len`: the head's length): hop-by-hop headers left out, the
+/// `Transfer-Encoding` kept apart. `None` for what only a map handles: `Connection` naming
+/// other headers (to be left out too), a `Content-Length` before a `Transfer-Encoding`.
+fn pass(parsed: &[httparse::Header], len: usize) -> Option<(PassedHeaders, Facts)> {
+    let mut facts = Facts::default();
+    // Room for the gateway's RateLimit-* too.
+    let mut block = Vec::with_capacity(len + 96);
     let mut passed = PassedHeaders {
-        block: Bytes::new(),
+        block: Vec::new(),
         transfer_encoding: None,
         date: false,
         length: false,
         rate_limit: false,
     };
+    let mut wrote_length = false;
     for h in parsed {
-        let name = h.name.as_bytes();
-        match name.len() {
-            4 if name.eq_ignore_ascii_case(b"date") => passed.date = true,
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
-                if facts.encoded {
+        let (name, value) = (h.name.as_bytes(), h.value);
+        if facts.read(name, value) {
+            match name.len() {
+                14 if facts.encoded => continue,
+                14 => wrote_length = true,
+                17 => {
+                    passed.transfer_encoding = Some(match passed.transfer_encoding.take() {
+                        // Repeated, the codings are listed in order.
+                        Some(prev) => Bytes::from([&prev[..], b", ", value].concat()),
+                        None => Bytes::copy_from_slice(value),
+                    });
+                    if wrote_length {
+                        // A length before the coding: left to the map, which drops it.
+                        return None;
+                    }
                     continue;
                 }
-                passed.length = true;
+                // Connection.
+                _ => continue,
             }
-            15 | 19 if is_rate_limit(name) => passed.rate_limit = true,
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                let value = shared_value(copy, start, h.value)
-                    .ok_or(WireError::Head(httparse::Error::HeaderValue))?;
-                passed.transfer_encoding = Some(match passed.transfer_encoding.take() {
-                    // Repeated, the codings are listed in order.
-                    Some(prev) => Bytes::from([&prev[..], b", ", value.as_bytes()].concat()),
-                    None => copy.slice_ref(value.as_bytes()),
-                });
-                continue;
+        } else {
+            match name.len() {
+                4 if name.eq_ignore_ascii_case(b"date") => passed.date = true,
+                15 | 19 if is_rate_limit(name) => passed.rate_limit = true,
+                _ if hop_by_hop(name) => continue,
+                _ => {}
             }
-            _ if hop_by_hop(name) => continue,
-            _ => {}
         }
-        block.extend_from_slice(name);
-        block.extend_from_slice(b": ");
-        block.extend_from_slice(h.value);
-        block.extend_from_slice(b"\r\n");
+        put_line(&mut block, name, value);
     }
-    passed.block = block.freeze();
-    Ok(passed)
+    if facts.names_others {
+        return None;
+    }
+    passed.length = !facts.encoded && facts.length.is_some();
+    passed.block = block;
+    Some((passed, facts))
+}
+
+/// Writes `name: value\r\n`.
+fn put_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `RateLimit-Limit`, `RateLimit-Reset` or `RateLimit-Remaining`, which the gateway's own

@@ -139,6 +139,14 @@ impl RateLimit {
         h.remove(&RATELIMIT_RESET);
     }
 
+    /// Gives `RateLimit-Limit`, `-Remaining` and `-Reset` with their values to `f`.
+    pub fn each(d: &Decision, mut f: impl FnMut(&http::HeaderName, &[u8])) {
+        let mut number = itoa::Buffer::new();
+        f(&RATELIMIT_LIMIT, number.format(d.limit).as_bytes());
+        f(&RATELIMIT_REMAINING, number.format(d.remaining).as_bytes());
+        f(&RATELIMIT_RESET, number.format(d.reset_secs).as_bytes());
+    }
+
     /// Writes `RateLimit-Limit`, `-Remaining` and `-Reset`.
     pub fn headers(d: &Decision, h: &mut HeaderMap) {
         // The three numbers in one buffer: one allocation rather than one per value.
