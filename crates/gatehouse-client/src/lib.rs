@@ -11,6 +11,7 @@ mod artifacts;
 mod error;
 mod gateways;
 mod llm_templates;
+mod secrets;
 mod types;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ use serde_json::Value;
 pub use error::ClientError;
 pub use llm_templates::TemplateInfo;
 pub use reqwest::{Method, StatusCode};
+pub use secrets::SecretInfo;
 pub use types::{
     ApiKey, Artifact, CreatedApiKey, Deployment, Gateway, GatewayStatus, GatewayToken, List, Login,
     NewApiKey, NewArtifact, NewGateway, Pagination, TokenInfo,

@@ -9,6 +9,7 @@ mod llm_templates;
 mod openapi;
 mod ops;
 mod resources;
+mod secrets;
 mod subscriptions;
 mod ws;
 
@@ -87,6 +88,13 @@ pub fn router(state: AppState) -> Router {
             get(llm_templates::get)
                 .put(llm_templates::replace)
                 .delete(llm_templates::delete),
+        )
+        .route("/secrets", post(secrets::create).get(secrets::list))
+        .route(
+            "/secrets/{id}",
+            get(secrets::get)
+                .put(secrets::update)
+                .delete(secrets::delete),
         )
         .route(
             "/subscriptions/{id}",

@@ -8,7 +8,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use gatehouse_core::ArtifactKind;
 
-use crate::api::{artifacts, identity, internal, llm_templates, resources, subscriptions, ws};
+use crate::api::{
+    artifacts, identity, internal, llm_templates, resources, secrets, subscriptions, ws,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -25,6 +27,7 @@ use crate::state::AppState;
         subscriptions::create_plan, subscriptions::list_plans, subscriptions::get_plan, subscriptions::update_plan, subscriptions::delete_plan,
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update, subscriptions::delete,
         llm_templates::list, llm_templates::get, llm_templates::create, llm_templates::replace, llm_templates::delete,
+        secrets::create, secrets::list, secrets::get, secrets::update, secrets::delete,
     ),
     components(schemas(
         gatehouse_core::spec::RestApiSpec, gatehouse_core::spec::LlmProviderSpec,

@@ -223,6 +223,23 @@ INSERT INTO llm_proxy_providers (proxy_id, provider_id, position)
     SELECT uuid, provider_id, 0 FROM artifacts WHERE provider_id IS NOT NULL;
 "#,
     },
+    Migration {
+        version: 6,
+        name: "secrets",
+        // Values sealed with the platform's key; the fingerprint is a keyed hash.
+        sql: r#"
+CREATE TABLE secrets (
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    handle TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    sealed_value TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at {INT} NOT NULL,
+    updated_at {INT} NOT NULL,
+    PRIMARY KEY (org_id, handle)
+);
+"#,
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

@@ -11,6 +11,7 @@ mod get;
 mod keys;
 mod login;
 mod output;
+mod secrets;
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,6 +33,7 @@ pub enum Command {
     Delete(delete::DeleteArgs),
     Gateways(gateways::GatewaysArgs),
     Keys(keys::KeysArgs),
+    Secrets(secrets::SecretsArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -48,6 +50,7 @@ pub async fn run(command: Command, root: fn() -> clap::Command) -> anyhow::Resul
         Command::Delete(args) => delete::run(args).await,
         Command::Gateways(args) => gateways::run(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Secrets(args) => secrets::run(args).await,
         Command::Completions(args) => completions::run(args, root()),
     };
     result.map_err(|e| {

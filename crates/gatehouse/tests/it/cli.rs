@@ -10,17 +10,7 @@ use gatehouse_testkit::{Gateway, TempDir};
 use serde_json::json;
 
 fn cli(config: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("GATEHOUSE_CONFIG_DIR", config)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cli_with_input(config, args, "")
 }
 
 /// A platform on SQLite and gateway `edge` connected to it.
@@ -341,4 +331,103 @@ async fn templates_and_llm_proxies_apply_and_serve_from_the_command_line() {
         ok && out.contains("= unchanged LlmProviderTemplate/acme") && out.contains("no change"),
         "{out}"
     );
+}
+
+/// Runs the CLI with `stdin` as its standard input.
+fn cli_with_input(config: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("GATEHOUSE_CONFIG_DIR", config)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_from_standard_input_and_files_never_printed() {
+    let p = platform(Backend::Sqlite, &[]).await.unwrap();
+    let config = TempDir::new("cli-config").unwrap();
+    let (ok, out, err) = cli(
+        config.path(),
+        &[
+            "login",
+            "--server",
+            &p.base,
+            "--password",
+            &p.admin_password,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let value = "sk-cli-0123456789";
+    let (ok, out, err) = cli_with_input(
+        config.path(),
+        &["secrets", "create", "openai", "--name", "OpenAI key"],
+        &format!("{value}\n"),
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("secret openai created (hmac-sha256:"), "{out}");
+    // The trailing line break was taken off: the same value through the API fingerprints alike.
+    let admin = p.login("default").await.unwrap();
+    let (s, twin) = admin
+        .post("/api/v1/secrets", &json!({"id": "twin", "value": value}))
+        .await
+        .unwrap();
+    assert_eq!(s, 201);
+    let (_, listed) = admin.get("/api/v1/secrets/openai").await.unwrap();
+    assert_eq!(listed["fingerprint"], twin["fingerprint"]);
+    assert_eq!(listed["displayName"], "OpenAI key");
+
+    // Rotated from a file.
+    let dir = TempDir::new("cli-secret").unwrap();
+    let file = dir.path().join("value");
+    std::fs::write(&file, "sk-cli-rotated\n").unwrap();
+    let (ok, out, err) = cli(
+        config.path(),
+        &[
+            "secrets",
+            "rotate",
+            "openai",
+            "--from-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (_, rotated) = admin.get("/api/v1/secrets/openai").await.unwrap();
+    assert_ne!(rotated["fingerprint"], listed["fingerprint"]);
+
+    // Listed without values; an empty value refused; deleted.
+    let (ok, out, err) = cli(config.path(), &["secrets", "list"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("openai") && out.contains("twin"), "{out}");
+    assert!(
+        out.contains(rotated["fingerprint"].as_str().unwrap()),
+        "{out}"
+    );
+    assert!(
+        !out.contains(value) && !out.contains("sk-cli-rotated"),
+        "{out}"
+    );
+    let (ok, _, err) = cli_with_input(config.path(), &["secrets", "create", "empty"], "\n");
+    assert!(!ok && err.contains("the value is empty"), "{err}");
+    let (ok, out, err) = cli(config.path(), &["secrets", "delete", "twin"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(admin.get("/api/v1/secrets/twin").await.unwrap().0, 404);
+    let (ok, _, err) = cli(config.path(), &["secrets", "delete", "twin"]);
+    assert!(!ok && err.contains("not found"), "{err}");
 }

@@ -6,4 +6,5 @@ mod deployments;
 mod gateways;
 mod identity;
 mod ops;
+mod secrets;
 mod templates;

@@ -1,0 +1,194 @@
+//! Secrets in the control plane: created, listed, read, rotated and deleted, with the value
+//! never returned and never stored in plain text.
+
+use crate::common::*;
+use serde_json::json;
+
+both_backends!(secrets_are_write_only_sealed_and_rotated);
+
+async fn secrets_are_write_only_sealed_and_rotated(backend: Backend) {
+    let Some(p) = platform(backend, &[]).await else {
+        return;
+    };
+    let admin = p.login("default").await.unwrap();
+    let value = "sk-live-0123456789-abcdefghij";
+    let (s, created) = admin
+        .post(
+            "/api/v1/secrets",
+            &json!({"id": "openai", "displayName": "OpenAI key", "value": value}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["id"], "openai");
+    assert_eq!(created["displayName"], "OpenAI key");
+    assert!(created.get("value").is_none(), "{created}");
+    let first = created["fingerprint"].as_str().unwrap().to_owned();
+    assert!(
+        first.starts_with("hmac-sha256:") && first.len() == 12 + 16,
+        "{first}"
+    );
+    assert!(created["updatedAt"].is_string(), "{created}");
+
+    // The same value has the same fingerprint; another value another one.
+    let (s, twin) = admin
+        .post("/api/v1/secrets", &json!({"id": "twin", "value": value}))
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{twin}");
+    assert_eq!(twin["fingerprint"], first.as_str());
+    assert_eq!(twin["displayName"], "twin", "the id when no name is given");
+
+    // Listed and read without the value.
+    let (s, list) = admin.get("/api/v1/secrets").await.unwrap();
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["pagination"]["total"], 2, "{list}");
+    let ids: Vec<_> = list["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("openai"), json!("twin")]);
+    let (s, one) = admin.get("/api/v1/secrets/openai").await.unwrap();
+    assert_eq!(s, 200, "{one}");
+    for body in [&created, &twin, &list, &one] {
+        assert!(
+            !body.to_string().contains(value),
+            "the value came back: {body}"
+        );
+    }
+
+    // Sealed in the database: no column holds the value.
+    sqlx::any::install_default_drivers();
+    let db = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&p.db.url)
+        .await
+        .unwrap();
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT handle, sealed_value, fingerprint FROM secrets ORDER BY handle")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2);
+    for (handle, sealed, fp) in &rows {
+        assert!(
+            !sealed.contains(value) && !fp.contains(value),
+            "{handle}: {sealed}"
+        );
+        assert!(sealed.len() > value.len(), "{handle} is sealed: {sealed}");
+    }
+    assert_ne!(rows[0].1, rows[1].1, "each seal has its own nonce");
+
+    // Rotated: a new fingerprint and a later updatedAt; the name stays.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let (s, rotated) = admin
+        .put(
+            "/api/v1/secrets/openai",
+            &json!({"value": "sk-live-rotated"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{rotated}");
+    assert_ne!(rotated["fingerprint"], first.as_str());
+    assert_eq!(rotated["displayName"], "OpenAI key");
+    assert_ne!(rotated["updatedAt"], created["updatedAt"], "{rotated}");
+    // Renamed alone: the value (its fingerprint) stays.
+    let (s, renamed) = admin
+        .put(
+            "/api/v1/secrets/openai",
+            &json!({"displayName": "OpenAI (prod)"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{renamed}");
+    assert_eq!(renamed["fingerprint"], rotated["fingerprint"]);
+
+    // Bad input: 400 naming the field; nothing changed.
+    for (body, field) in [
+        (json!({"id": "Bad Id", "value": "x"}), "id"),
+        (json!({"id": "empty", "value": ""}), "value"),
+        (
+            json!({"id": "big", "value": "x".repeat(65 * 1024)}),
+            "value",
+        ),
+        (
+            json!({"id": "nameless", "displayName": " ", "value": "x"}),
+            "displayName",
+        ),
+        (json!({"id": "typed", "value": 5}), "value"),
+        (json!({"id": "extra", "value": "x", "plain": true}), ""),
+    ] {
+        let (s, b) = admin.post("/api/v1/secrets", &body).await.unwrap();
+        assert_eq!(s, 400, "{body}: {b}");
+        if !field.is_empty() {
+            assert_eq!(b["field"], field, "{b}");
+        }
+    }
+    let (s, b) = admin
+        .put(
+            "/api/v1/secrets/openai",
+            &json!({"id": "other", "value": "x"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s, b["field"].as_str()), (400, Some("id")), "{b}");
+    let (s, b) = admin
+        .put("/api/v1/secrets/openai", &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = admin
+        .post(
+            "/api/v1/secrets",
+            &json!({"id": "openai", "value": "again"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 409, "{b}");
+    let (_, still) = admin.get("/api/v1/secrets/openai").await.unwrap();
+    assert_eq!(
+        still["fingerprint"], rotated["fingerprint"],
+        "a refused create changes nothing"
+    );
+    assert_eq!(
+        admin.get("/api/v1/secrets").await.unwrap().1["pagination"]["total"],
+        2
+    );
+
+    // Another organization sees none of them.
+    let (s, _) = admin
+        .post(
+            "/api/v1/organizations",
+            &json!({"id": "other-org", "displayName": "Other"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201);
+    let other = p.login("other-org").await.unwrap();
+    assert_eq!(
+        other.get("/api/v1/secrets").await.unwrap().1["pagination"]["total"],
+        0
+    );
+    assert_eq!(other.get("/api/v1/secrets/openai").await.unwrap().0, 404);
+    assert_eq!(
+        other
+            .put("/api/v1/secrets/openai", &json!({"value": "x"}))
+            .await
+            .unwrap()
+            .0,
+        404
+    );
+    assert_eq!(other.delete("/api/v1/secrets/openai").await.unwrap().0, 404);
+
+    // Deleted.
+    assert_eq!(admin.delete("/api/v1/secrets/twin").await.unwrap().0, 204);
+    assert_eq!(admin.get("/api/v1/secrets/twin").await.unwrap().0, 404);
+    assert_eq!(admin.delete("/api/v1/secrets/twin").await.unwrap().0, 404);
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM secrets")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(left, 1);
+}
