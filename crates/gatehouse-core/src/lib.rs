@@ -10,6 +10,7 @@ pub mod llm;
 pub mod policy;
 pub mod prometheus;
 pub mod protocol;
+pub mod references;
 pub mod spec;
 pub mod validate;
 pub mod yaml;
