@@ -222,7 +222,7 @@ async fn migrations_are_idempotent_across_restarts(backend: Backend) {
             .fetch_all(again.pool())
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
     assert!(
         identity::bootstrap(&again, None).await.unwrap().is_none(),
         "admin exists: nothing generated"
@@ -252,7 +252,11 @@ async fn stored_uppercase_statuses_are_rewritten_lowercase(backend: Backend) {
     ] {
         sqlx::query(sql).bind(&org).execute(db.pool()).await.unwrap();
     }
-    for sql in ["DROP TABLE llm_proxy_providers", "DROP TABLE llm_templates"] {
+    for sql in [
+        "DROP TABLE secrets",
+        "DROP TABLE llm_proxy_providers",
+        "DROP TABLE llm_templates",
+    ] {
         sqlx::query(sql).execute(db.pool()).await.unwrap();
     }
     db.close().await;
