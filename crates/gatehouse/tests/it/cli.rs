@@ -13,6 +13,21 @@ fn cli(config: &Path, args: &[&str]) -> (bool, String, String) {
     cli_with_input(config, args, "")
 }
 
+/// `gatehouse login` to `p` as its admin, keeping the token in `config`.
+fn login(config: &Path, p: &Platform) {
+    let (ok, out, err) = cli(
+        config,
+        &[
+            "login",
+            "--server",
+            &p.base,
+            "--password",
+            &p.admin_password,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+}
+
 /// A platform on SQLite and gateway `edge` connected to it.
 async fn platform_and_gateway() -> (Platform, Gateway) {
     let p = platform(Backend::Sqlite, &[]).await.unwrap();
@@ -50,17 +65,7 @@ async fn apply_get_and_deploy_from_the_command_line() {
     let config = TempDir::new("cli-config").unwrap();
     let docs = TempDir::new("cli-docs").unwrap();
 
-    let (ok, out, err) = cli(
-        config.path(),
-        &[
-            "login",
-            "--server",
-            &p.base,
-            "--password",
-            &p.admin_password,
-        ],
-    );
-    assert!(ok, "{out}{err}");
+    login(config.path(), &p);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -257,17 +262,7 @@ async fn templates_and_llm_proxies_apply_and_serve_from_the_command_line() {
     let up = gatehouse_testkit::fake_llm::FakeLlm::start("acme").await;
     let config = TempDir::new("cli-config").unwrap();
     let docs = TempDir::new("cli-docs").unwrap();
-    let (ok, out, err) = cli(
-        config.path(),
-        &[
-            "login",
-            "--server",
-            &p.base,
-            "--password",
-            &p.admin_password,
-        ],
-    );
-    assert!(ok, "{out}{err}");
+    login(config.path(), &p);
     let url = up.url("/v1");
     std::fs::write(
         docs.path().join("acme.yaml"),
@@ -363,17 +358,7 @@ fn cli_with_input(config: &Path, args: &[&str], stdin: &str) -> (bool, String, S
 async fn secrets_from_standard_input_and_files_never_printed() {
     let p = platform(Backend::Sqlite, &[]).await.unwrap();
     let config = TempDir::new("cli-config").unwrap();
-    let (ok, out, err) = cli(
-        config.path(),
-        &[
-            "login",
-            "--server",
-            &p.base,
-            "--password",
-            &p.admin_password,
-        ],
-    );
-    assert!(ok, "{out}{err}");
+    login(config.path(), &p);
     let value = "sk-cli-0123456789";
     let (ok, out, err) = cli_with_input(
         config.path(),
