@@ -421,6 +421,10 @@ fn compile_entry(
         unavailable: None,
         max_request_body: None,
     };
+    if let Some(why) = unresolved_reference(&art.document.spec) {
+        entry.unavailable = Some(why.into());
+        return entry;
+    }
     match &art.document.spec {
         ArtifactSpec::RestApi(s) => {
             entry.max_request_body = s.max_request_body.map(|b| b.0);
@@ -505,6 +509,18 @@ fn compile_entry(
 }
 
 /// The pool of an upstream's URLs, its health checks started; why it cannot be used.
+/// Why an artifact holding a `{{ secret }}` or `{{ env }}` reference is not served: this gateway
+/// does not resolve references yet, and the reference's text must never go upstream.
+fn unresolved_reference(spec: &ArtifactSpec) -> Option<String> {
+    let found = gatehouse_core::references::find(&spec.to_value());
+    match found {
+        Ok(refs) => refs.first().map(|(field, r)| {
+            format!("{field} references {r}, and this gateway does not resolve references yet")
+        }),
+        Err(e) => Some(format!("{}: {}", e.field, e.message)),
+    }
+}
+
 fn pool_of(artifact: &str, e: &RestEndpoint) -> Result<Arc<Pool>, String> {
     let mut endpoints = vec![];
     for (url, weight) in e.endpoints() {

@@ -145,3 +145,25 @@ async fn management_api_validates_and_leaves_the_store_unchanged_on_bad_input() 
     assert_eq!(get(&t, "/orders/v2/x").await.0, 404);
     gw.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_holding_a_reference_is_not_served_until_references_resolve() {
+    let (url, accepted) = super::wire::bare_upstream().await;
+    let gw = gateway(&[]).await;
+    let admin = gw.admin();
+    let policies = json!([{"name": "set-headers", "params": {"request": {"set": {"X-Token": "{{ env \"HOME\" }}"}}}}]);
+    let doc = rest_doc("refs", "/refs", &url, json!([]), policies);
+    let (s, b) = admin
+        .post("/api/management/v1/rest-apis", &doc)
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = get(&gw.traffic(), "/refs/x").await;
+    assert_eq!(s, 503, "{b}");
+    assert!(b.to_string().contains("does not resolve references"), "{b}");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the reference's text never went upstream"
+    );
+}

@@ -7,8 +7,9 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use gatehouse_core::protocol::{DeletePayload, Event};
+use gatehouse_core::references::{self, Reference};
 use gatehouse_core::spec::{ArtifactSpec, CredentialSlot};
-use gatehouse_core::{ArtifactKind, FieldError};
+use gatehouse_core::{ArtifactKind, FieldError, Handle};
 
 use crate::auth::Caller;
 use crate::changelog::{NewEvent, Target};
@@ -139,6 +140,8 @@ struct Body {
     id: Option<String>,
     project_id: Option<String>,
     spec: ArtifactSpec,
+    /// The secrets the spec references (`{{ secret "id" }}`), each with its field.
+    secrets: Vec<(String, Handle)>,
 }
 
 fn parse_body(kind: ArtifactKind, body: Value) -> ApiResult<Body> {
@@ -159,6 +162,13 @@ fn parse_body(kind: ArtifactKind, body: Value) -> ApiResult<Body> {
         fields.remove(key);
     }
     let mut fields = Value::Object(fields);
+    let secrets = references::find(&fields)?
+        .into_iter()
+        .filter_map(|(field, r)| match r {
+            Reference::Secret(id) => Some((field, id)),
+            Reference::Env(_) => None,
+        })
+        .collect();
     gatehouse_core::spec::remove_credential_marks(kind, &mut fields);
     let spec = ArtifactSpec::parse(kind, fields)?;
     spec.validate_credentials()?;
@@ -173,6 +183,7 @@ fn parse_body(kind: ArtifactKind, body: Value) -> ApiResult<Body> {
         id,
         project_id,
         spec,
+        secrets,
     })
 }
 
@@ -215,6 +226,21 @@ async fn resolve_refs(
         })?);
     }
     llm_templates::check_provider(conn, org_id, &body.spec).await?;
+    for (field, id) in &body.secrets {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM secrets WHERE org_id = $1 AND handle = $2")
+                .bind(org_id)
+                .bind(id.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+        if found.is_none() {
+            return Err(FieldError::new(
+                field.as_str(),
+                format!("secret '{}' does not exist", id.as_str()),
+            )
+            .into());
+        }
+    }
     for (i, plan) in body.spec.subscription_plans().iter().enumerate() {
         let found: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM subscription_plans WHERE org_id = $1 AND handle = $2",
@@ -251,6 +277,47 @@ async fn store_providers(
         .bind(proxy)
         .bind(p)
         .bind(i as i64)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The ids of the secrets a spec as stored references, credentials included (a replace may
+/// keep a stored credential that holds one).
+fn referenced_secrets(sealer: &Sealer, kind: ArtifactKind, stored: &str) -> ApiResult<Vec<String>> {
+    let mut spec: Value = serde_json::from_str(stored).map_err(|e| ApiError::Internal(e.into()))?;
+    open_credentials(sealer, kind, &mut spec)?;
+    let mut ids: Vec<String> = references::find(&spec)?
+        .into_iter()
+        .filter_map(|(_, r)| match r {
+            Reference::Secret(id) => Some(id.as_str().to_owned()),
+            Reference::Env(_) => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Records the secrets an artifact references.
+async fn store_secret_refs(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    artifact: &str,
+    ids: &[String],
+) -> ApiResult<()> {
+    sqlx::query("DELETE FROM artifact_secret_refs WHERE artifact_id = $1")
+        .bind(artifact)
+        .execute(&mut *conn)
+        .await?;
+    for id in ids {
+        sqlx::query(
+            "INSERT INTO artifact_secret_refs (artifact_id, org_id, secret_handle) VALUES ($1, $2, $3)",
+        )
+        .bind(artifact)
+        .bind(org_id)
+        .bind(id)
         .execute(&mut *conn)
         .await?;
     }
@@ -319,6 +386,7 @@ pub async fn create(
     let now = now_ms();
     let display = body.spec.display_name().to_owned();
     let spec = stored_spec(state, body.spec, None)?;
+    let secrets = referenced_secrets(&state.sealer, kind, &spec)?;
     let uuid = new_uuid();
     let res = sqlx::query(
         "INSERT INTO artifacts (uuid, org_id, kind, handle, display_name, project_id, provider_id, spec, created_at, updated_at) \
@@ -346,6 +414,7 @@ pub async fn create(
         Ok(_) => {}
     }
     store_providers(tx.conn(), &uuid, &providers).await?;
+    store_secret_refs(tx.conn(), &caller.org_id, &uuid, &secrets).await?;
     let row = load(tx.conn(), &caller.org_id, kind, handle.as_str()).await?;
     tx.commit().await?;
     Ok(view(&row))
@@ -429,6 +498,7 @@ pub async fn update(
     let (project, providers) = resolve_refs(tx.conn(), &caller.org_id, kind, &body).await?;
     let display = body.spec.display_name().to_owned();
     let spec = stored_spec(state, body.spec, Some(&current.spec))?;
+    let secrets = referenced_secrets(&state.sealer, kind, &spec)?;
     sqlx::query(
         "UPDATE artifacts SET display_name = $1, project_id = $2, provider_id = $3, spec = $4, updated_at = $5 WHERE uuid = $6",
     )
@@ -441,6 +511,7 @@ pub async fn update(
     .execute(tx.conn())
     .await?;
     store_providers(tx.conn(), &current.uuid, &providers).await?;
+    store_secret_refs(tx.conn(), &caller.org_id, &current.uuid, &secrets).await?;
     let row = load(tx.conn(), &caller.org_id, kind, handle).await?;
     tx.commit().await?;
     Ok(view(&row))

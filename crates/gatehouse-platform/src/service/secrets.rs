@@ -8,7 +8,8 @@ use sqlx::Row;
 
 use gatehouse_core::crypto::Sealer;
 use gatehouse_core::handle::Handle;
-use gatehouse_core::FieldError;
+use gatehouse_core::{ArtifactKind, FieldError};
+use std::str::FromStr;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -236,16 +237,39 @@ pub async fn update(
     get(db, caller, id).await
 }
 
-/// Deletes a secret.
+/// Deletes a secret, unless an artifact references it (409 naming them).
 pub async fn delete(db: &Db, caller: &Caller, id: &str) -> ApiResult<()> {
+    let mut tx = db.write().await?;
+    let users: Vec<(String, String)> = sqlx::query_as(
+        "SELECT a.kind, a.handle FROM artifact_secret_refs r JOIN artifacts a ON a.uuid = r.artifact_id \
+         WHERE r.org_id = $1 AND r.secret_handle = $2 ORDER BY a.kind, a.handle LIMIT 20",
+    )
+    .bind(&caller.org_id)
+    .bind(id)
+    .fetch_all(tx.conn())
+    .await?;
+    if !users.is_empty() {
+        let names: Vec<String> = users
+            .iter()
+            .map(|(kind, handle)| {
+                let kind = ArtifactKind::from_str(kind).map_or(kind.as_str(), |k| k.collection());
+                format!("{kind}/{handle}")
+            })
+            .collect();
+        return Err(ApiError::Conflict(format!(
+            "secret '{id}' is referenced by {}; remove the references first",
+            names.join(", ")
+        )));
+    }
     let n = sqlx::query("DELETE FROM secrets WHERE org_id = $1 AND handle = $2")
         .bind(&caller.org_id)
         .bind(id)
-        .execute(db.pool())
+        .execute(tx.conn())
         .await?
         .rows_affected();
     if n == 0 {
         return Err(ApiError::not_found("secret", id));
     }
+    tx.commit().await?;
     Ok(())
 }

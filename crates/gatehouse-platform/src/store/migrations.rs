@@ -240,6 +240,21 @@ CREATE TABLE secrets (
 );
 "#,
     },
+    Migration {
+        version: 7,
+        name: "secrets referenced by artifacts",
+        // Which secrets each artifact's spec references, so that a referenced secret is not
+        // deleted.
+        sql: r#"
+CREATE TABLE artifact_secret_refs (
+    artifact_id TEXT NOT NULL REFERENCES artifacts(uuid) ON DELETE CASCADE,
+    org_id TEXT NOT NULL,
+    secret_handle TEXT NOT NULL,
+    PRIMARY KEY (artifact_id, secret_handle)
+);
+CREATE INDEX artifact_secret_refs_secret ON artifact_secret_refs(org_id, secret_handle);
+"#,
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

@@ -4,7 +4,10 @@
 use crate::common::*;
 use serde_json::json;
 
-both_backends!(secrets_are_write_only_sealed_and_rotated);
+both_backends!(
+    secrets_are_write_only_sealed_and_rotated,
+    a_referenced_secret_must_exist_and_cannot_be_deleted,
+);
 
 async fn secrets_are_write_only_sealed_and_rotated(backend: Backend) {
     let Some(p) = platform(backend, &[]).await else {
@@ -191,4 +194,86 @@ async fn secrets_are_write_only_sealed_and_rotated(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(left, 1);
+}
+
+async fn a_referenced_secret_must_exist_and_cannot_be_deleted(backend: Backend) {
+    let Some(p) = platform(backend, &[]).await else {
+        return;
+    };
+    let admin = p.login("default").await.unwrap();
+    let (s, _) = admin
+        .post("/api/v1/secrets", &json!({"id": "openai", "value": "sk-1"}))
+        .await
+        .unwrap();
+    assert_eq!(s, 201);
+    let mut body = artifact_body("llm-providers", "prov", "/prov");
+    body["upstream"]["auth"]["value"] = json!("Bearer {{ secret \"nope\" }}");
+    let (s, b) = admin.post("/api/v1/llm-providers", &body).await.unwrap();
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (400, Some("upstream.auth.value")),
+        "{b}"
+    );
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("secret 'nope' does not exist"),
+        "{b}"
+    );
+    body["upstream"]["auth"]["value"] = json!("Bearer {{ secret openai }}");
+    let (s, b) = admin.post("/api/v1/llm-providers", &body).await.unwrap();
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (400, Some("upstream.auth.value")),
+        "{b}"
+    );
+
+    body["upstream"]["auth"]["value"] = json!("Bearer {{ secret \"openai\" }}");
+    let (s, created) = admin.post("/api/v1/llm-providers", &body).await.unwrap();
+    assert_eq!(s, 201, "{created}");
+    let refused = |b: &serde_json::Value| {
+        b["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("llm-providers/prov"))
+    };
+    let (s, b) = admin.delete("/api/v1/secrets/openai").await.unwrap();
+    assert!(s == 409 && refused(&b), "{s} {b}");
+    // A replace that keeps the stored credential keeps its reference.
+    let (s, b) = admin
+        .put("/api/v1/llm-providers/prov", &created)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = admin.delete("/api/v1/secrets/openai").await.unwrap();
+    assert!(s == 409 && refused(&b), "{s} {b}");
+    // Once no artifact references it, it goes.
+    body["upstream"]["auth"]["value"] = json!("Bearer sk-literal");
+    let (s, b) = admin
+        .put("/api/v1/llm-providers/prov", &body)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(admin.delete("/api/v1/secrets/openai").await.unwrap().0, 204);
+    // And an artifact deleted takes its references with it.
+    let (s, _) = admin
+        .post("/api/v1/secrets", &json!({"id": "token", "value": "t"}))
+        .await
+        .unwrap();
+    assert_eq!(s, 201);
+    body["upstream"]["auth"]["value"] = json!("{{ secret \"token\" }}");
+    assert_eq!(
+        admin
+            .put("/api/v1/llm-providers/prov", &body)
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(admin.delete("/api/v1/secrets/token").await.unwrap().0, 409);
+    assert_eq!(
+        admin.delete("/api/v1/llm-providers/prov").await.unwrap().0,
+        204
+    );
+    assert_eq!(admin.delete("/api/v1/secrets/token").await.unwrap().0, 204);
 }
