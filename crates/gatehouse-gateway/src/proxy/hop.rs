@@ -20,6 +20,14 @@ fn hop_by_hop_length(len: usize) -> bool {
     matches!(len, 2 | 7 | 10 | 16 | 18 | 19)
 }
 
+/// Whether a header named `name` (any case) describes one hop.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    hop_by_hop_length(name.len())
+        && HOP_BY_HOP
+            .iter()
+            .any(|n| n.as_str().as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// Removes the headers that describe one hop.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Most messages carry none or only `Connection`: one pass over the names finds those

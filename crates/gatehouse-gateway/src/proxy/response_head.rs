@@ -11,6 +11,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
 use super::h1wire::{Chunked, Framing, WireError};
+use super::hop::is_hop_by_hop;
 
 /// Largest response head accepted from an upstream.
 pub const MAX_HEAD: usize = 256 << 10;
@@ -164,22 +165,6 @@ pub fn parse_head(buf: &mut BytesMut, form: HeadForm) -> Result<Option<Head>, Wi
     Ok(Some(head))
 }
 
-/// Whether `name` is one of the headers that describe one hop (RFC 9110 §7.6.1).
-fn hop_by_hop(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 8] = [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"upgrade",
-    ];
-    matches!(name.len(), 2 | 7 | 10 | 16 | 18 | 19)
-        && NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
-}
-
 /// Reads what the `Connection` value `v` says into `facts`.
 fn connection_tokens(v: &[u8], facts: &mut Facts) {
     for token in v.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
@@ -187,7 +172,7 @@ fn connection_tokens(v: &[u8], facts: &mut Facts) {
             facts.close = true;
         } else if token.eq_ignore_ascii_case(b"keep-alive") {
             facts.keep_alive = true;
-        } else if !token.is_empty() && !hop_by_hop(token) {
+        } else if !token.is_empty() && !is_hop_by_hop(token) {
             facts.names_others = true;
         }
     }
@@ -330,7 +315,7 @@ fn pass(parsed: &[httparse::Header], len: usize) -> Option<(PassedHeaders, Facts
             match name.len() {
                 4 if name.eq_ignore_ascii_case(b"date") => passed.date = true,
                 15 | 19 if is_rate_limit(name) => passed.rate_limit = true,
-                _ if hop_by_hop(name) => continue,
+                _ if is_hop_by_hop(name) => continue,
                 _ => {}
             }
         }
