@@ -143,6 +143,20 @@ pub fn find(spec: &Value) -> Result<Vec<(String, Reference)>, FieldError> {
     Ok(found)
 }
 
+/// The ids of the secrets `found` (from [`find`]) names, sorted, once each.
+pub fn secret_ids(found: &[(String, Reference)]) -> Vec<String> {
+    let mut ids: Vec<String> = found
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Reference::Secret(id) => Some(id.as_str().to_owned()),
+            Reference::Env(_) => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// `spec` with every reference replaced by its value from `lookup`; a reference `lookup` has
 /// no value for is an error naming its field.
 pub fn resolve(

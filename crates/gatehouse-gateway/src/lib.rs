@@ -8,6 +8,7 @@ pub mod admin;
 pub mod llm;
 pub mod proxy;
 pub mod runtime;
+pub mod secrets;
 pub mod store;
 pub mod sync;
 

@@ -13,8 +13,9 @@ use crate::admin;
 use crate::llm::pricing::Pricing;
 use crate::proxy::llm::LlmState;
 use crate::proxy::policies::RateLimiters;
-use crate::proxy::routes::RouteTable;
+use crate::proxy::routes::{Held, RouteTable};
 use crate::proxy::{self, Proxy, Timeouts};
+use crate::secrets::{self, Resolved, Secrets};
 use crate::store::StoredArtifact;
 use crate::store::{Store, StoreError};
 
@@ -120,6 +121,8 @@ pub struct Runtime {
     pub proxy: Arc<Proxy>,
     limiters: RateLimiters,
     llm: LlmState,
+    /// The secret values the held artifacts reference, in memory.
+    pub secrets: Secrets,
     rebuild_lock: Mutex<()>,
     /// Duration of the last route-table rebuild.
     pub last_rebuild: std::sync::Mutex<Duration>,
@@ -166,6 +169,7 @@ impl Runtime {
             Some(a) => Some(self.compile_one(a).await?),
             None => None,
         };
+
         let table = match current.with_artifact(id, served) {
             Ok(t) => t,
             Err(why) => {
@@ -210,16 +214,60 @@ impl Runtime {
                 providers_held.extend(held.filter(|a| a.state == crate::store::State::Deployed));
             }
         }
-        let providers = providers_held.iter().map(|a| (a.handle(), a)).collect();
+        let providers_resolved: Vec<Resolved> = providers_held
+            .iter()
+            .map(|a| secrets::resolve(a, &self.secrets))
+            .collect();
+        let providers = providers_resolved
+            .iter()
+            .filter_map(|r| r.artifact.as_deref().ok())
+            .map(|a| (a.handle(), a))
+            .collect();
         let plans = plans.iter().map(|p| (p.id.as_str(), p)).collect();
+        let resolved = secrets::resolve(art, &self.secrets);
         let inputs = crate::proxy::routes::EntryInputs {
             keys: keys.iter().collect(),
             subs: subs.iter().collect(),
             plans: &plans,
             providers: &providers,
+            unresolved: resolved.artifact.as_ref().err().map(String::as_str),
         };
-        let entry = crate::proxy::routes::compile_artifact(art, inputs, &self.limiters, &self.llm);
+        let served = resolved.artifact.as_deref().unwrap_or(art);
+        let mut entry =
+            crate::proxy::routes::compile_artifact(served, inputs, &self.limiters, &self.llm);
+        entry.secrets = resolved.secrets.into();
         Ok((art.document.spec.resolved_context(), entry))
+    }
+
+    /// Recompiles the artifacts that reference the secrets `ids` (after their values changed).
+    pub async fn secrets_changed(&self, ids: &[String]) -> Result<(), crate::store::StoreError> {
+        let table = self.proxy.table();
+        let mut artifacts: Vec<Arc<str>> =
+            ids.iter().flat_map(|id| table.referencing(id)).collect();
+        artifacts.sort_unstable();
+        artifacts.dedup();
+        for id in artifacts {
+            self.refresh(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Opens the sealed secret values the store holds into memory; one that does not open
+    /// (sealed under another token) is dropped, to be fetched again at the next sync.
+    async fn load_secrets(&self) -> Result<(), crate::store::StoreError> {
+        for sealed in self.store.sealed_secrets().await? {
+            match self.secrets.open(&sealed.sealed_value) {
+                Ok(value) => {
+                    self.secrets.put(&sealed.id, &value);
+                }
+                Err(e) => {
+                    tracing::warn!(secret = %sealed.id, error = %e, "a stored secret value does not open; it will be fetched again");
+                    let change = crate::store::ControlPlaneChange::SecretDeleted { id: &sealed.id };
+                    self.store.apply_control_plane(change, None).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn rebuild_locked(&self) -> Result<(), crate::store::StoreError> {
@@ -229,8 +277,13 @@ impl Runtime {
         let keys = self.store.keys().await?;
         let plans = self.store.plans().await?;
         let subs = self.store.subscriptions().await?;
-        let table =
-            RouteTable::compile_with(&artifacts, &keys, &plans, &subs, &self.limiters, &self.llm);
+        let held = Held {
+            artifacts: &artifacts,
+            keys: &keys,
+            plans: &plans,
+            subs: &subs,
+        };
+        let table = RouteTable::compile_with(held, &self.secrets, &self.limiters, &self.llm);
         metrics::gauge!("gatehouse_gateway_route_table_routes").set(table.routes as f64);
         metrics::gauge!("gatehouse_gateway_route_table_artifacts").set(table.len() as f64);
         self.proxy.swap(table);
@@ -296,10 +349,15 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         proxy: proxy.clone(),
         limiters: RateLimiters::default(),
         llm: LlmState::new(pricing),
+        secrets: Secrets::new(config.token.as_deref()),
         rebuild_lock: Mutex::new(()),
         last_rebuild: std::sync::Mutex::new(Duration::ZERO),
         sync: std::sync::Mutex::new(Default::default()),
     });
+    runtime
+        .load_secrets()
+        .await
+        .map_err(StartError::RouteTable)?;
     runtime.rebuild().await.map_err(StartError::RouteTable)?;
     proxy.set_ready();
 

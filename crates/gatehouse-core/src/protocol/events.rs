@@ -37,6 +37,20 @@ pub enum RecordChange {
     Deleted,
 }
 
+/// What happened to a secret (`secret.<change>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretChange {
+    /// Its value changed (rotation): gateways holding artifacts that reference it fetch it.
+    Updated,
+    /// It is gone: gateways forget its value.
+    Deleted,
+}
+
+super::status::spelled!(SecretChange, "secret change", {
+    Updated => "updated",
+    Deleted => "deleted",
+});
+
 super::status::spelled!(ArtifactChange, "artifact change", {
     Deployed => "deployed",
     Undeployed => "undeployed",
@@ -66,8 +80,11 @@ pub enum EventType {
     Subscription(RecordChange),
     /// `subscriptionPlan.<change>`.
     SubscriptionPlan(RecordChange),
+    /// `secret.<change>`.
+    Secret(SecretChange),
 }
 
+const SECRET_PREFIX: &str = "secret";
 const API_KEY_PREFIX: &str = "apikey";
 const SUBSCRIPTION_PREFIX: &str = "subscription";
 const PLAN_PREFIX: &str = "subscriptionPlan";
@@ -84,6 +101,7 @@ impl fmt::Display for EventType {
             EventType::ApiKey(change) => write!(f, "{API_KEY_PREFIX}.{change}"),
             EventType::Subscription(change) => write!(f, "{SUBSCRIPTION_PREFIX}.{change}"),
             EventType::SubscriptionPlan(change) => write!(f, "{PLAN_PREFIX}.{change}"),
+            EventType::Secret(change) => write!(f, "{SECRET_PREFIX}.{change}"),
         }
     }
 }
@@ -97,6 +115,7 @@ impl FromStr for EventType {
             API_KEY_PREFIX => suffix.parse().map(EventType::ApiKey).ok(),
             SUBSCRIPTION_PREFIX => suffix.parse().map(EventType::Subscription).ok(),
             PLAN_PREFIX => suffix.parse().map(EventType::SubscriptionPlan).ok(),
+            SECRET_PREFIX => suffix.parse().map(EventType::Secret).ok(),
             _ => ArtifactKind::ALL
                 .into_iter()
                 .find(|k| k.event_prefix() == prefix)
@@ -145,6 +164,19 @@ pub struct DeletePayload {
     pub handle: String,
 }
 
+/// Payload of `secret.updated` / `secret.deleted`: which secret, never its value (a gateway
+/// fetches the value from the internal API, which answers only for secrets its deployments
+/// reference).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretPayload {
+    /// The secret's id (what `{{ secret "id" }}` names).
+    pub secret_id: String,
+    /// When the value last changed (RFC 3339, milliseconds); absent on `secret.deleted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
 /// One change a gateway must learn, with its typed payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -162,6 +194,8 @@ pub enum Event {
     PlanSaved(RecordChange, PlanInfo),
     /// `subscriptionPlan.deleted`: forget this plan.
     PlanDeleted(PlanRef),
+    /// `secret.*`: fetch the secret's new value, or forget it.
+    Secret(SecretChange, SecretPayload),
 }
 
 /// An event whose payload does not fit its type.
@@ -191,6 +225,7 @@ impl Event {
             Event::Subscription(change, _) => EventType::Subscription(*change),
             Event::PlanSaved(change, _) => EventType::SubscriptionPlan(*change),
             Event::PlanDeleted(_) => EventType::SubscriptionPlan(RecordChange::Deleted),
+            Event::Secret(change, _) => EventType::Secret(*change),
         }
     }
 
@@ -203,6 +238,7 @@ impl Event {
             Event::Subscription(_, s) => serde_json::to_value(s),
             Event::PlanSaved(_, p) => serde_json::to_value(p),
             Event::PlanDeleted(p) => serde_json::to_value(p),
+            Event::Secret(_, p) => serde_json::to_value(p),
         }
     }
 
@@ -249,6 +285,7 @@ impl Event {
             EventType::SubscriptionPlan(change) => {
                 Event::PlanSaved(change, read(event_type, payload)?)
             }
+            EventType::Secret(change) => Event::Secret(change, read(event_type, payload)?),
         };
         Ok(event)
     }
@@ -315,9 +352,18 @@ mod tests {
             EventType::SubscriptionPlan(RecordChange::Updated).to_string(),
             "subscriptionPlan.updated"
         );
+        for change in SecretChange::ALL {
+            let t = EventType::Secret(*change);
+            assert_eq!(t.to_string().parse(), Ok(t));
+        }
+        assert_eq!(
+            EventType::Secret(SecretChange::Updated).to_string(),
+            "secret.updated"
+        );
         for bad in [
             "api.revoked",
             "apikey.deleted",
+            "secret.created",
             "widget.deployed",
             "api",
             "",
@@ -383,6 +429,20 @@ mod tests {
                 plan_id: "p-1".into(),
                 handle: "gold".into(),
             }),
+            Event::Secret(
+                SecretChange::Updated,
+                SecretPayload {
+                    secret_id: "openai".into(),
+                    updated_at: Some("2026-01-01T00:00:00.000Z".into()),
+                },
+            ),
+            Event::Secret(
+                SecretChange::Deleted,
+                SecretPayload {
+                    secret_id: "openai".into(),
+                    updated_at: None,
+                },
+            ),
         ];
         for e in events {
             let envelope = EventEnvelope {

@@ -118,3 +118,42 @@ pub struct EventsResponse {
 pub struct AckResult {
     pub applied: bool,
 }
+
+/// Query of `GET /secrets`: one secret, or (absent) every secret this gateway's deployments
+/// reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SecretsQuery {
+    /// Only this secret (by id).
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// A secret's value, for a gateway whose deployments reference it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretValue {
+    pub id: String,
+    pub value: String,
+    /// When the value last changed (RFC 3339, milliseconds).
+    pub updated_at: String,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("id", &self.id)
+            .field("value", &"<redacted>")
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+/// Answer of `GET /secrets`: the values of the secrets asked for that this gateway's current
+/// deployments reference; others are omitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretValues {
+    pub secrets: Vec<SecretValue>,
+}

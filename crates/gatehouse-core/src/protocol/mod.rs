@@ -23,12 +23,12 @@ pub use connection::{
 };
 pub use events::{
     ApiKeyChange, ArtifactChange, DeletePayload, DeployPayload, Event, EventEnvelope, EventError,
-    EventType, RecordChange, UnknownEventType,
+    EventType, RecordChange, SecretChange, SecretPayload, UnknownEventType,
 };
 pub use internal::{
     AckResult, ArtifactExistence, DeploymentContent, DesiredDeployment, DesiredStateResponse,
     EventsQuery, EventsResponse, ExistsRequest, ExistsResponse, FetchBatchRequest,
-    FetchBatchResponse,
+    FetchBatchResponse, SecretValue, SecretValues, SecretsQuery,
 };
 pub use records::{
     ApiKeyInfo, ApiKeyList, PlanInfo, PlanLimit, PlanList, PlanRef, SubscriptionInfo,

@@ -220,6 +220,9 @@ async fn status(State(rt): State<Arc<Runtime>>) -> AdminResult<Json<Value>> {
     let table = rt.proxy.table();
     let rebuild = *rt.last_rebuild.lock().unwrap_or_else(|e| e.into_inner());
     let sync = rt.sync_status();
+    // Which secret values are held (ids only; values never leave the data plane).
+    let mut secret_ids = rt.secrets.ids();
+    secret_ids.sort_unstable();
     Ok(Json(json!({
         "mode": if sync.control_plane.is_some() { "connected" } else { "standalone" },
         "controlPlane": {
@@ -234,6 +237,7 @@ async fn status(State(rt): State<Arc<Runtime>>) -> AdminResult<Json<Value>> {
         "lastSync": sync.last_sync,
         "artifacts": {"total": total, "deployed": deployed, "undeployed": total - deployed, "byKind": by_kind},
         "routeTable": {"artifacts": table.len(), "routes": table.routes, "lastRebuildMs": rebuild.as_secs_f64() * 1000.0},
+        "secrets": {"held": secret_ids},
     })))
 }
 

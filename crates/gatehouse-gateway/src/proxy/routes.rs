@@ -21,6 +21,7 @@ use crate::proxy::policies::subscription::{SubEntry, SubSet};
 use crate::proxy::policies::{Chain, Cors, KeySet, RateLimiters};
 use crate::proxy::pool::Pool;
 use crate::proxy::upstream::UpstreamTls;
+use crate::secrets::{self, Resolved, Secrets};
 use crate::store::{State, StoredArtifact, StoredKey, StoredPlan, StoredSubscription};
 use gatehouse_core::spec::RestEndpoint;
 
@@ -186,6 +187,8 @@ pub struct Entry {
     pub unavailable: Option<Arc<str>>,
     /// Largest request body forwarded (`maxRequestBody`); past it, 413.
     pub max_request_body: Option<u64>,
+    /// The secrets its document references: a new value recompiles it.
+    pub secrets: Box<[Arc<str>]>,
 }
 
 impl Entry {
@@ -248,18 +251,29 @@ impl RouteTable {
         keys: &[StoredKey],
         limiters: &RateLimiters,
     ) -> Self {
-        Self::compile_with(artifacts, keys, &[], &[], limiters, &LlmState::default())
+        let held = Held {
+            artifacts,
+            keys,
+            plans: &[],
+            subs: &[],
+        };
+        Self::compile_with(held, &Secrets::new(None), limiters, &LlmState::default())
     }
 
-    /// Compiles the deployed artifacts with their keys, subscriptions and the plans.
+    /// Compiles the deployed artifacts with their keys, subscriptions and the plans, their
+    /// references resolved.
     pub fn compile_with(
-        artifacts: &[StoredArtifact],
-        keys: &[StoredKey],
-        plans: &[StoredPlan],
-        subs: &[StoredSubscription],
+        held: Held<'_>,
+        secrets: &Secrets,
         limiters: &RateLimiters,
         llm: &LlmState,
     ) -> Self {
+        let Held {
+            artifacts,
+            keys,
+            plans,
+            subs,
+        } = held;
         let plans: HashMap<&str, &StoredPlan> = plans.iter().map(|p| (p.id.as_str(), p)).collect();
         let mut subs_by: HashMap<&str, Vec<&StoredSubscription>> = HashMap::new();
         for sub in subs {
@@ -272,13 +286,29 @@ impl RouteTable {
         for k in keys {
             keys_by.entry(k.artifact_id.as_str()).or_default().push(k);
         }
-        let providers: HashMap<&str, &StoredArtifact> = artifacts
+        let resolved: Vec<Resolved> = artifacts
             .iter()
-            .filter(|a| a.kind() == ArtifactKind::LlmProvider && a.state == State::Deployed)
+            .map(|a| match a.state {
+                State::Deployed => secrets::resolve(a, secrets),
+                State::Undeployed => Resolved {
+                    artifact: Err(String::new()),
+                    secrets: vec![],
+                },
+            })
+            .collect();
+        // Only a provider whose references resolved: a proxy must never forward through the
+        // text of a reference.
+        let providers: HashMap<&str, &StoredArtifact> = resolved
+            .iter()
+            .filter_map(|r| r.artifact.as_deref().ok())
+            .filter(|a| a.kind() == ArtifactKind::LlmProvider)
             .map(|a| (a.handle(), a))
             .collect();
         let mut table = RouteTable::default();
-        for art in artifacts.iter().filter(|a| a.state == State::Deployed) {
+        for (art, r) in artifacts.iter().zip(&resolved) {
+            if art.state != State::Deployed {
+                continue;
+            }
             let context = art.document.spec.resolved_context();
             if table.by_context.contains_key(context.as_str()) {
                 tracing::warn!(
@@ -295,8 +325,11 @@ impl RouteTable {
                 subs: subs_by.remove(id).unwrap_or_default(),
                 plans: &plans,
                 providers: &providers,
+                unresolved: r.artifact.as_ref().err().map(String::as_str),
             };
-            let entry = compile_artifact(art, inputs, limiters, llm);
+            let served = r.artifact.as_deref().unwrap_or(art);
+            let mut entry = compile_artifact(served, inputs, limiters, llm);
+            entry.secrets = r.secrets.clone().into();
             table.insert(art.id.as_str().into(), context.into(), entry);
         }
         limiters.retain(|scope| artifacts.iter().any(|a| a.id == scope));
@@ -327,8 +360,20 @@ pub struct EntryInputs<'a> {
     pub keys: Vec<&'a StoredKey>,
     pub subs: Vec<&'a StoredSubscription>,
     pub plans: &'a HashMap<&'a str, &'a StoredPlan>,
-    /// The deployed LLM providers by handle (those an LLM proxy names, at least).
+    /// The deployed LLM providers by handle (those an LLM proxy names, at least), their
+    /// references resolved.
     pub providers: &'a HashMap<&'a str, &'a StoredArtifact>,
+    /// Why the artifact's references cannot be resolved: it is then not served.
+    pub unresolved: Option<&'a str>,
+}
+
+/// What the store holds, for compiling the whole table.
+#[derive(Clone, Copy)]
+pub struct Held<'a> {
+    pub artifacts: &'a [StoredArtifact],
+    pub keys: &'a [StoredKey],
+    pub plans: &'a [StoredPlan],
+    pub subs: &'a [StoredSubscription],
 }
 
 /// The entry of one deployed artifact: its routes, keys and subscriptions.
@@ -339,7 +384,7 @@ pub fn compile_artifact(
     llm: &LlmState,
 ) -> Entry {
     let mut keys = KeySet::default();
-    for k in inputs.keys {
+    for k in &inputs.keys {
         keys.insert(
             hex_digest(&k.key_hash).unwrap_or_else(|| key_digest(&k.key_hash)),
             KeyEntry {
@@ -349,7 +394,7 @@ pub fn compile_artifact(
             },
         );
     }
-    let mut entry = compile_entry(art, inputs.providers, Arc::new(keys), limiters, llm);
+    let mut entry = compile_entry(art, &inputs, Arc::new(keys), limiters, llm);
     if !art.document.spec.subscription_plans().is_empty() {
         let mut set = SubSet::default();
         for s in inputs.subs {
@@ -389,12 +434,13 @@ pub fn compile_artifact(
 
 fn compile_entry(
     art: &StoredArtifact,
-    providers: &HashMap<&str, &StoredArtifact>,
+    inputs: &EntryInputs<'_>,
     keys: Arc<KeySet>,
     limiters: &RateLimiters,
     llm: &LlmState,
 ) -> Entry {
     let id = art.id.as_str();
+    let providers = inputs.providers;
     let api_policies = art.document.spec.policies();
     let chain = |op_policies: &[Policy], scope: &str| {
         Arc::new(Chain::compile(
@@ -420,8 +466,9 @@ fn compile_entry(
         metrics: ArtifactMetrics::new(art.handle(), art.kind()),
         unavailable: None,
         max_request_body: None,
+        secrets: Box::default(),
     };
-    if let Some(why) = unresolved_reference(&art.document.spec) {
+    if let Some(why) = inputs.unresolved {
         entry.unavailable = Some(why.into());
         return entry;
     }
@@ -509,18 +556,6 @@ fn compile_entry(
 }
 
 /// The pool of an upstream's URLs, its health checks started; why it cannot be used.
-/// Why an artifact holding a `{{ secret }}` or `{{ env }}` reference is not served: this gateway
-/// does not resolve references yet, and the reference's text must never go upstream.
-fn unresolved_reference(spec: &ArtifactSpec) -> Option<String> {
-    let found = gatehouse_core::references::find(&spec.to_value());
-    match found {
-        Ok(refs) => refs.first().map(|(field, r)| {
-            format!("{field} references {r}, and this gateway does not resolve references yet")
-        }),
-        Err(e) => Some(format!("{}: {}", e.field, e.message)),
-    }
-}
-
 fn pool_of(artifact: &str, e: &RestEndpoint) -> Result<Arc<Pool>, String> {
     let mut endpoints = vec![];
     for (url, weight) in e.endpoints() {

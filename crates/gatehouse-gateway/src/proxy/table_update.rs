@@ -65,6 +65,16 @@ impl RouteTable {
         self.by_id.contains_key(id)
     }
 
+    /// The artifacts whose documents reference secret `id` (served, or held back for want of
+    /// a value).
+    pub fn referencing(&self, secret: &str) -> Vec<Arc<str>> {
+        self.by_context
+            .values()
+            .filter(|e| e.secrets.iter().any(|s| **s == *secret))
+            .map(|e| e.artifact_id.clone())
+            .collect()
+    }
+
     /// Whether artifact `id` is served as an LLM provider (LLM proxies depend on it).
     pub fn is_provider(&self, id: &str) -> bool {
         self.by_id

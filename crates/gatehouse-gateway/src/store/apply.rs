@@ -50,8 +50,22 @@ pub enum ControlPlaneChange<'a> {
         artifact_uuid: &'a str,
         subs: &'a [StoredSubscription],
     },
+    /// Hold this secret's value (sealed).
+    Secret(&'a SealedSecret),
+    /// Forget a secret's value.
+    SecretDeleted { id: &'a str },
+    /// Make the held secret values exactly these.
+    Secrets(&'a [SealedSecret]),
     /// Nothing to change; only the revision advances.
     Nothing,
+}
+
+/// A secret's value as the store holds it: sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub id: String,
+    pub sealed_value: String,
+    pub updated_at: String,
 }
 
 impl Store {
@@ -174,6 +188,21 @@ impl Store {
                     for sub in subs {
                         upsert_subscription(tx, &id, sub).await?;
                     }
+                }
+            }
+            ControlPlaneChange::Secret(secret) => upsert_secret(tx, secret).await?,
+            ControlPlaneChange::SecretDeleted { id } => {
+                sqlx::query("DELETE FROM secrets WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            ControlPlaneChange::Secrets(secrets) => {
+                sqlx::query("DELETE FROM secrets")
+                    .execute(&mut **tx)
+                    .await?;
+                for secret in secrets {
+                    upsert_secret(tx, secret).await?;
                 }
             }
             ControlPlaneChange::Nothing => {}
@@ -310,6 +339,37 @@ async fn record_revision(tx: &mut Tx<'_>, revision: Revision) -> Result<(), Stor
 /// the database itself.
 fn refusal(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.kind() != sqlx::error::ErrorKind::Other)
+}
+
+async fn upsert_secret(tx: &mut Tx<'_>, secret: &SealedSecret) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO secrets (id, sealed_value, updated_at) VALUES (?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET sealed_value = excluded.sealed_value, updated_at = excluded.updated_at",
+    )
+    .bind(&secret.id)
+    .bind(&secret.sealed_value)
+    .bind(&secret.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The held secret values, sealed.
+    pub async fn sealed_secrets(&self) -> Result<Vec<SealedSecret>, StoreError> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT id, sealed_value, updated_at FROM secrets ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, sealed_value, updated_at)| SealedSecret {
+                id,
+                sealed_value,
+                updated_at,
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -87,8 +87,16 @@ const CONTEXT_INDEX: Migration = Migration {
     sql: "CREATE INDEX IF NOT EXISTS artifacts_context ON artifacts(context);",
 };
 
+/// The values of the secrets the held artifacts reference, sealed under a key derived from the
+/// gateway's control-plane token (never in plaintext).
+const SECRETS: Migration = Migration {
+    version: 4,
+    name: "sealed secret values",
+    sql: "CREATE TABLE IF NOT EXISTS secrets (id TEXT PRIMARY KEY, sealed_value TEXT NOT NULL, updated_at TEXT NOT NULL);",
+};
+
 /// Every migration, in order.
-pub(super) const MIGRATIONS: &[Migration] = &[INITIAL, LOWERCASE_STATUSES, CONTEXT_INDEX];
+pub(super) const MIGRATIONS: &[Migration] = &[INITIAL, LOWERCASE_STATUSES, CONTEXT_INDEX, SECRETS];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
      (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)";
@@ -221,7 +229,7 @@ mod tests {
         let numbers: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
         let expected: Vec<i64> = (1..=MIGRATIONS.len() as i64).collect();
         assert_eq!(numbers, expected);
-        assert_eq!(latest_version(), 3);
+        assert_eq!(latest_version(), 4);
         assert_eq!(INITIAL.sql.trim(), SCHEMA_V1.trim());
     }
 
@@ -344,7 +352,7 @@ INSERT INTO meta (key, value) VALUES ('applied_revision', '42'), ('admin_passwor
             store.meta("admin_password").await.unwrap().as_deref(),
             Some("argon-hash")
         );
-        assert_eq!(versions(store).await, vec![1, 2, 3]);
+        assert_eq!(versions(store).await, vec![1, 2, 3, 4]);
     }
 
     #[tokio::test]
@@ -366,10 +374,10 @@ INSERT INTO meta (key, value) VALUES ('applied_revision', '42'), ('admin_passwor
     async fn a_new_store_is_at_the_latest_version() {
         let dir = temp_dir();
         let store = Store::open(&dir).await.unwrap();
-        assert_eq!(versions(&store).await, vec![1, 2, 3]);
+        assert_eq!(versions(&store).await, vec![1, 2, 3, 4]);
         drop(store);
         let store = Store::open(&dir).await.unwrap();
-        assert_eq!(versions(&store).await, vec![1, 2, 3]);
+        assert_eq!(versions(&store).await, vec![1, 2, 3, 4]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -390,12 +398,12 @@ INSERT INTO meta (key, value) VALUES ('applied_revision', '42'), ('admin_passwor
             Err(e) => e,
         };
         assert!(
-            matches!(err, StoreError::SchemaTooNew { found: 7, known: 3 }),
+            matches!(err, StoreError::SchemaTooNew { found: 7, known: 4 }),
             "{err}"
         );
         assert_eq!(
             err.to_string(),
-            "the gateway store's schema is version 7, newer than this build knows (3); upgrade gatehouse"
+            "the gateway store's schema is version 7, newer than this build knows (4); upgrade gatehouse"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -21,7 +21,7 @@ use sqlx::SqlitePool;
 use gatehouse_core::crypto::Sealer;
 use gatehouse_core::protocol::Revision;
 
-pub use apply::ControlPlaneChange;
+pub use apply::{ControlPlaneChange, SealedSecret};
 pub use error::StoreError;
 pub use gatehouse_core::crypto::mask;
 pub use rows::{Origin, State, StoredArtifact, StoredKey, StoredPlan, StoredSubscription};

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use gatehouse_core::protocol::{
     ApiKeyInfo, ApiKeyList, DeploymentContent, DesiredStateResponse, ExistsRequest, ExistsResponse,
-    FetchBatchRequest, FetchBatchResponse, PlanInfo, PlanList, Revision, SubscriptionInfo,
-    SubscriptionList,
+    FetchBatchRequest, FetchBatchResponse, PlanInfo, PlanList, Revision, SecretValue, SecretValues,
+    SubscriptionInfo, SubscriptionList,
 };
 
 use super::SyncError;
@@ -184,6 +184,16 @@ impl InternalApi {
             )
             .await?;
         Ok(l.subscriptions)
+    }
+
+    /// The values of the secrets this gateway's deployments reference (all, or one).
+    pub async fn secrets(&self, id: Option<&str>) -> Result<Vec<SecretValue>, SyncError> {
+        let mut req = self.http.get(format!("{}/secrets", self.base));
+        if let Some(id) = id {
+            req = req.query(&[("id", id)]);
+        }
+        let l: SecretValues = self.call(req, "GET /secrets").await?;
+        Ok(l.secrets)
     }
 
     /// The WebSocket URL for `applied`.

@@ -58,6 +58,9 @@ pub enum SyncError {
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A secret value could not be sealed for the store.
+    #[error("sealing a secret value: {0}")]
+    Seal(#[from] crate::secrets::SealError),
 }
 
 impl From<tungstenite::Error> for SyncError {

@@ -59,6 +59,10 @@ pub async fn apply_event(
     let rev = Some(env.revision);
     // The artifact the event changes, refreshed alone; plans touch many, so the whole table.
     let event = env.event()?;
+    if let Event::Secret(change, p) = &event {
+        super::secrets::apply_event(rt, api, *change, p, env.revision).await?;
+        return Ok(None);
+    }
     let uuid_of = |e: &Event| -> Option<String> {
         match e {
             Event::Subscription(_, sub) => Some(sub.artifact_id.clone()),
@@ -121,6 +125,8 @@ pub async fn apply_event(
         }
         Event::Deployed(p) => apply_deploy(rt, api, p, State::Deployed, rev).await?,
         Event::Undeployed(p) => apply_deploy(rt, api, p, State::Undeployed, rev).await?,
+        // Applied above.
+        Event::Secret(..) => None,
     };
     let after = match &uuid {
         Some(u) => rt.store.by_uuid(u).await?.map(|a| a.id),
@@ -188,12 +194,16 @@ async fn apply_deploy(
                 rev,
             )
             .await;
-            if stored.is_ok() {
-                // Newly held: bring its keys along.
+            if let Ok(art) = &stored {
+                // Newly held: bring its keys and the values of its secrets along.
                 full::pull_keys(rt, api, Some(&p.artifact_id)).await?;
                 full::pull_subscriptions(rt, api, Some(&p.artifact_id)).await?;
+                if state == State::Deployed {
+                    let ids = crate::secrets::referenced(&art.document.spec);
+                    super::secrets::pull_missing(rt, api, &ids).await?;
+                }
             }
-            stored
+            stored.map(|_| ())
         }
     };
     if result.is_err() {

@@ -280,6 +280,8 @@ pub async fn run(
     rt.store
         .apply_control_plane(ControlPlaneChange::Plans(&plans), None)
         .await?;
+    // The caller compiles the whole table after a full sync.
+    super::secrets::reconcile(rt, api).await?;
     rt.store
         .apply_control_plane(ControlPlaneChange::Nothing, Some(desired.revision))
         .await?;
@@ -320,6 +322,7 @@ pub async fn apply_content(
         None,
     )
     .await
+    .map(|_| ())
 }
 
 /// Validates a deployment's document and holds it with the given state.
@@ -331,12 +334,13 @@ pub async fn store_content(
     state: State,
     content: serde_json::Value,
     revision: Option<Revision>,
-) -> Result<(), ApplyRefusal> {
+) -> Result<StoredArtifact, ApplyRefusal> {
     let art = held(artifact_id, deployment_id, deployed_at, state, content)?;
     rt.store
         .apply_control_plane(ControlPlaneChange::Upsert(&art), revision)
         .await
-        .map_err(ApplyRefusal::from)
+        .map_err(ApplyRefusal::from)?;
+    Ok(art)
 }
 
 /// A deployment's document, validated, as the store holds it.

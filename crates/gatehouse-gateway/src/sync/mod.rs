@@ -7,6 +7,7 @@ pub mod api;
 mod error;
 mod events;
 pub mod full;
+mod secrets;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -270,6 +271,13 @@ async fn session(
         } else {
             covered.max(synced)
         };
+    } else {
+        // A secret may have been rotated while this gateway was away, and its event dropped
+        // from the retained log; the values are few, so they are all asked for again.
+        let changed = secrets::reconcile(rt, api).await?;
+        if !changed.is_empty() {
+            rt.secrets_changed(&changed).await?;
+        }
     }
     let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
     let mut resync = tokio::time::interval(interval);

@@ -147,20 +147,64 @@ async fn management_api_validates_and_leaves_the_store_unchanged_on_bad_input() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_artifact_holding_a_reference_is_not_served_until_references_resolve() {
-    let (url, accepted) = super::wire::bare_upstream().await;
+async fn references_resolve_from_the_environment_and_never_go_upstream_unresolved() {
+    let (bare, accepted) = super::wire::bare_upstream().await;
+    let up = EchoServer::start("main").await;
     let gw = gateway(&[]).await;
     let admin = gw.admin();
-    let policies = json!([{"name": "set-headers", "params": {"request": {"set": {"X-Token": "{{ env \"HOME\" }}"}}}}]);
-    let doc = rest_doc("refs", "/refs", &url, json!([]), policies);
+    let with_header = |id: &str, url: &str, value: &str| {
+        let policies =
+            json!([{"name": "set-headers", "params": {"request": {"set": {"X-Token": value}}}}]);
+        rest_doc(id, &format!("/{id}"), url, json!([]), policies)
+    };
+    // A variable of the gateway's environment is put in place.
+    let doc = with_header("env", &up.url(""), r#"path={{ env "PATH" }}"#);
     let (s, b) = admin
         .post("/api/management/v1/rest-apis", &doc)
         .await
         .unwrap();
     assert_eq!(s, 201, "{b}");
-    let (s, b) = get(&gw.traffic(), "/refs/x").await;
-    assert_eq!(s, 503, "{b}");
-    assert!(b.to_string().contains("does not resolve references"), "{b}");
+    let (s, b) = get(&gw.traffic(), "/env/x").await;
+    assert_eq!(s, 200, "{b}");
+    let want = format!("path={}", std::env::var("PATH").unwrap());
+    assert_eq!(b["headers"]["x-token"], want.as_str(), "{b}");
+    // The stored document keeps the reference.
+    let (_, held) = admin.get("/api/management/v1/rest-apis/env").await.unwrap();
+    assert!(held.to_string().contains("{{ env"), "{held}");
+
+    // What cannot be resolved is not served, and its text never goes upstream.
+    for (id, value, why) in [
+        (
+            "own",
+            r#"{{ env "GATEHOUSE_ADMIN_PASSWORD" }}"#,
+            "cannot be referenced",
+        ),
+        (
+            "unset",
+            r#"{{ env "GATEHOUSE_TEST_UNSET" }}x{{ env "SURELY_UNSET_VARIABLE_1234" }}"#,
+            "cannot be referenced",
+        ),
+        (
+            "missing",
+            r#"{{ env "SURELY_UNSET_VARIABLE_1234" }}"#,
+            "is not set on this gateway",
+        ),
+        (
+            "secret",
+            r#"Bearer {{ secret "openai" }}"#,
+            "has not received",
+        ),
+    ] {
+        let doc = with_header(id, &bare, value);
+        let (s, b) = admin
+            .post("/api/management/v1/rest-apis", &doc)
+            .await
+            .unwrap();
+        assert_eq!(s, 201, "{id}: {b}");
+        let (s, b) = get(&gw.traffic(), &format!("/{id}/x")).await;
+        assert_eq!(s, 503, "{id}: {b}");
+        assert!(b.to_string().contains(why), "{id}: {b}");
+    }
     assert_eq!(
         accepted.load(std::sync::atomic::Ordering::SeqCst),
         0,

@@ -6,6 +6,7 @@ use axum::{Extension, Json};
 use gatehouse_core::protocol::{
     AckResult, ApiKeyList, DeploymentAck, DeploymentContent, DesiredStateResponse, EventsQuery,
     EventsResponse, ExistsRequest, ExistsResponse, FetchBatchRequest, FetchBatchResponse,
+    SecretValues, SecretsQuery,
 };
 use gatehouse_core::ArtifactKind;
 
@@ -13,7 +14,7 @@ use crate::api::{JsonBody, Params};
 use crate::auth::GatewayCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::service::api_keys::{self, KeysQuery};
-use crate::service::{deployments, internal};
+use crate::service::{deployments, internal, secret_refs};
 use crate::state::AppState;
 
 /// This gateway's desired state and the revision it reflects.
@@ -101,4 +102,18 @@ pub async fn api_keys(
     Params(q): Params<KeysQuery>,
 ) -> ApiResult<Json<ApiKeyList>> {
     Ok(Json(api_keys::for_gateway(&st, &gw, q).await?))
+}
+
+/// The values of the secrets this gateway's current deployments reference (all, or `id`);
+/// secrets they do not reference are not answered.
+#[utoipa::path(get, path = "/api/internal/v1/secrets", tag = "internal", params(SecretsQuery),
+    security(("api-key" = [])), responses((status = 200, body = SecretValues), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn secrets(
+    State(st): State<AppState>,
+    gw: GatewayCaller,
+    Params(q): Params<SecretsQuery>,
+) -> ApiResult<Json<SecretValues>> {
+    Ok(Json(
+        secret_refs::values_for_gateway(&st, &gw, q.id.as_deref()).await?,
+    ))
 }

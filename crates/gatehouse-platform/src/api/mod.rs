@@ -158,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/artifacts/exists", post(internal::exists))
         .route("/events", get(internal::events))
         .route("/api-keys", get(internal::api_keys))
+        .route("/secrets", get(internal::secrets))
         .route("/subscription-plans", get(subscriptions::internal_plans))
         .route("/subscriptions", get(subscriptions::internal_subscriptions))
         .route("/ws/gateways/connect", get(ws::connect))

@@ -7,7 +7,7 @@ use axum::Json;
 use crate::api::{JsonBody, Params};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
-use crate::service::secrets::{self, NewSecret, SecretChange, SecretView};
+use crate::service::secrets::{self, NewSecret, SecretUpdate, SecretView};
 use crate::service::{List, Page};
 use crate::state::AppState;
 
@@ -48,25 +48,25 @@ pub async fn get(
 
 /// Rotate a secret (a new `value`) or rename it (`displayName`).
 #[utoipa::path(put, path = "/api/v1/secrets/{id}", tag = "secrets", params(("id" = String, Path)),
-    request_body = SecretChange, security(("bearer" = [])),
+    request_body = SecretUpdate, security(("bearer" = [])),
     responses((status = 200, body = SecretView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update(
     State(st): State<AppState>,
     c: Caller,
     Path(id): Path<String>,
-    JsonBody(b): JsonBody<SecretChange>,
+    JsonBody(b): JsonBody<SecretUpdate>,
 ) -> ApiResult<Json<SecretView>> {
-    Ok(Json(secrets::update(&st.db, &st.sealer, &c, &id, b).await?))
+    Ok(Json(secrets::update(&st, &c, &id, b).await?))
 }
 
 /// Delete a secret.
 #[utoipa::path(delete, path = "/api/v1/secrets/{id}", tag = "secrets", params(("id" = String, Path)),
-    security(("bearer" = [])), responses((status = 204), (status = 404, body = ErrorBody)))]
+    security(("bearer" = [])), responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(st): State<AppState>,
     c: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    secrets::delete(&st.db, &c, &id).await?;
+    secrets::delete(&st, &c, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,7 +15,9 @@ use crate::auth::Caller;
 use crate::changelog::{NewEvent, Target};
 use crate::crypto::Sealer;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{llm_templates, new_handle, new_uuid, parse_stored, projects, List, Page};
+use crate::service::{
+    llm_templates, new_handle, new_uuid, parse_stored, projects, secret_refs, List, Page,
+};
 use crate::state::AppState;
 use crate::store::{format_ms, is_unique_violation, now_ms};
 
@@ -283,45 +285,8 @@ async fn store_providers(
     Ok(())
 }
 
-/// The ids of the secrets a spec as stored references, credentials included (a replace may
-/// keep a stored credential that holds one).
-fn referenced_secrets(sealer: &Sealer, kind: ArtifactKind, stored: &str) -> ApiResult<Vec<String>> {
-    let mut spec: Value = serde_json::from_str(stored).map_err(|e| ApiError::Internal(e.into()))?;
-    open_credentials(sealer, kind, &mut spec)?;
-    let mut ids: Vec<String> = references::find(&spec)?
-        .into_iter()
-        .filter_map(|(_, r)| match r {
-            Reference::Secret(id) => Some(id.as_str().to_owned()),
-            Reference::Env(_) => None,
-        })
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
-}
-
-/// Records the secrets an artifact references.
-async fn store_secret_refs(
-    conn: &mut AnyConnection,
-    org_id: &str,
-    artifact: &str,
-    ids: &[String],
-) -> ApiResult<()> {
-    sqlx::query("DELETE FROM artifact_secret_refs WHERE artifact_id = $1")
-        .bind(artifact)
-        .execute(&mut *conn)
-        .await?;
-    for id in ids {
-        sqlx::query(
-            "INSERT INTO artifact_secret_refs (artifact_id, org_id, secret_handle) VALUES ($1, $2, $3)",
-        )
-        .bind(artifact)
-        .bind(org_id)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+fn stored_value(stored: &str) -> ApiResult<Value> {
+    serde_json::from_str(stored).map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// Refuses an LLM proxy that names itself.
@@ -386,7 +351,7 @@ pub async fn create(
     let now = now_ms();
     let display = body.spec.display_name().to_owned();
     let spec = stored_spec(state, body.spec, None)?;
-    let secrets = referenced_secrets(&state.sealer, kind, &spec)?;
+    let secrets = secret_refs::referenced(&state.sealer, kind, &stored_value(&spec)?)?;
     let uuid = new_uuid();
     let res = sqlx::query(
         "INSERT INTO artifacts (uuid, org_id, kind, handle, display_name, project_id, provider_id, spec, created_at, updated_at) \
@@ -414,7 +379,7 @@ pub async fn create(
         Ok(_) => {}
     }
     store_providers(tx.conn(), &uuid, &providers).await?;
-    store_secret_refs(tx.conn(), &caller.org_id, &uuid, &secrets).await?;
+    secret_refs::store_for_artifact(tx.conn(), &caller.org_id, &uuid, &secrets).await?;
     let row = load(tx.conn(), &caller.org_id, kind, handle.as_str()).await?;
     tx.commit().await?;
     Ok(view(&row))
@@ -498,7 +463,7 @@ pub async fn update(
     let (project, providers) = resolve_refs(tx.conn(), &caller.org_id, kind, &body).await?;
     let display = body.spec.display_name().to_owned();
     let spec = stored_spec(state, body.spec, Some(&current.spec))?;
-    let secrets = referenced_secrets(&state.sealer, kind, &spec)?;
+    let secrets = secret_refs::referenced(&state.sealer, kind, &stored_value(&spec)?)?;
     sqlx::query(
         "UPDATE artifacts SET display_name = $1, project_id = $2, provider_id = $3, spec = $4, updated_at = $5 WHERE uuid = $6",
     )
@@ -511,7 +476,7 @@ pub async fn update(
     .execute(tx.conn())
     .await?;
     store_providers(tx.conn(), &current.uuid, &providers).await?;
-    store_secret_refs(tx.conn(), &caller.org_id, &current.uuid, &secrets).await?;
+    secret_refs::store_for_artifact(tx.conn(), &caller.org_id, &current.uuid, &secrets).await?;
     let row = load(tx.conn(), &caller.org_id, kind, handle).await?;
     tx.commit().await?;
     Ok(view(&row))

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod internal;
 pub mod llm_templates;
 pub mod projects;
+pub mod secret_refs;
 pub mod secrets;
 pub mod subscriptions;
 

@@ -8,12 +8,14 @@ use sqlx::Row;
 
 use gatehouse_core::crypto::Sealer;
 use gatehouse_core::handle::Handle;
-use gatehouse_core::{ArtifactKind, FieldError};
-use std::str::FromStr;
+use gatehouse_core::protocol::{Event, SecretChange, SecretPayload};
+use gatehouse_core::FieldError;
 
 use crate::auth::Caller;
+use crate::changelog::{ChangeTx, NewEvent, Target};
 use crate::error::{ApiError, ApiResult};
-use crate::service::{List, Page};
+use crate::service::{secret_refs, List, Page};
+use crate::state::AppState;
 use crate::store::{format_ms, is_unique_violation, now_ms, Db};
 
 /// Longest secret value accepted, in bytes.
@@ -49,7 +51,7 @@ pub struct NewSecret {
 /// A change to a secret: a new value (rotation), a new display name, or both.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SecretChange {
+pub struct SecretUpdate {
     /// Must be the secret's own id when given (ids are immutable).
     #[serde(default)]
     pub id: Option<String>,
@@ -172,14 +174,32 @@ pub async fn get(db: &Db, caller: &Caller, id: &str) -> ApiResult<SecretView> {
     from_row(&row)
 }
 
-/// Changes a secret's value (rotation) or display name.
-pub async fn update(
-    db: &Db,
-    sealer: &Sealer,
-    caller: &Caller,
+/// Appends `secret.<change>` for every gateway of the organization: the id, never the value.
+async fn announce(
+    tx: &mut ChangeTx,
+    org_id: &str,
     id: &str,
     change: SecretChange,
+    updated_at: Option<i64>,
+) -> ApiResult<()> {
+    let payload = SecretPayload {
+        secret_id: id.to_owned(),
+        updated_at: updated_at.map(format_ms),
+    };
+    let event = NewEvent::new(Event::Secret(change, payload), Target::AllGateways);
+    tx.append(org_id, &[event]).await?;
+    Ok(())
+}
+
+/// Changes a secret's value (rotation) or display name. A new value is announced to the
+/// gateways (`secret.updated`), in the same transaction.
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    change: SecretUpdate,
 ) -> ApiResult<SecretView> {
+    let (db, sealer) = (&state.db, &state.sealer);
     if change.id.as_deref().is_some_and(|given| given != id) {
         return Err(FieldError::new("id", format!("is immutable: it must be '{id}'")).into());
     }
@@ -194,7 +214,7 @@ pub async fn update(
     if let Some(value) = &change.value {
         check_value(value)?;
     }
-    let mut tx = db.write().await?;
+    let mut tx = state.begin_change().await?;
     let current: Option<String> =
         sqlx::query_scalar("SELECT display_name FROM secrets WHERE org_id = $1 AND handle = $2")
             .bind(&caller.org_id)
@@ -220,6 +240,14 @@ pub async fn update(
             .bind(id)
             .execute(tx.conn())
             .await?;
+            announce(
+                &mut tx,
+                &caller.org_id,
+                id,
+                SecretChange::Updated,
+                Some(now),
+            )
+            .await?;
         }
         None => {
             sqlx::query(
@@ -237,28 +265,15 @@ pub async fn update(
     get(db, caller, id).await
 }
 
-/// Deletes a secret, unless an artifact references it (409 naming them).
-pub async fn delete(db: &Db, caller: &Caller, id: &str) -> ApiResult<()> {
-    let mut tx = db.write().await?;
-    let users: Vec<(String, String)> = sqlx::query_as(
-        "SELECT a.kind, a.handle FROM artifact_secret_refs r JOIN artifacts a ON a.uuid = r.artifact_id \
-         WHERE r.org_id = $1 AND r.secret_handle = $2 ORDER BY a.kind, a.handle LIMIT 20",
-    )
-    .bind(&caller.org_id)
-    .bind(id)
-    .fetch_all(tx.conn())
-    .await?;
+/// Deletes a secret, unless an artifact or a served deployment references it (409 naming
+/// them); gateways are told to forget it (`secret.deleted`).
+pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
+    let mut tx = state.begin_change().await?;
+    let users = secret_refs::users(tx.conn(), &caller.org_id, id).await?;
     if !users.is_empty() {
-        let names: Vec<String> = users
-            .iter()
-            .map(|(kind, handle)| {
-                let kind = ArtifactKind::from_str(kind).map_or(kind.as_str(), |k| k.collection());
-                format!("{kind}/{handle}")
-            })
-            .collect();
         return Err(ApiError::Conflict(format!(
-            "secret '{id}' is referenced by {}; remove the references first",
-            names.join(", ")
+            "secret '{id}' is referenced by {}; remove the references (and redeploy) first",
+            users.join(", ")
         )));
     }
     let n = sqlx::query("DELETE FROM secrets WHERE org_id = $1 AND handle = $2")
@@ -270,6 +285,7 @@ pub async fn delete(db: &Db, caller: &Caller, id: &str) -> ApiResult<()> {
     if n == 0 {
         return Err(ApiError::not_found("secret", id));
     }
+    announce(&mut tx, &caller.org_id, id, SecretChange::Deleted, None).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -255,6 +255,21 @@ CREATE TABLE artifact_secret_refs (
 CREATE INDEX artifact_secret_refs_secret ON artifact_secret_refs(org_id, secret_handle);
 "#,
     },
+    Migration {
+        version: 8,
+        name: "secrets referenced by deployments",
+        // Which secrets each deployment's content references: what a gateway serving it may
+        // read, and what may not be deleted while it is served.
+        sql: r#"
+CREATE TABLE deployment_secret_refs (
+    deployment_id TEXT NOT NULL REFERENCES deployments(uuid) ON DELETE CASCADE,
+    org_id TEXT NOT NULL,
+    secret_handle TEXT NOT NULL,
+    PRIMARY KEY (deployment_id, secret_handle)
+);
+CREATE INDEX deployment_secret_refs_secret ON deployment_secret_refs(org_id, secret_handle);
+"#,
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

@@ -24,7 +24,7 @@ use crate::auth::Caller;
 use crate::changelog::{ChangeTx, NewEvent, Target};
 use crate::error::{ApiError, ApiResult};
 use crate::service::artifacts::{self, ArtifactRow};
-use crate::service::{gateways, llm_templates, new_uuid, parse_stored};
+use crate::service::{gateways, llm_templates, new_uuid, parse_stored, secret_refs};
 use crate::state::AppState;
 use crate::store::{format_ms, now_ms};
 
@@ -337,6 +337,15 @@ pub async fn deploy(
     .bind(now_ms())
     .execute(tx.conn())
     .await?;
+    secret_refs::store_for_deployment(
+        tx.conn(),
+        &state.sealer,
+        &caller.org_id,
+        kind,
+        &deployment,
+        &content,
+    )
+    .await?;
     let phase = next_phase(None, &deployment, Input::Deploy)?;
     set_current(
         &mut tx,
@@ -429,6 +438,15 @@ pub async fn restore(
         serde_json::from_str(&content).map_err(|e| ApiError::Internal(e.into()))?;
     let at = (gateway.as_str(), gateway_handle.as_str());
     let context = check_servable(tx.conn(), &caller.org_id, &row, &content, at).await?;
+    secret_refs::store_for_deployment(
+        tx.conn(),
+        &state.sealer,
+        &caller.org_id,
+        kind,
+        deployment,
+        &content,
+    )
+    .await?;
     let made = Made {
         org_id: &caller.org_id,
         row: &row,

@@ -6,6 +6,7 @@ mod connections;
 mod full_sync;
 mod keys;
 mod kinds;
+mod secrets;
 mod statuses;
 mod upstream_tls;
 
