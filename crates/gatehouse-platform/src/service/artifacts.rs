@@ -164,15 +164,25 @@ fn parse_body(kind: ArtifactKind, body: Value) -> ApiResult<Body> {
         fields.remove(key);
     }
     let mut fields = Value::Object(fields);
-    let secrets = references::find(&fields)?
+    let found = references::find(&fields)?;
+    gatehouse_core::spec::remove_credential_marks(kind, &mut fields);
+    let spec = ArtifactSpec::parse(kind, fields).map_err(|mut e| {
+        // A typed field (a URL, a header name) refuses the reference's text: say so plainly.
+        if found.iter().any(|(field, _)| *field == e.field) {
+            e.message = format!(
+                "{}; this field cannot hold a reference (references work in free-text fields: credentials, header values, ...)",
+                e.message
+            );
+        }
+        e
+    })?;
+    let secrets = found
         .into_iter()
         .filter_map(|(field, r)| match r {
             Reference::Secret(id) => Some((field, id)),
             Reference::Env(_) => None,
         })
         .collect();
-    gatehouse_core::spec::remove_credential_marks(kind, &mut fields);
-    let spec = ArtifactSpec::parse(kind, fields)?;
     spec.validate_credentials()?;
     if matches!(&spec, ArtifactSpec::Mcp(m) if m.session_key.is_some()) {
         return Err(FieldError::new(

@@ -229,6 +229,20 @@ async fn a_referenced_secret_must_exist_and_cannot_be_deleted(backend: Backend) 
         "{b}"
     );
 
+    // A typed field refuses a reference, saying so.
+    let mut typed = body.clone();
+    typed["upstream"]["url"] = json!("{{ secret \"openai\" }}");
+    typed["upstream"]["auth"]["value"] = json!("Bearer sk-plain");
+    let (s, b) = admin.post("/api/v1/llm-providers", &typed).await.unwrap();
+    assert_eq!((s, b["field"].as_str()), (400, Some("upstream.url")), "{b}");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot hold a reference"),
+        "{b}"
+    );
+
     body["upstream"]["auth"]["value"] = json!("Bearer {{ secret \"openai\" }}");
     let (s, created) = admin.post("/api/v1/llm-providers", &body).await.unwrap();
     assert_eq!(s, 201, "{created}");
