@@ -58,6 +58,16 @@ pub struct Artifact {
     pub created_at: String,
     /// When its spec last changed (RFC 3339).
     pub updated_at: String,
+    /// `control-plane`, or `gateway` for an artifact a gateway created and published
+    /// (read-only on the control plane).
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// The gateway that published it, for `origin: gateway`.
+    #[serde(default)]
+    pub gateway_id: Option<String>,
+    /// `DEPLOYED` or `UNDEPLOYED` as that gateway holds it, for `origin: gateway`.
+    #[serde(default)]
+    pub gateway_state: Option<String>,
     /// The spec's fields (`displayName`, `context`, `upstream`, ...).
     #[serde(flatten)]
     pub spec: Map<String, Value>,

@@ -47,6 +47,9 @@ pub enum StartError {
     /// Neither plain nor TLS traffic would be served.
     #[error("no traffic listener: give --listen or --tls-listen")]
     NoListener,
+    /// The control-plane client could not be built.
+    #[error("control plane client: {0}")]
+    ControlPlane(#[source] crate::sync::SyncError),
     /// A control plane was named without a registration token.
     #[error("--control-plane needs --token (a gateway registration token)")]
     MissingToken,
@@ -123,6 +126,8 @@ pub struct Runtime {
     llm: LlmState,
     /// The secret values the held artifacts reference, in memory.
     pub secrets: Secrets,
+    /// Local artifacts to publish to the control plane, and its answers.
+    pub publish: crate::sync::publish::Publish,
     rebuild_lock: Mutex<()>,
     /// Duration of the last route-table rebuild.
     pub last_rebuild: std::sync::Mutex<Duration>,
@@ -350,6 +355,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         limiters: RateLimiters::default(),
         llm: LlmState::new(pricing),
         secrets: Secrets::new(config.token.as_deref()),
+        publish: Default::default(),
         rebuild_lock: Mutex::new(()),
         last_rebuild: std::sync::Mutex::new(Duration::ZERO),
         sync: std::sync::Mutex::new(Default::default()),
@@ -408,6 +414,8 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
     let (addr, tls_addr) = (workers.addr, workers.tls_addr);
     if let Some(cp) = &config.control_plane {
         let token = config.token.clone().ok_or(StartError::MissingToken)?;
+        let api =
+            crate::sync::api::InternalApi::new(cp, &token).map_err(StartError::ControlPlane)?;
         let sync = crate::sync::SyncConfig {
             control_plane: cp.clone(),
             token,
@@ -416,6 +424,11 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         tasks.push(tokio::spawn(crate::sync::run(
             runtime.clone(),
             sync,
+            rx.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::sync::publish::run(
+            runtime.clone(),
+            api,
             rx.clone(),
         )));
     }

@@ -10,6 +10,7 @@
 pub mod connection;
 pub mod events;
 pub mod internal;
+pub mod publish;
 pub mod records;
 pub mod status;
 
@@ -29,6 +30,9 @@ pub use internal::{
     AckResult, ArtifactExistence, DeploymentContent, DesiredDeployment, DesiredStateResponse,
     EventsQuery, EventsResponse, ExistsRequest, ExistsResponse, FetchBatchRequest,
     FetchBatchResponse, SecretValue, SecretValues, SecretsQuery,
+};
+pub use publish::{
+    ArtifactKey, PublishOutcome, PublishRequest, PublishResponse, PublishResult, PublishedArtifact,
 };
 pub use records::{
     ApiKeyInfo, ApiKeyList, PlanInfo, PlanLimit, PlanList, PlanRef, SubscriptionInfo,

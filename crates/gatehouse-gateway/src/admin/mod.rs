@@ -142,8 +142,9 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-/// The document as read back: credentials removed, plus `status`.
-fn view(a: &StoredArtifact) -> Value {
+/// The document as read back: credentials removed, plus `status` (with, for a local
+/// artifact on a connected gateway, what the control plane made of it).
+fn view(rt: &Runtime, a: &StoredArtifact) -> Value {
     let mut v = a.document.to_value();
     if let Some(spec) = v.get_mut("spec") {
         gatehouse_core::spec::redact_credentials(a.kind(), spec);
@@ -160,6 +161,11 @@ fn view(a: &StoredArtifact) -> Value {
         "deploymentId": a.deployment_id,
         "deployedAt": a.deployed_at,
     });
+    if a.origin == Origin::GatewayApi {
+        if let Some(p) = rt.publish.state_of(a.kind(), a.handle()) {
+            v["status"]["controlPlane"] = json!(p);
+        }
+    }
     v
 }
 
@@ -238,6 +244,7 @@ async fn status(State(rt): State<Arc<Runtime>>) -> AdminResult<Json<Value>> {
         "artifacts": {"total": total, "deployed": deployed, "undeployed": total - deployed, "byKind": by_kind},
         "routeTable": {"artifacts": table.len(), "routes": table.routes, "lastRebuildMs": rebuild.as_secs_f64() * 1000.0},
         "secrets": {"held": secret_ids},
+        "published": {"refused": rt.publish.refused()},
     })))
 }
 
@@ -251,7 +258,7 @@ async fn list(
         .await?
         .iter()
         .filter(|a| a.kind() == kind)
-        .map(view)
+        .map(|a| view(&rt, a))
         .collect();
     Ok(Json(json!({"count": list.len(), "list": list})))
 }
@@ -261,7 +268,7 @@ async fn read(
     Extension(kind): Extension<ArtifactKind>,
     Path(handle): Path<String>,
 ) -> AdminResult<Json<Value>> {
-    Ok(Json(view(&held(&rt, kind, &handle).await?)))
+    Ok(Json(view(&rt, &held(&rt, kind, &handle).await?)))
 }
 
 async fn create(
@@ -281,7 +288,8 @@ async fn create(
     };
     rt.store.insert(&art).await?;
     rt.refresh(&art.id).await?;
-    Ok((StatusCode::CREATED, Json(view(&art))))
+    rt.publish.changed(kind, art.handle());
+    Ok((StatusCode::CREATED, Json(view(&rt, &art))))
 }
 
 fn refuse_control_plane(a: &StoredArtifact, what: &str) -> AdminResult<()> {
@@ -320,7 +328,8 @@ async fn replace(
     art.deployed_at = Some(now_rfc3339());
     rt.store.replace(&art).await?;
     rt.refresh(&art.id).await?;
-    Ok(Json(view(&art)))
+    rt.publish.changed(kind, art.handle());
+    Ok(Json(view(&rt, &art)))
 }
 
 async fn remove(
@@ -332,6 +341,7 @@ async fn remove(
     refuse_control_plane(&art, "delete")?;
     rt.store.delete(&art.id).await?;
     rt.refresh(&art.id).await?;
+    rt.publish.changed(kind, art.handle());
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use gatehouse_core::protocol::{
     ApiKeyInfo, ApiKeyList, DeploymentContent, DesiredStateResponse, ExistsRequest, ExistsResponse,
-    FetchBatchRequest, FetchBatchResponse, PlanInfo, PlanList, Revision, SecretValue, SecretValues,
-    SubscriptionInfo, SubscriptionList,
+    FetchBatchRequest, FetchBatchResponse, PlanInfo, PlanList, PublishRequest, PublishResponse,
+    Revision, SecretValue, SecretValues, SubscriptionInfo, SubscriptionList,
 };
 
 use super::SyncError;
@@ -194,6 +194,17 @@ impl InternalApi {
         }
         let l: SecretValues = self.call(req, "GET /secrets").await?;
         Ok(l.secrets)
+    }
+
+    /// Publishes gateway-origin artifacts.
+    pub async fn publish(&self, request: &PublishRequest) -> Result<PublishResponse, SyncError> {
+        self.call(
+            self.http
+                .post(format!("{}/gateway-artifacts", self.base))
+                .json(request),
+            "POST /gateway-artifacts",
+        )
+        .await
     }
 
     /// The WebSocket URL for `applied`.

@@ -121,6 +121,7 @@ pub async fn apply_event(
                 uuid: &p.artifact_id,
             };
             rt.store.apply_control_plane(change, rev).await?;
+            rt.publish.handle_freed(p.kind, &p.handle);
             None
         }
         Event::Deployed(p) => apply_deploy(rt, api, p, State::Deployed, rev).await?,

@@ -7,6 +7,7 @@ pub mod api;
 mod error;
 mod events;
 pub mod full;
+pub mod publish;
 mod secrets;
 
 use std::sync::Arc;
@@ -271,7 +272,10 @@ async fn session(
         } else {
             covered.max(synced)
         };
-    } else {
+    }
+    // What was created here while the control plane was away (or ever) is published again.
+    rt.publish.everything();
+    if ack.resume != Resume::FullSync {
         // A secret may have been rotated while this gateway was away, and its event dropped
         // from the retained log; the values are few, so they are all asked for again.
         let changed = secrets::reconcile(rt, api).await?;

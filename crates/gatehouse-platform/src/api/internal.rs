@@ -6,7 +6,7 @@ use axum::{Extension, Json};
 use gatehouse_core::protocol::{
     AckResult, ApiKeyList, DeploymentAck, DeploymentContent, DesiredStateResponse, EventsQuery,
     EventsResponse, ExistsRequest, ExistsResponse, FetchBatchRequest, FetchBatchResponse,
-    SecretValues, SecretsQuery,
+    PublishRequest, PublishResponse, SecretValues, SecretsQuery,
 };
 use gatehouse_core::ArtifactKind;
 
@@ -14,7 +14,7 @@ use crate::api::{JsonBody, Params};
 use crate::auth::GatewayCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::service::api_keys::{self, KeysQuery};
-use crate::service::{deployments, internal, secret_refs};
+use crate::service::{deployments, gateway_artifacts, internal, secret_refs};
 use crate::state::AppState;
 
 /// This gateway's desired state and the revision it reflects.
@@ -116,4 +116,17 @@ pub async fn secrets(
     Ok(Json(
         secret_refs::values_for_gateway(&st, &gw, q.id.as_deref()).await?,
     ))
+}
+
+/// Publish the artifacts created through this gateway's management API (created or changed,
+/// removed, or the whole set with `present`). Idempotent; a handle taken by another artifact is
+/// answered `conflict` and never taken over.
+#[utoipa::path(post, path = "/api/internal/v1/gateway-artifacts", tag = "internal", request_body = PublishRequest,
+    security(("api-key" = [])), responses((status = 200, body = PublishResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn publish(
+    State(st): State<AppState>,
+    gw: GatewayCaller,
+    JsonBody(req): JsonBody<PublishRequest>,
+) -> ApiResult<Json<PublishResponse>> {
+    Ok(Json(gateway_artifacts::publish(&st, &gw, req).await?))
 }

@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(internal::events))
         .route("/api-keys", get(internal::api_keys))
         .route("/secrets", get(internal::secrets))
+        .route("/gateway-artifacts", post(internal::publish))
         .route("/subscription-plans", get(subscriptions::internal_plans))
         .route("/subscriptions", get(subscriptions::internal_subscriptions))
         .route("/ws/gateways/connect", get(ws::connect))

@@ -130,7 +130,7 @@ fn type_artifact_operation(op: &mut utoipa::openapi::path::Operation, kind: Arti
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gatehouse gateway internal API", description = "What gateways read from the control plane. Every call carries the gateway's token in the api-key header."),
-    paths(ws::connect, internal::desired_state, internal::fetch_batch, internal::current_content, internal::exists, internal::events, internal::ack, internal::api_keys, internal::secrets, subscriptions::internal_plans, subscriptions::internal_subscriptions),
+    paths(ws::connect, internal::desired_state, internal::fetch_batch, internal::current_content, internal::exists, internal::events, internal::ack, internal::api_keys, internal::secrets, internal::publish, subscriptions::internal_plans, subscriptions::internal_subscriptions),
     modifiers(&GatewayAuth)
 )]
 struct InternalApi;

@@ -140,6 +140,7 @@ pub async fn create(
     };
     let mut tx = state.begin_change().await?;
     let art = artifacts::load(tx.conn(), &caller.org_id, kind, handle).await?;
+    artifacts::ensure_editable(&art, "given API keys")?;
     let (uuid, hash, masked) = (new_uuid(), sha256_hex(&plain), mask(&plain));
     let res = sqlx::query(
         "INSERT INTO api_keys (uuid, org_id, artifact_id, handle, display_name, key_hash, masked, status, expires_at, created_at) \

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use sqlx::AnyConnection;
 use sqlx::Row;
 
-use gatehouse_core::protocol::{DeletePayload, Event};
+use gatehouse_core::protocol::{DeletePayload, DesiredState, Event};
 use gatehouse_core::references::{self, Reference};
 use gatehouse_core::spec::{ArtifactSpec, CredentialSlot};
 use gatehouse_core::{ArtifactKind, FieldError, Handle};
@@ -40,11 +40,27 @@ pub struct ArtifactRow {
     pub spec: Value,
     pub created_at: i64,
     pub updated_at: i64,
+    pub origin: Origin,
+}
+
+/// Where an artifact was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Through this API: editable and deployable here.
+    ControlPlane,
+    /// Through a gateway's management API and published by it: read-only here.
+    Gateway {
+        /// The gateway's handle.
+        gateway: String,
+        /// As the gateway holds it.
+        state: DesiredState,
+    },
 }
 
 const SELECT: &str =
-    "SELECT a.uuid, a.kind, a.handle, p.handle, a.spec, a.created_at, a.updated_at \
-                      FROM artifacts a LEFT JOIN projects p ON p.uuid = a.project_id";
+    "SELECT a.uuid, a.kind, a.handle, p.handle, a.spec, a.created_at, a.updated_at, g.handle, a.origin_state \
+                      FROM artifacts a LEFT JOIN projects p ON p.uuid = a.project_id \
+                      LEFT JOIN gateways g ON g.uuid = a.origin_gateway_id";
 
 fn from_row(row: &sqlx::any::AnyRow) -> ApiResult<ArtifactRow> {
     let kind: String = row.try_get(1)?;
@@ -62,6 +78,16 @@ fn from_row(row: &sqlx::any::AnyRow) -> ApiResult<ArtifactRow> {
         uuid,
         created_at: row.try_get(5)?,
         updated_at: row.try_get(6)?,
+        origin: match row.try_get::<Option<String>, _>(7)? {
+            None => Origin::ControlPlane,
+            Some(gateway) => Origin::Gateway {
+                gateway,
+                state: parse_stored(
+                    "origin state",
+                    &row.try_get::<Option<String>, _>(8)?.unwrap_or_default(),
+                )?,
+            },
+        },
     })
 }
 
@@ -92,6 +118,16 @@ pub fn view(row: &ArtifactRow) -> Value {
     out.insert("kind".into(), Value::String(row.kind.as_str().into()));
     if let Some(p) = &row.project {
         out.insert("projectId".into(), Value::String(p.clone()));
+    }
+    match &row.origin {
+        Origin::ControlPlane => {
+            out.insert("origin".into(), Value::String("control-plane".into()));
+        }
+        Origin::Gateway { gateway, state } => {
+            out.insert("origin".into(), Value::String("gateway".into()));
+            out.insert("gatewayId".into(), Value::String(gateway.clone()));
+            out.insert("gatewayState".into(), Value::String(state.as_str().into()));
+        }
     }
     let mut spec = row.spec.clone();
     redact_credentials(row.kind, &mut spec);
@@ -160,7 +196,15 @@ fn parse_body(kind: ArtifactKind, body: Value) -> ApiResult<Body> {
     let id = take_str(&mut fields, "id")?;
     let project_id = take_str(&mut fields, "projectId")?;
     // Read-only fields a client may echo back from a GET.
-    for key in ["uuid", "kind", "createdAt", "updatedAt"] {
+    for key in [
+        "uuid",
+        "kind",
+        "createdAt",
+        "updatedAt",
+        "origin",
+        "gatewayId",
+        "gatewayState",
+    ] {
         fields.remove(key);
     }
     let mut fields = Value::Object(fields);
@@ -299,6 +343,19 @@ fn stored_value(stored: &str) -> ApiResult<Value> {
     serde_json::from_str(stored).map_err(|e| ApiError::Internal(e.into()))
 }
 
+/// Refuses (409) to change, delete, deploy or key an artifact a gateway published: it is
+/// managed on that gateway.
+pub fn ensure_editable(row: &ArtifactRow, what: &str) -> ApiResult<()> {
+    match &row.origin {
+        Origin::ControlPlane => Ok(()),
+        Origin::Gateway { gateway, .. } => Err(ApiError::Conflict(format!(
+            "{} '{}' was created on gateway '{gateway}' (origin: gateway) and cannot be {what} here; manage it through that gateway's management API",
+            row.kind.label(),
+            row.handle
+        ))),
+    }
+}
+
 /// Refuses an LLM proxy that names itself.
 fn check_not_self(spec: &ArtifactSpec, handle: &str) -> ApiResult<()> {
     if let ArtifactSpec::LlmProxy(s) = spec {
@@ -308,7 +365,7 @@ fn check_not_self(spec: &ArtifactSpec, handle: &str) -> ApiResult<()> {
 }
 
 /// The spec as stored: credentials sealed.
-fn stored_spec(
+pub(crate) fn stored_spec(
     state: &AppState,
     mut spec: ArtifactSpec,
     previous: Option<&Value>,
@@ -380,10 +437,18 @@ pub async fn create(
     .await;
     match res {
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::Conflict(format!(
-                "{} '{handle}' already exists",
-                kind.label()
-            )))
+            drop(tx);
+            let mut conn = state.db.pool().acquire().await?;
+            let taken = load(&mut conn, &caller.org_id, kind, handle.as_str()).await?;
+            return Err(match taken.origin {
+                Origin::Gateway { gateway, .. } => ApiError::Conflict(format!(
+                    "{} '{handle}' already exists: gateway '{gateway}' publishes it (origin: gateway); choose another id",
+                    kind.label()
+                )),
+                Origin::ControlPlane => {
+                    ApiError::Conflict(format!("{} '{handle}' already exists", kind.label()))
+                }
+            });
         }
         Err(e) => return Err(e.into()),
         Ok(_) => {}
@@ -466,6 +531,7 @@ pub async fn update(
     }
     let mut tx = state.db.write().await?;
     let current = load(tx.conn(), &caller.org_id, kind, handle).await?;
+    ensure_editable(&current, "changed")?;
     if body.project_id.is_none() && kind.has_project() {
         body.project_id = current.project.clone();
     }
@@ -502,6 +568,7 @@ pub async fn delete(
 ) -> ApiResult<()> {
     let mut tx = state.begin_change().await?;
     let row = load(tx.conn(), &caller.org_id, kind, handle).await?;
+    ensure_editable(&row, "deleted")?;
     if kind == ArtifactKind::LlmProvider {
         let users: Vec<String> = sqlx::query_scalar(
             "SELECT a.handle FROM llm_proxy_providers p JOIN artifacts a ON a.uuid = p.proxy_id \

@@ -36,6 +36,10 @@ pub struct Gateway {
     pub created_at: String,
     pub updated_at: String,
     pub status: GatewayStatus,
+    /// Artifacts this gateway created locally but could not publish: their handle is taken
+    /// by a control-plane artifact or another gateway's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub publish_conflicts: Vec<crate::service::gateway_artifacts::PublishConflict>,
 }
 
 /// Whether a gateway is connected and caught up with the change log.
@@ -142,7 +146,12 @@ async fn from_row(
     let applied = Revision(row.try_get(6)?);
     let last_seen: Option<i64> = row.try_get(7)?;
     let needed = changelog::last_targeting(db, org_id, &uuid).await?;
+    let mut conn = db.pool().acquire().await?;
+    let publish_conflicts =
+        crate::service::gateway_artifacts::conflicts_of(&mut conn, &uuid).await?;
+    drop(conn);
     Ok(Gateway {
+        publish_conflicts,
         id: row.try_get(0)?,
         display_name: row.try_get(2)?,
         description: row.try_get(3)?,
@@ -296,6 +305,11 @@ pub async fn delete(db: &Db, caller: &Caller, handle: &str, force: bool) -> ApiR
             )));
         }
     }
+    // The artifacts it published go with it.
+    sqlx::query("DELETE FROM artifacts WHERE origin_gateway_id = $1")
+        .bind(&uuid)
+        .execute(tx.conn())
+        .await?;
     sqlx::query("DELETE FROM gateways WHERE uuid = $1")
         .bind(&uuid)
         .execute(tx.conn())

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod artifacts;
 pub mod deployments;
+pub mod gateway_artifacts;
 pub mod gateways;
 pub mod identity;
 pub mod internal;

@@ -350,6 +350,7 @@ pub async fn create_subscription(
                 format!("{} '{}' does not exist", req.kind.label(), req.artifact_id),
             )
         })?;
+    artifacts::ensure_editable(&art, "subscribed to")?;
     let plan = match &req.plan_id {
         Some(p) => Some(
             load_plan(tx.conn(), &caller.org_id, p)

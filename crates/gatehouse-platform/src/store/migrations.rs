@@ -270,6 +270,29 @@ CREATE TABLE deployment_secret_refs (
 CREATE INDEX deployment_secret_refs_secret ON deployment_secret_refs(org_id, secret_handle);
 "#,
     },
+    Migration {
+        version: 9,
+        name: "gateway-origin artifacts",
+        // Artifacts a gateway created through its own management API and published: the
+        // gateway that owns them (NULL: made through the public API) and the state it holds
+        // them in; handles a gateway could not publish because another artifact holds them.
+        // (No foreign key on the added column: deleting a gateway deletes its artifacts
+        // explicitly, in `service::gateways::delete`.)
+        sql: r#"
+ALTER TABLE artifacts ADD COLUMN origin_gateway_id TEXT;
+ALTER TABLE artifacts ADD COLUMN origin_state TEXT;
+CREATE INDEX artifacts_origin_gateway ON artifacts(origin_gateway_id);
+CREATE TABLE gateway_artifact_conflicts (
+    gateway_id TEXT NOT NULL REFERENCES gateways(uuid) ON DELETE CASCADE,
+    org_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    handle TEXT NOT NULL,
+    message TEXT NOT NULL,
+    reported_at {INT} NOT NULL,
+    PRIMARY KEY (gateway_id, kind, handle)
+);
+"#,
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

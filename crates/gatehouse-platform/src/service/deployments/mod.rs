@@ -285,6 +285,7 @@ pub async fn deploy(
 ) -> ApiResult<Deployment> {
     let mut tx = state.begin_change().await?;
     let row = artifacts::load(tx.conn(), &caller.org_id, kind, handle).await?;
+    artifacts::ensure_editable(&row, "deployed")?;
     let gateway = gateways::resolve(tx.conn(), &caller.org_id, &req.gateway_id).await?;
     let (content, base) = match req.base.as_deref() {
         None | Some("current") => {

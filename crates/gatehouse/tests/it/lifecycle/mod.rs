@@ -4,6 +4,7 @@
 
 mod connections;
 mod full_sync;
+mod gateway_origin;
 mod keys;
 mod kinds;
 mod secrets;
