@@ -143,6 +143,12 @@ pub fn find(spec: &Value) -> Result<Vec<(String, Reference)>, FieldError> {
     Ok(found)
 }
 
+/// Whether `s` holds at least one well-formed reference (a field whose value is checked once
+/// resolved, where its value is known).
+pub fn holds_reference(s: &str) -> bool {
+    s.contains("{{") && parse(s).is_ok_and(|p| p.iter().any(|p| matches!(p, Piece::Ref(_))))
+}
+
 /// The ids of the secrets `found` (from [`find`]) names, sorted, once each.
 pub fn secret_ids(found: &[(String, Reference)]) -> Vec<String> {
     let mut ids: Vec<String> = found
@@ -220,6 +226,25 @@ pub fn resolve(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_well_formed_references_count_as_held() {
+        assert!(holds_reference(r#"http://{{ env "HOST" }}:8080"#));
+        assert!(holds_reference(r#"{{ secret "x" }}"#));
+        assert!(!holds_reference("http://example.com"));
+        assert!(!holds_reference("{{ nonsense }}"));
+        assert!(!holds_reference("{{ unclosed"));
+    }
+
+    #[test]
+    fn a_url_or_header_name_holding_a_reference_is_checked_once_resolved() {
+        let spec = json!({"displayName": "x", "context": "/x", "template": "openai",
+            "upstream": {"url": "http://{{ env \"HOST\" }}:8080", "auth": {"type": "api-key", "header": "{{ env \"H\" }}", "value": "v"}}});
+        assert!(crate::spec::ArtifactSpec::parse(crate::ArtifactKind::LlmProvider, spec).is_ok());
+        let spec = json!({"displayName": "x", "context": "/x", "template": "openai",
+            "upstream": {"url": "{{ nonsense }}"}});
+        assert!(crate::spec::ArtifactSpec::parse(crate::ArtifactKind::LlmProvider, spec).is_err());
+    }
 
     fn secret(id: &str) -> Reference {
         Reference::Secret(Handle::parse("id", id).unwrap())

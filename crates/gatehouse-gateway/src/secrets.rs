@@ -151,8 +151,16 @@ pub fn resolve<'a>(art: &'a StoredArtifact, secrets: &Secrets) -> Resolved<'a> {
         };
         let value = references::resolve(&spec, &lookup)
             .map_err(|e| format!("{}: {}", e.field, e.message))?;
-        let spec = ArtifactSpec::parse(art.kind(), value)
-            .map_err(|e| format!("with its references resolved, {}: {}", e.field, e.message))?;
+        let spec = ArtifactSpec::parse(art.kind(), value).map_err(|e| {
+            // The message may quote the field's value: never the values put in place.
+            let mut message = e.message;
+            for (_, r) in &found {
+                if let Some(v) = lookup(r).filter(|v| !v.is_empty()) {
+                    message = message.replace(&v, &format!("<{r}>"));
+                }
+            }
+            format!("with its references resolved, {}: {message}", e.field)
+        })?;
         Ok(Cow::Owned(StoredArtifact {
             document: ArtifactDocument {
                 kind: art.document.kind,

@@ -63,7 +63,12 @@ pub(super) fn validate_context(context: &str, version: &str) -> Result<(), Field
     Ok(())
 }
 
+/// A URL; one holding a reference (`http://{{ env "HOST" }}:8080`) is checked on the gateway
+/// once the reference is resolved.
 pub(super) fn validate_url(field: &str, raw: &str) -> Result<(), FieldError> {
+    if crate::references::holds_reference(raw) {
+        return Ok(());
+    }
     let parsed = url::Url::parse(raw)
         .map_err(|e| FieldError::new(field, format!("'{raw}' is not a valid URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -98,7 +103,11 @@ pub(super) fn validate_method(field: &str, method: &str) -> Result<(), FieldErro
     }
 }
 
+/// A header name; one holding a reference is checked on the gateway once resolved.
 pub(super) fn validate_header_name(field: &str, name: &str) -> Result<(), FieldError> {
+    if crate::references::holds_reference(name) {
+        return Ok(());
+    }
     let ok = !name.is_empty()
         && name
             .bytes()

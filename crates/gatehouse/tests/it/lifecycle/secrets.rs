@@ -271,3 +271,66 @@ async fn a_gateway_restarted_while_a_secret_rotated_serves_the_new_value() {
         Some(format!("Bearer {SECOND}").as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_url_held_in_a_secret_moves_traffic_when_rotated() {
+    let env = setup(Backend::Sqlite, &[], &[], false).await.unwrap();
+    let other = gatehouse_testkit::echo::EchoServer::start("other").await;
+    let (s, b) = env
+        .admin
+        .post(
+            "/api/v1/secrets",
+            &json!({"id": "orders-upstream", "value": env.up.url("/up")}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{b}");
+    let mut body = env.body("rest-apis", "orders");
+    body["upstream"]["main"]["url"] = json!(r#"{{ secret "orders-upstream" }}"#);
+    let (s, b) = env.admin.post("/api/v1/rest-apis", &body).await.unwrap();
+    assert_eq!(s, 201, "{b}");
+    env.deploy("rest-apis", "orders").await;
+    let served_by = || async {
+        let (s, b) = env.gw.traffic().get("/orders/x").await.ok()?;
+        Some((s, b))
+    };
+    eventually(WAIT, "the first upstream", || async {
+        let (s, b) = served_by().await?;
+        (s == 200 && b["upstream"] == "upstream").then_some(())
+    })
+    .await
+    .unwrap();
+    // Rotated to another upstream: traffic moves, with no redeploy.
+    let (s, _) = env
+        .admin
+        .put(
+            "/api/v1/secrets/orders-upstream",
+            &json!({"value": other.url("/up")}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    eventually(WAIT, "the other upstream", || async {
+        let (s, b) = served_by().await?;
+        (s == 200 && b["upstream"] == "other").then_some(())
+    })
+    .await
+    .unwrap();
+    // A value that is not a URL: not served, and the answer names the field, not the value.
+    let bad = "not-a-url-7f3e9c";
+    let (s, _) = env
+        .admin
+        .put("/api/v1/secrets/orders-upstream", &json!({"value": bad}))
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    let answer = eventually(WAIT, "the artifact to stop being served", || async {
+        let (s, b) = served_by().await?;
+        (s == 503).then_some(b)
+    })
+    .await
+    .unwrap();
+    assert!(answer.to_string().contains("upstream.main.url"), "{answer}");
+    assert!(!answer.to_string().contains(bad), "{answer}");
+    assert!(!env.gw.process.output().contains(bad), "gateway log");
+}

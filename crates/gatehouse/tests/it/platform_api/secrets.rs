@@ -231,10 +231,10 @@ async fn a_referenced_secret_must_exist_and_cannot_be_deleted(backend: Backend) 
 
     // A typed field refuses a reference, saying so.
     let mut typed = body.clone();
-    typed["upstream"]["url"] = json!("{{ secret \"openai\" }}");
+    typed["context"] = json!("/{{ secret \"openai\" }}");
     typed["upstream"]["auth"]["value"] = json!("Bearer sk-plain");
     let (s, b) = admin.post("/api/v1/llm-providers", &typed).await.unwrap();
-    assert_eq!((s, b["field"].as_str()), (400, Some("upstream.url")), "{b}");
+    assert_eq!((s, b["field"].as_str()), (400, Some("context")), "{b}");
     assert!(
         b["message"]
             .as_str()
