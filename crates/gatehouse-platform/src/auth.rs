@@ -6,6 +6,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::access::Role;
 use crate::crypto::sha256_hex;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -25,6 +26,13 @@ struct Claims {
     sub: String,
     org: String,
     adm: bool,
+    /// The role in `org`; absent from tokens issued before roles (then admin for the platform
+    /// admin, viewer otherwise).
+    #[serde(default)]
+    rol: Option<Role>,
+    /// The username, for the audit log.
+    #[serde(default)]
+    usr: String,
     iat: i64,
     exp: i64,
     iss: String,
@@ -50,6 +58,8 @@ impl JwtKeys {
             sub: caller.user_id.clone(),
             org: caller.org_id.clone(),
             adm: caller.platform_admin,
+            rol: Some(caller.role),
+            usr: caller.username.clone(),
             iat: now,
             exp: now + ttl_secs,
             iss: ISSUER.to_owned(),
@@ -60,20 +70,58 @@ impl JwtKeys {
 
     fn verify(&self, token: &str) -> Option<Caller> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.dec, &self.validation).ok()?;
+        let c = data.claims;
         Some(Caller {
-            user_id: data.claims.sub,
-            org_id: data.claims.org,
-            platform_admin: data.claims.adm,
+            role: c
+                .rol
+                .unwrap_or(if c.adm { Role::Admin } else { Role::Viewer }),
+            user_id: c.sub,
+            username: c.usr,
+            org_id: c.org,
+            platform_admin: c.adm,
+            token_id: None,
         })
     }
 }
 
-/// A person or tool authenticated by a login token; every query is scoped to `org_id`.
+/// A person or tool authenticated by a login token or an API token; every query is scoped to
+/// `org_id`.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: String,
+    pub username: String,
     pub org_id: String,
     pub platform_admin: bool,
+    /// The role in `org_id` (an API token's: at most its creator's).
+    pub role: Role,
+    /// The API token used, when not a login token.
+    pub token_id: Option<String>,
+}
+
+/// Authenticates the `Authorization: Bearer` header: a login token, or an API token.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Caller, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
+        })?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
+        })?
+        .trim();
+    let caller = if token.starts_with(crate::service::api_tokens::PREFIX) {
+        crate::service::api_tokens::authenticate(state, token).await?
+    } else {
+        state.jwt.verify(token)
+    };
+    caller.ok_or_else(|| ApiError::Unauthorized("invalid, revoked or expired token".into()))
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -83,23 +131,11 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
-            })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
-            })?;
-        state
-            .jwt
-            .verify(token.trim())
-            .ok_or_else(|| ApiError::Unauthorized("invalid or expired token".into()))
+        // Set by `access::authorize` for every route of the public API.
+        if let Some(c) = parts.extensions.get::<Caller>() {
+            return Ok(c.clone());
+        }
+        authenticate(state, &parts.headers).await
     }
 }
 

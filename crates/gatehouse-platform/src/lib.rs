@@ -4,6 +4,7 @@
 //! Data flows one way: an HTTP request (`api`) → a `service` function → one `store`
 //! transaction that also appends to the `changelog` → gateways read the log.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod changelog;

@@ -101,7 +101,8 @@ pub async fn start(config: PlatformConfig) -> anyhow::Result<RunningPlatform> {
         .with_context(|| format!("binding {}", state.config.listen))?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
-    let app = crate::api::router(state.clone()).into_make_service();
+    let app = crate::api::router(state.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
     let server = match &state.config.tls {
         Some((cert, key)) => {

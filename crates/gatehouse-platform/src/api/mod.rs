@@ -8,6 +8,7 @@ mod internal;
 mod llm_templates;
 mod openapi;
 mod ops;
+mod people;
 mod resources;
 mod secrets;
 mod subscriptions;
@@ -149,7 +150,31 @@ pub fn router(state: AppState) -> Router {
                 axum::routing::delete(artifacts::revoke_key).layer(k),
             );
     }
-    public = public.route("/openapi.json", get(openapi::public_spec));
+    public = public
+        .route("/users", post(people::create_user).get(people::list_users))
+        .route("/users/me", get(people::me))
+        .route(
+            "/users/me/password",
+            axum::routing::put(people::change_password),
+        )
+        .route(
+            "/users/{username}",
+            get(people::get_user)
+                .put(people::update_user)
+                .delete(people::delete_user),
+        )
+        .route(
+            "/tokens",
+            post(people::create_token).get(people::list_tokens),
+        )
+        .route("/tokens/{id}", axum::routing::delete(people::revoke_token))
+        .route("/audit-log", get(people::audit_log))
+        .route("/openapi.json", get(openapi::public_spec))
+        // Every route: who is calling, whether their role allows it, and the audit log.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::authorize,
+        ));
 
     let mut internal = Router::new()
         .route("/deployments", get(internal::desired_state))

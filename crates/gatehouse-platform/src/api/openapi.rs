@@ -9,7 +9,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use gatehouse_core::ArtifactKind;
 
 use crate::api::{
-    artifacts, identity, internal, llm_templates, resources, secrets, subscriptions, ws,
+    artifacts, identity, internal, llm_templates, people, resources, secrets, subscriptions, ws,
 };
 use crate::state::AppState;
 
@@ -28,6 +28,9 @@ use crate::state::AppState;
         subscriptions::create, subscriptions::list, subscriptions::get, subscriptions::update, subscriptions::delete,
         llm_templates::list, llm_templates::get, llm_templates::create, llm_templates::replace, llm_templates::delete,
         secrets::create, secrets::list, secrets::get, secrets::update, secrets::delete,
+        people::create_user, people::list_users, people::me, people::change_password, people::get_user,
+        people::update_user, people::delete_user, people::create_token, people::list_tokens,
+        people::revoke_token, people::audit_log,
     ),
     components(schemas(
         gatehouse_core::spec::RestApiSpec, gatehouse_core::spec::LlmProviderSpec,

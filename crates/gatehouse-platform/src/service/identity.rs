@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::access::Role;
 use crate::auth::Caller;
 use crate::crypto::{hash_password, random_token, verify_password};
 use crate::error::{ApiError, ApiResult};
@@ -166,21 +167,22 @@ pub async fn login(
             .await?;
     let no_access = || ApiError::Forbidden(format!("no access to organization '{org_handle}'"));
     let org_id = org_id.ok_or_else(no_access)?;
-    if !admin {
-        let member: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM memberships WHERE user_id = $1 AND org_id = $2")
-                .bind(&user_id)
-                .bind(&org_id)
-                .fetch_optional(db.pool())
-                .await?;
-        if member.is_none() {
-            return Err(no_access());
-        }
-    }
+    let mut conn = db.pool().acquire().await?;
+    let member = crate::service::users::role_in(&mut conn, &user_id, &org_id).await?;
+    drop(conn);
+    // The platform admin is an admin of every organization.
+    let role = match (admin, member) {
+        (true, _) => Role::Admin,
+        (false, Some(role)) => role,
+        (false, None) => return Err(no_access()),
+    };
     let caller = Caller {
         user_id,
+        username: req.username,
         org_id,
         platform_admin: admin,
+        role,
+        token_id: None,
     };
     let (token, exp) = jwt.issue(&caller, ttl_secs)?;
     Ok(LoginResponse {

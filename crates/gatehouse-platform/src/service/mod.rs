@@ -2,7 +2,9 @@
 //! appends what gateways must learn to the change log.
 
 pub mod api_keys;
+pub mod api_tokens;
 pub mod artifacts;
+pub mod audit;
 pub mod deployments;
 pub mod gateway_artifacts;
 pub mod gateways;
@@ -13,6 +15,7 @@ pub mod projects;
 pub mod secret_refs;
 pub mod secrets;
 pub mod subscriptions;
+pub mod users;
 
 use serde::{Deserialize, Serialize};
 

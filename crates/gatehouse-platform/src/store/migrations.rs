@@ -293,6 +293,40 @@ CREATE TABLE gateway_artifact_conflicts (
 );
 "#,
     },
+    Migration {
+        version: 10,
+        name: "roles, API tokens and the audit log",
+        // Members so far were the admin (the only user there was).
+        sql: r#"
+ALTER TABLE memberships ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+CREATE TABLE api_tokens (
+    uuid TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users(uuid) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at {INT} NOT NULL,
+    expires_at {INT},
+    revoked_at {INT},
+    last_used_at {INT}
+);
+CREATE INDEX api_tokens_user ON api_tokens(org_id, user_id);
+CREATE TABLE audit_log (
+    uuid TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    at {INT} NOT NULL,
+    user_id TEXT NOT NULL,
+    username TEXT NOT NULL,
+    via TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status {INT} NOT NULL,
+    address TEXT
+);
+CREATE INDEX audit_log_org_at ON audit_log(org_id, at);
+"#,
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

@@ -159,3 +159,13 @@ pub async fn events(gw: &Client, after: i64) -> Vec<Value> {
     assert_eq!(s, 200, "{b}");
     b["events"].as_array().unwrap().clone()
 }
+
+/// A connection to the platform's database, to look at what it stores.
+pub async fn database(p: &Platform) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&p.db.url)
+        .await
+        .unwrap()
+}

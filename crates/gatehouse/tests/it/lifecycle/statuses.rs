@@ -116,12 +116,7 @@ async fn a_lost_ack_is_made_good_by_the_next_full_sync() {
     .await
     .unwrap();
 
-    sqlx::any::install_default_drivers();
-    let db = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&env.p.db.url)
-        .await
-        .unwrap();
+    let db = database(&env.p).await;
     sqlx::query(
         "UPDATE deployment_status SET status = 'FAILED', status_reason = 'DEPLOYMENT_TIMEOUT' WHERE deployment_id = $1",
     )

@@ -39,12 +39,7 @@ async fn an_upstream_client_key_is_sealed_on_the_platform_and_usable_on_the_gate
     assert!(!created.to_string().contains("PRIVATE KEY"), "{created}");
 
     // Sealed in the platform's database.
-    sqlx::any::install_default_drivers();
-    let db = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&env.p.db.url)
-        .await
-        .unwrap();
+    let db = database(&env.p).await;
     let spec: String = sqlx::query_scalar("SELECT spec FROM artifacts WHERE handle = 'mtls'")
         .fetch_one(&db)
         .await

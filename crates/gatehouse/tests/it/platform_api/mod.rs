@@ -6,5 +6,6 @@ mod deployments;
 mod gateways;
 mod identity;
 mod ops;
+mod people;
 mod secrets;
 mod templates;

@@ -63,12 +63,7 @@ async fn secrets_are_write_only_sealed_and_rotated(backend: Backend) {
     }
 
     // Sealed in the database: no column holds the value.
-    sqlx::any::install_default_drivers();
-    let db = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&p.db.url)
-        .await
-        .unwrap();
+    let db = database(&p).await;
     let rows: Vec<(String, String, String)> =
         sqlx::query_as("SELECT handle, sealed_value, fingerprint FROM secrets ORDER BY handle")
             .fetch_all(&db)
