@@ -13,6 +13,7 @@ mod gateways;
 mod llm_templates;
 mod secrets;
 mod types;
+mod users;
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ pub use types::{
     ApiKey, Artifact, CreatedApiKey, Deployment, Gateway, GatewayStatus, GatewayToken, List, Login,
     NewApiKey, NewArtifact, NewGateway, Pagination, TokenInfo,
 };
+pub use users::UserInfo;
 
 /// The path prefix of the platform's public API.
 pub const PUBLIC_API: &str = "/api/v1";

@@ -186,9 +186,14 @@ pub async fn get(db: &Db, caller: &Caller, username: &str) -> ApiResult<UserView
     view(&row)
 }
 
-/// The caller as a member (the platform admin without a membership shows as admin).
+/// The caller as a member, with the role this login or API token acts with (the platform
+/// admin without a membership shows as admin).
 pub async fn me(db: &Db, caller: &Caller) -> ApiResult<UserView> {
-    match get(db, caller, &caller.username).await {
+    let found = get(db, caller, &caller.username).await.map(|mut v| {
+        v.role = caller.role;
+        v
+    });
+    match found {
         Err(ApiError::NotFound(_)) if caller.platform_admin => Ok(UserView {
             username: caller.username.clone(),
             role: Role::Admin,

@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use gatehouse_client::Client;
 
-/// Log in to a platform; the token is kept in the user's config directory (mode 0600).
+/// Log in to a platform with a username and password, or with an API token; the token is kept
+/// in the user's config directory (mode 0600).
 ///
 /// Example: gatehouse login --server http://127.0.0.1:9243 --password s3cret
+/// Example: GATEHOUSE_API_TOKEN=ght_... gatehouse login --token
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// Platform base URL.
@@ -23,8 +25,17 @@ pub struct LoginArgs {
     #[arg(long, short, default_value = "admin")]
     username: String,
     /// Password (prompting is not supported; use GATEHOUSE_PASSWORD in scripts).
-    #[arg(long, env = "GATEHOUSE_PASSWORD", hide_env_values = true)]
-    password: String,
+    #[arg(
+        long,
+        env = "GATEHOUSE_PASSWORD",
+        hide_env_values = true,
+        required_unless_present = "token"
+    )]
+    password: Option<String>,
+    /// Use an API token (from `POST /api/v1/tokens`) instead of a password: from
+    /// GATEHOUSE_API_TOKEN, or from standard input when that is unset.
+    #[arg(long, conflicts_with_all = ["password", "organization"])]
+    token: bool,
     /// Organization handle.
     #[arg(long)]
     organization: Option<String>,
@@ -88,9 +99,16 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Logs in and keeps the token.
 pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
+    if args.token {
+        return with_token(&args.server).await;
+    }
     let client = Client::new(&args.server);
     let login = client
-        .login(&args.username, &args.password, args.organization.as_deref())
+        .login(
+            &args.username,
+            args.password.as_deref().unwrap_or_default(),
+            args.organization.as_deref(),
+        )
         .await
         .context("login failed")?;
     let credentials = Credentials {
@@ -102,6 +120,32 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         "logged in to {} (organization {}); token kept in {}",
         credentials.server,
         login.organization,
+        path.display()
+    );
+    Ok(())
+}
+
+/// Keeps an API token after checking it with the platform.
+async fn with_token(server: &str) -> anyhow::Result<()> {
+    let token = match std::env::var("GATEHOUSE_API_TOKEN") {
+        Ok(t) if !t.is_empty() => t,
+        _ => super::input::Source::stdin().read()?,
+    };
+    let client = Client::new(server).with_token(token.trim());
+    let me = client
+        .me()
+        .await
+        .context("the platform refused the API token")?;
+    let credentials = Credentials {
+        server: client.base().to_owned(),
+        token: token.trim().to_owned(),
+    };
+    let path = credentials.save()?;
+    println!(
+        "logged in to {} as {} ({}) with an API token; kept in {}",
+        credentials.server,
+        me.username,
+        me.role,
         path.display()
     );
     Ok(())

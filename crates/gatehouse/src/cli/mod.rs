@@ -8,10 +8,12 @@ mod delete;
 mod deploy;
 mod gateways;
 mod get;
+mod input;
 mod keys;
 mod login;
 mod output;
 mod secrets;
+mod users;
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,6 +36,7 @@ pub enum Command {
     Gateways(gateways::GatewaysArgs),
     Keys(keys::KeysArgs),
     Secrets(secrets::SecretsArgs),
+    Users(users::UsersArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -51,6 +54,7 @@ pub async fn run(command: Command, root: fn() -> clap::Command) -> anyhow::Resul
         Command::Gateways(args) => gateways::run(args).await,
         Command::Keys(args) => keys::run(args).await,
         Command::Secrets(args) => secrets::run(args).await,
+        Command::Users(args) => users::run(args).await,
         Command::Completions(args) => completions::run(args, root()),
     };
     result.map_err(|e| {

@@ -1,9 +1,5 @@
 //! `gatehouse secrets`.
 
-use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
-
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use gatehouse_core::Handle;
@@ -30,7 +26,7 @@ enum SecretAction {
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
-        source: Source,
+        source: super::input::Source,
     },
     /// List the secrets: ids, names, fingerprints and when they last changed.
     List,
@@ -39,49 +35,13 @@ enum SecretAction {
         #[arg(value_parser = super::handle)]
         id: Handle,
         #[command(flatten)]
-        source: Source,
+        source: super::input::Source,
     },
     /// Delete a secret.
     Delete {
         #[arg(value_parser = super::handle)]
         id: Handle,
     },
-}
-
-/// Where a value comes from.
-#[derive(Debug, Args)]
-struct Source {
-    /// Read the value from this file instead of standard input.
-    #[arg(long, value_name = "PATH")]
-    from_file: Option<PathBuf>,
-}
-
-impl Source {
-    /// The value, with one trailing line break taken off (as `echo` and editors add one).
-    fn read(&self) -> anyhow::Result<String> {
-        let mut raw = match &self.from_file {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("reading the value from {}", path.display()))?,
-            None => {
-                if std::io::stdin().is_terminal() {
-                    eprintln!("type the value, then Ctrl-D on a new line:");
-                }
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .context("reading the value from standard input")?;
-                s
-            }
-        };
-        if raw.ends_with('\n') {
-            raw.pop();
-            if raw.ends_with('\r') {
-                raw.pop();
-            }
-        }
-        anyhow::ensure!(!raw.is_empty(), "the value is empty");
-        Ok(raw)
-    }
 }
 
 /// Runs `secrets`.

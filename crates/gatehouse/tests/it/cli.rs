@@ -416,3 +416,89 @@ async fn secrets_from_standard_input_and_files_never_printed() {
     let (ok, _, err) = cli(config.path(), &["secrets", "delete", "twin"]);
     assert!(!ok && err.contains("not found"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_from_the_command_line_and_a_login_with_an_api_token() {
+    let p = platform(Backend::Sqlite, &[]).await.unwrap();
+    let config = TempDir::new("cli-config").unwrap();
+    let config = config.path();
+    login(config, &p);
+    let pw = "alice-password-1";
+    let (ok, out, err) = cli_with_input(
+        config,
+        &["users", "create", "alice", "--role", "viewer"],
+        &format!("{pw}\n"),
+    );
+    assert!(ok, "{out}{err}");
+    assert!(!out.contains(pw) && !err.contains(pw), "{out}{err}");
+    let (ok, out, err) = cli(config, &["users", "set-role", "alice", "editor"]);
+    assert!(ok && out.contains("alice is now editor"), "{out}{err}");
+    let (ok, out, err) = cli(config, &["users", "list"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("alice") && l.ends_with("editor")),
+        "{out}"
+    );
+
+    // Alice logs in, makes herself a token, and logs in with it.
+    let alice = TempDir::new("cli-alice").unwrap();
+    let alice = alice.path();
+    let (ok, out, err) = cli(
+        alice,
+        &[
+            "login",
+            "--server",
+            &p.base,
+            "--username",
+            "alice",
+            "--password",
+            pw,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = cli_with_input(
+        alice,
+        &["users", "passwd"],
+        &format!("{pw}\nalice-password-2\n"),
+    );
+    assert!(ok && out.contains("password changed"), "{out}{err}");
+    let anon = Client::anonymous(&p.base);
+    let (s, b) = anon
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": "alice", "password": "alice-password-2"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{b}");
+    let as_alice = anon.with_bearer(b["token"].as_str().unwrap());
+    let (s, t) = as_alice
+        .post(
+            "/api/v1/tokens",
+            &json!({"name": "laptop", "role": "viewer"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{t}");
+    let token = t["token"].as_str().unwrap();
+    let bot = TempDir::new("cli-bot").unwrap();
+    let (ok, out, err) = cli_with_input(
+        bot.path(),
+        &["login", "--server", &p.base, "--token"],
+        token,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("as alice (viewer)"), "{out}");
+    let (ok, out, err) = cli(bot.path(), &["users", "me"]);
+    assert!(ok && out.contains("alice (viewer)"), "{out}{err}");
+    // A viewer's token lists but does not change.
+    let (ok, out, err) = cli(bot.path(), &["users", "list"]);
+    assert!(!ok && err.contains("your role 'viewer'"), "{out}{err}");
+    let (ok, out, err) = cli(bot.path(), &["login", "--server", &p.base, "--token"]);
+    assert!(!ok, "an empty token is refused: {out}{err}");
+    let (ok, out, err) = cli(config, &["users", "delete", "alice"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = cli(bot.path(), &["users", "me"]);
+    assert!(!ok && err.contains("gatehouse login"), "{out}{err}");
+}
