@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: every Rust test (`cargo test --workspace`), then the SDK suite
-# (`tests/sdk`: the official openai, anthropic and mcp Python packages against the real binary).
+# (`tests/sdk`: the official openai, anthropic and mcp Python packages against the real binary,
+# and the web console in Debian's Chromium through Selenium).
 # Prepares what the SDK suite needs first: a virtual environment in .venv-sdk with pinned
 # packages from PyPI (made once; reused while the pins match).
 #
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PINS=(openai==3.57.0 anthropic==2.14.0 mcp==2.3.0 pytest==9.2.0 httpx==0.28.1 grpcio==1.76.0 grpcio-health-checking==1.76.0)
+PINS=(openai==3.57.0 anthropic==2.14.0 mcp==2.3.0 pytest==9.2.0 httpx==0.28.1 grpcio==1.76.0 grpcio-health-checking==1.76.0 selenium==4.40.0)
 VENV=.venv-sdk
 stamp="$VENV/.pins"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${PINS[*]}" ]; then

@@ -46,6 +46,11 @@ impl ApiError {
         ApiError::NotFound(format!("{what} '{id}' not found"))
     }
 
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Invalid(_) | ApiError::InvalidField(_) => {

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod changelog;
 pub mod config;
+pub mod console;
 pub use gatehouse_core::crypto;
 pub mod error;
 pub mod hub;

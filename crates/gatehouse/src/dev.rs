@@ -252,7 +252,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     println!(
-        "\nGatehouse dev is running (state in {dir}).\n\n  control plane   {base}   (API docs: {base}/docs)\n  gateway         http://{gw}\n  gateway admin   http://{admin}/api/management/v1\n  login           admin / {password}\n\nTry:\n  curl -s http://{gw}/echo/hello -H 'API-Key: {key}'\n  curl -s http://{gw}/echo/hello\n  curl -s http://{gw}/nope\n\nCtrl-C stops.",
+        "\nGatehouse dev is running (state in {dir}).\n\n  console         {base}/console/\n  control plane   {base}   (API docs: {base}/docs)\n  gateway         http://{gw}\n  gateway admin   http://{admin}/api/management/v1\n  login           admin / {password}\n\nTry:\n  curl -s http://{gw}/echo/hello -H 'API-Key: {key}'\n  curl -s http://{gw}/echo/hello\n  curl -s http://{gw}/nope\n\nCtrl-C stops.",
         dir = args.dir.display(),
         gw = gateway_addr,
         admin = gateway.admin_addr,

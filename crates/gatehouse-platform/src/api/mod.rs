@@ -197,6 +197,7 @@ pub fn router(state: AppState) -> Router {
     }
 
     Router::new()
+        .merge(crate::console::router(state.clone()))
         .nest("/api/v1", public)
         .nest("/api/internal/v1", internal)
         .route("/health", get(ops::health))

@@ -40,6 +40,14 @@ impl Entry {
     }
 }
 
+impl Entry {
+    /// The same change, made through another door (`console`).
+    pub fn via(mut self, via: &str) -> Self {
+        self.via = via.to_owned();
+        self
+    }
+}
+
 /// Records a change with its outcome. A failure to record is logged, not answered: the change
 /// itself has already happened.
 pub async fn record(db: &Db, e: Entry, status: u16) {
@@ -72,7 +80,7 @@ pub struct AuditEntry {
     /// RFC 3339, milliseconds.
     pub at: String,
     pub username: String,
-    /// `login`, or `api-token:<token id>`.
+    /// `login`, `console`, or `api-token:<token id>`.
     pub via: String,
     pub method: String,
     pub path: String,

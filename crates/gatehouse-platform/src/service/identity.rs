@@ -137,29 +137,46 @@ pub async fn login(
     ttl_secs: i64,
     req: LoginRequest,
 ) -> ApiResult<LoginResponse> {
+    let (caller, organization) =
+        check_password(db, &req.username, req.password, req.organization).await?;
+    let (token, exp) = jwt.issue(&caller, ttl_secs)?;
+    Ok(LoginResponse {
+        token,
+        expires_at: format_ms(exp),
+        organization,
+    })
+}
+
+/// The caller a username and password stand for in the named (or default) organization, with
+/// the organization's handle: 401 for a bad username or password (in the same time either
+/// way), 403 for an organization the user does not belong to.
+pub async fn check_password(
+    db: &Db,
+    username: &str,
+    password: String,
+    organization: Option<String>,
+) -> ApiResult<(Caller, String)> {
     let bad = || ApiError::Unauthorized("invalid username or password".into());
     let row =
         sqlx::query("SELECT uuid, password_hash, platform_admin FROM users WHERE username = $1")
-            .bind(&req.username)
+            .bind(username)
             .fetch_optional(db.pool())
             .await?;
     let Some(row) = row else {
         // Spend the same time as a real check so usernames cannot be probed by timing.
-        let password = req.password;
         let _ = tokio::task::spawn_blocking(move || verify_password(&password, dummy_hash())).await;
         return Err(bad());
     };
     let user_id: String = row.try_get(0)?;
     let hash: String = row.try_get(1)?;
     let admin = row.try_get::<i64, _>(2)? != 0;
-    let password = req.password.clone();
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     if !ok {
         return Err(bad());
     }
-    let org_handle = req.organization.unwrap_or_else(|| DEFAULT_ORG.to_owned());
+    let org_handle = organization.unwrap_or_else(|| DEFAULT_ORG.to_owned());
     let org_id: Option<String> =
         sqlx::query_scalar("SELECT uuid FROM organizations WHERE handle = $1")
             .bind(&org_handle)
@@ -178,18 +195,13 @@ pub async fn login(
     };
     let caller = Caller {
         user_id,
-        username: req.username,
+        username: username.to_owned(),
         org_id,
         platform_admin: admin,
         role,
         token_id: None,
     };
-    let (token, exp) = jwt.issue(&caller, ttl_secs)?;
-    Ok(LoginResponse {
-        token,
-        expires_at: format_ms(exp),
-        organization: org_handle,
-    })
+    Ok((caller, org_handle))
 }
 
 /// A real argon2 hash to verify against when the user does not exist.

@@ -327,6 +327,26 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_org_at ON audit_log(org_id, at);
 "#,
     },
+    Migration {
+        version: 11,
+        name: "console sessions",
+        // A signed-in console user: the cookie holds a random id, the table its hash, so that
+        // signing out ends the session here and a copy of the table opens nothing.
+        sql: r#"
+CREATE TABLE console_sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(uuid) ON DELETE CASCADE,
+    username TEXT NOT NULL,
+    org_id TEXT NOT NULL REFERENCES organizations(uuid) ON DELETE CASCADE,
+    org_handle TEXT NOT NULL,
+    role TEXT NOT NULL,
+    platform_admin {INT} NOT NULL,
+    csrf TEXT NOT NULL,
+    created_at {INT} NOT NULL,
+    expires_at {INT} NOT NULL
+);
+"#,
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

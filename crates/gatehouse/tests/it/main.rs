@@ -5,6 +5,7 @@
 mod common;
 
 mod cli;
+mod console;
 mod convergence;
 mod dev;
 mod internal_api;

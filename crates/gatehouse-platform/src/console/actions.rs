@@ -1,0 +1,221 @@
+//! The artifact page's actions: deploy, undeploy, restore, delete, create and revoke API keys.
+//! Each is a form with the session's CSRF token, run only when the user's role allows what the
+//! same API call needs, and written to the audit log (`via: console`).
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Path, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::Deserialize;
+
+use super::artifacts::{artifact_page, kind_of, respond, Shown};
+use super::session::{Session, Signed};
+use crate::error::{ApiError, ApiResult};
+use crate::service::api_keys::{self, NewApiKey};
+use crate::service::deployments::{self, DeployRequest};
+use crate::service::{artifacts, audit};
+use crate::state::AppState;
+
+/// The action routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console/{collection}/{id}/deploy", post(deploy))
+        .route(
+            "/console/{collection}/{id}/deployments/{dep}/{action}",
+            post(deployment_action),
+        )
+        .route("/console/{collection}/{id}/delete", post(delete))
+        .route("/console/{collection}/{id}/keys", post(create_key))
+        .route(
+            "/console/{collection}/{id}/keys/{key}/revoke",
+            post(revoke_key),
+        )
+}
+
+/// Runs `action` as `method api_path` would run through the API: refused when the role does
+/// not allow it, and written to the audit log with its outcome.
+pub(super) async fn audited<T>(
+    state: &AppState,
+    s: &Session,
+    peer: SocketAddr,
+    (method, api_path): (Method, String),
+    action: impl std::future::Future<Output = ApiResult<T>>,
+) -> ApiResult<T> {
+    let entry = audit::Entry::new(&s.caller, &method, &api_path, Some(peer.ip().to_string()))
+        .via("console");
+    let result = if s.may(&method, &api_path) {
+        action.await
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "your role '{}' may not {method} {api_path}",
+            s.caller.role
+        )))
+    };
+    let status = match &result {
+        Ok(_) => 200,
+        Err(e) => e.status().as_u16(),
+    };
+    audit::record(&state.db, entry, status).await;
+    result
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    gateway: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn deploy(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((collection, id)): Path<(String, String)>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    respond(
+        async {
+            let kind = kind_of(&collection)?;
+            s.check_csrf(&f.csrf)?;
+            let c = kind.collection();
+            let req = DeployRequest {
+                gateway_id: f.gateway,
+                base: None,
+                name: None,
+            };
+            audited(
+                &state,
+                &s,
+                peer,
+                (Method::POST, format!("/api/v1/{c}/{id}/deployments")),
+                async { deployments::deploy(&state, &s.caller, kind, &id, req).await },
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/console/{c}/{id}")).into_response())
+        }
+        .await,
+    )
+}
+
+async fn deployment_action(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((collection, id, dep, action)): Path<(String, String, String, String)>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    respond(
+        async {
+            let kind = kind_of(&collection)?;
+            s.check_csrf(&f.csrf)?;
+            let c = kind.collection();
+            let path = format!("/api/v1/{c}/{id}/deployments/{dep}/{action}");
+            audited(&state, &s, peer, (Method::POST, path), async {
+                match action.as_str() {
+                    "undeploy" => deployments::undeploy(&state, &s.caller, kind, &id, &dep).await,
+                    "restore" => deployments::restore(&state, &s.caller, kind, &id, &dep).await,
+                    other => Err(ApiError::NotFound(format!(
+                        "no deployment action '{other}'"
+                    ))),
+                }
+            })
+            .await?;
+            Ok(Redirect::to(&format!("/console/{c}/{id}")).into_response())
+        }
+        .await,
+    )
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((collection, id)): Path<(String, String)>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    respond(
+        async {
+            let kind = kind_of(&collection)?;
+            s.check_csrf(&f.csrf)?;
+            let c = kind.collection();
+            audited(
+                &state,
+                &s,
+                peer,
+                (Method::DELETE, format!("/api/v1/{c}/{id}")),
+                async { artifacts::delete(&state, &s.caller, kind, &id).await },
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/console/{c}")).into_response())
+        }
+        .await,
+    )
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((collection, id)): Path<(String, String)>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    respond(
+        async {
+            let kind = kind_of(&collection)?;
+            s.check_csrf(&f.csrf)?;
+            let c = kind.collection();
+            let req = NewApiKey {
+                id: None,
+                display_name: f.name,
+                api_key: None,
+                expires_at: None,
+            };
+            let made = audited(
+                &state,
+                &s,
+                peer,
+                (Method::POST, format!("/api/v1/{c}/{id}/api-keys")),
+                async { api_keys::create(&state, &s.caller, kind, &id, req).await },
+            )
+            .await?;
+            let shown = Shown {
+                created_key: Some((made.key.display_name.clone(), made.api_key)),
+                ..Default::default()
+            };
+            artifact_page(&state, &s, kind, &id, shown).await
+        }
+        .await,
+    )
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((collection, id, key)): Path<(String, String, String)>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    respond(
+        async {
+            let kind = kind_of(&collection)?;
+            s.check_csrf(&f.csrf)?;
+            let c = kind.collection();
+            audited(
+                &state,
+                &s,
+                peer,
+                (Method::DELETE, format!("/api/v1/{c}/{id}/api-keys/{key}")),
+                async { api_keys::revoke(&state, &s.caller, kind, &id, &key).await },
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/console/{c}/{id}")).into_response())
+        }
+        .await,
+    )
+}
