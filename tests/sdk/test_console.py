@@ -127,6 +127,33 @@ def test_console_end_to_end(stack, browser):
     assert key not in browser.page_source
     assert "console-key" in browser.find_element(By.ID, "keys").text
 
+    # A gateway's page: a new registration token shown once, then revoked after a confirmation.
+    browser.get(base + "/console/gateways/edge")
+    rows_before = len(browser.find_elements(By.CSS_SELECTOR, "#tokens tbody tr"))
+    browser.find_element(By.ID, "create-token").click()
+    token = wait_until("the token shown once", lambda: text_of(browser, "created-token-value"))
+    assert len(token) > 20, token
+    rows = browser.find_elements(By.CSS_SELECTOR, "#tokens tbody tr")
+    assert len(rows) == rows_before + 1
+    newest = rows[0]
+    newest.find_element(By.CSS_SELECTOR, "button[data-reveal]").click()
+    confirm = newest.find_element(By.CSS_SELECTOR, "form.confirm")
+    assert confirm.is_displayed() and "cannot connect again" in confirm.text
+    confirm.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_until("the token revoked", lambda: "revoked" in browser.find_element(By.ID, "tokens").text)
+    assert token not in browser.page_source
+    # The edge gateway's own token still works: it stays connected.
+    browser.get(base + "/console/")
+    wait_until("edge still connected", lambda: text_of(browser, "gw-edge-connected") == "connected")
+
+    # The change log, filtered by type; the audit log shows the console's changes.
+    browser.get(base + "/console/changes?type=api.&gateway=edge")
+    changes = browser.find_element(By.ID, "changes").text
+    assert "api.deployed" in changes and "apikey" not in changes, changes
+    browser.get(base + "/console/audit")
+    audit = browser.find_element(By.ID, "audit").text
+    assert "console" in audit and f"/api/v1/rest-apis/{api_id}/deployments" in audit, audit
+
     admin_logs = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     admin_urls = requested_urls(browser)
 

@@ -8,10 +8,12 @@ use axum::extract::{ConnectInfo, Form, Path, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
+use axum::Extension;
 use axum::Router;
+use gatehouse_core::ArtifactKind;
 use serde::Deserialize;
 
-use super::artifacts::{artifact_page, kind_of, respond, Shown};
+use super::artifacts::{artifact_page, respond, Shown};
 use super::session::{Session, Signed};
 use crate::error::{ApiError, ApiResult};
 use crate::service::api_keys::{self, NewApiKey};
@@ -19,19 +21,30 @@ use crate::service::deployments::{self, DeployRequest};
 use crate::service::{artifacts, audit};
 use crate::state::AppState;
 
-/// The action routes.
-pub fn router() -> Router<AppState> {
+/// The action routes of one kind.
+pub fn router(kind: ArtifactKind) -> Router<AppState> {
+    let c = kind.collection();
+    let k = Extension(kind);
     Router::new()
-        .route("/console/{collection}/{id}/deploy", post(deploy))
         .route(
-            "/console/{collection}/{id}/deployments/{dep}/{action}",
-            post(deployment_action),
+            &format!("/console/{c}/{{id}}/deploy"),
+            post(deploy).layer(k),
         )
-        .route("/console/{collection}/{id}/delete", post(delete))
-        .route("/console/{collection}/{id}/keys", post(create_key))
         .route(
-            "/console/{collection}/{id}/keys/{key}/revoke",
-            post(revoke_key),
+            &format!("/console/{c}/{{id}}/deployments/{{dep}}/{{action}}"),
+            post(deployment_action).layer(k),
+        )
+        .route(
+            &format!("/console/{c}/{{id}}/delete"),
+            post(delete).layer(k),
+        )
+        .route(
+            &format!("/console/{c}/{{id}}/keys"),
+            post(create_key).layer(k),
+        )
+        .route(
+            &format!("/console/{c}/{{id}}/keys/{{key}}/revoke"),
+            post(revoke_key).layer(k),
         )
 }
 
@@ -76,12 +89,12 @@ async fn deploy(
     State(state): State<AppState>,
     Signed(s): Signed,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((collection, id)): Path<(String, String)>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path(id): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
     respond(
         async {
-            let kind = kind_of(&collection)?;
             s.check_csrf(&f.csrf)?;
             let c = kind.collection();
             let req = DeployRequest {
@@ -107,12 +120,12 @@ async fn deployment_action(
     State(state): State<AppState>,
     Signed(s): Signed,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((collection, id, dep, action)): Path<(String, String, String, String)>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path((id, dep, action)): Path<(String, String, String)>,
     Form(f): Form<ActionForm>,
 ) -> Response {
     respond(
         async {
-            let kind = kind_of(&collection)?;
             s.check_csrf(&f.csrf)?;
             let c = kind.collection();
             let path = format!("/api/v1/{c}/{id}/deployments/{dep}/{action}");
@@ -136,12 +149,12 @@ async fn delete(
     State(state): State<AppState>,
     Signed(s): Signed,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((collection, id)): Path<(String, String)>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path(id): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
     respond(
         async {
-            let kind = kind_of(&collection)?;
             s.check_csrf(&f.csrf)?;
             let c = kind.collection();
             audited(
@@ -162,12 +175,12 @@ async fn create_key(
     State(state): State<AppState>,
     Signed(s): Signed,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((collection, id)): Path<(String, String)>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path(id): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
     respond(
         async {
-            let kind = kind_of(&collection)?;
             s.check_csrf(&f.csrf)?;
             let c = kind.collection();
             let req = NewApiKey {
@@ -198,12 +211,12 @@ async fn revoke_key(
     State(state): State<AppState>,
     Signed(s): Signed,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((collection, id, key)): Path<(String, String, String)>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path((id, key)): Path<(String, String)>,
     Form(f): Form<ActionForm>,
 ) -> Response {
     respond(
         async {
-            let kind = kind_of(&collection)?;
             s.check_csrf(&f.csrf)?;
             let c = kind.collection();
             audited(

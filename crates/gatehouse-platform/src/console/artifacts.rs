@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -25,18 +26,25 @@ use crate::service::{artifacts, gateways, Page};
 use crate::state::AppState;
 use gatehouse_core::ArtifactKind;
 
-/// The artifact routes of the console.
+/// The artifact routes of the console, for each kind under its collection's name.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/console/{collection}", get(list))
-        .route("/console/{collection}/new", get(new_page).post(create))
-        .route("/console/{collection}/{id}", get(show).post(update))
-        .merge(super::actions::router())
-}
-
-pub(super) fn kind_of(collection: &str) -> ApiResult<ArtifactKind> {
-    ArtifactKind::from_collection(collection)
-        .ok_or_else(|| ApiError::NotFound(format!("no console page '{collection}'")))
+    let mut r = Router::new();
+    for kind in ArtifactKind::ALL {
+        let c = kind.collection();
+        let k = Extension(kind);
+        r = r
+            .route(&format!("/console/{c}"), get(list).layer(k))
+            .route(
+                &format!("/console/{c}/new"),
+                get(new_page).post(create).layer(k),
+            )
+            .route(
+                &format!("/console/{c}/{{id}}"),
+                get(show).post(update).layer(k),
+            )
+            .merge(super::actions::router(kind));
+    }
+    r
 }
 
 pub(super) fn respond(r: ApiResult<Response>) -> Response {
@@ -52,12 +60,11 @@ struct Search {
 async fn list(
     State(state): State<AppState>,
     Signed(s): Signed,
-    Path(collection): Path<String>,
+    Extension(kind): Extension<ArtifactKind>,
     Query(search): Query<Search>,
 ) -> Response {
     respond(
         async {
-            let kind = kind_of(&collection)?;
             let page = Page {
                 limit: Some(1000),
                 offset: None,
@@ -151,9 +158,8 @@ fn editor(s: &Session, action: &str, document: &str, error: Option<&ApiError>) -
     }
 }
 
-async fn new_page(Signed(s): Signed, Path(collection): Path<String>) -> Response {
+async fn new_page(Signed(s): Signed, Extension(kind): Extension<ArtifactKind>) -> Response {
     respond(async {
-        let kind = kind_of(&collection)?;
         let action = format!("/console/{}/new", kind.collection());
         let body = html! {
             h1 { "New " (kind.label()) }
@@ -180,12 +186,11 @@ async fn create(
     State(state): State<AppState>,
     Signed(s): Signed,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(collection): Path<String>,
+    Extension(kind): Extension<ArtifactKind>,
     Form(f): Form<DocumentForm>,
 ) -> Response {
     respond(
         async {
-            let kind = kind_of(&collection)?;
             s.check_csrf(&f.csrf)?;
             let c = kind.collection();
             let made = audited(
@@ -385,27 +390,22 @@ pub(super) async fn artifact_page(
 async fn show(
     State(state): State<AppState>,
     Signed(s): Signed,
-    Path((collection, id)): Path<(String, String)>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path(id): Path<String>,
 ) -> Response {
-    respond(
-        async {
-            let kind = kind_of(&collection)?;
-            artifact_page(&state, &s, kind, &id, Shown::default()).await
-        }
-        .await,
-    )
+    respond(async { artifact_page(&state, &s, kind, &id, Shown::default()).await }.await)
 }
 
 async fn update(
     State(state): State<AppState>,
     Signed(s): Signed,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((collection, id)): Path<(String, String)>,
+    Extension(kind): Extension<ArtifactKind>,
+    Path(id): Path<String>,
     Form(f): Form<DocumentForm>,
 ) -> Response {
     respond(
         async {
-            let kind = kind_of(&collection)?;
             s.check_csrf(&f.csrf)?;
             let path = format!("/api/v1/{}/{id}", kind.collection());
             let done = audited(&state, &s, peer, (Method::PUT, path), async {

@@ -37,6 +37,12 @@ pub fn page(session: Option<&Session>, title: &str, live: Option<&str>, body: Ma
                             @for kind in ArtifactKind::ALL {
                                 a href={ "/console/" (kind.collection()) } { (kind_title(kind)) }
                             }
+                            a href="/console/plans" { "Plans" }
+                            a href="/console/changes" { "Change log" }
+                            @if s.may(&axum::http::Method::GET, "/api/v1/users") {
+                                a href="/console/users" { "Users" }
+                                a href="/console/audit" { "Audit log" }
+                            }
                         }
                         div.who {
                             span #who { (s.caller.username) " · " (s.caller.role) " · " (s.org_handle) }

@@ -9,6 +9,7 @@ mod artifacts;
 mod layout;
 mod live;
 mod overview;
+mod records;
 pub mod session;
 
 use axum::extract::{Form, Request, State};
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/assets/console.js", get(script))
         .route("/console/assets/console.css", get(style))
         .merge(artifacts::router())
+        .merge(records::router())
         .layer(axum::middleware::from_fn_with_state(state, headers))
 }
 

@@ -63,7 +63,7 @@ async fn render(
                     @for g in &gws {
                         @let id = &g.id;
                         tr data-gateway=(id) {
-                            td { strong { (g.display_name) } " " span.muted { (id) } }
+                            td { a href={ "/console/gateways/" (id) } { strong { (g.display_name) } } " " span.muted { (id) } }
                             @for (suffix, _) in [("connected", 0), ("sync", 1), ("revision", 2), ("seen", 3), ("served", 4)] {
                                 @let el = format!("gw-{id}-{suffix}");
                                 @let (text, st) = shown(&fields, &el);

@@ -58,7 +58,10 @@ async fn deletes_reach_every_gateway_and_statuses_tell_the_truth() {
     .await
     .unwrap();
 
-    // A handle held by a gateway-created artifact: the deploy is refused and says why.
+    // A handle held by a gateway-created artifact: the deploy is refused and says why. (The
+    // control plane's artifact comes first: once a gateway publishes a handle, the control
+    // plane refuses to create another artifact under it.)
+    env.create("rest-apis", "taken").await;
     let local = json!({"apiVersion": "gatehouse.dev/v1", "kind": "RestApi", "metadata": {"name": "taken"},
         "spec": {"displayName": "taken", "context": "/local-taken", "upstream": {"main": {"url": env.up.url("")}}}});
     assert_eq!(
@@ -70,7 +73,6 @@ async fn deletes_reach_every_gateway_and_statuses_tell_the_truth() {
             .0,
         201
     );
-    env.create("rest-apis", "taken").await;
     let d = env.deploy("rest-apis", "taken").await;
     let failed = env
         .wait_dep_status("rest-apis", "taken", &d, "FAILED")

@@ -1,0 +1,335 @@
+//! The console's other pages: a gateway with its registration tokens (a new one shown once),
+//! the change log with filters, subscription plans and subscriptions, users and the audit log.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::html;
+use serde::Deserialize;
+use sqlx::Row;
+
+use super::actions::audited;
+use super::artifacts::respond;
+use super::layout::{csrf, page as frame};
+use super::session::{Session, Signed};
+use crate::error::ApiResult;
+use crate::service::subscriptions::SubscriptionFilter;
+use crate::service::{audit, gateways, subscriptions, users, Page};
+use crate::state::AppState;
+use crate::store::format_ms;
+
+/// The routes of these pages.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console/gateways/{id}", get(gateway))
+        .route("/console/gateways/{id}/tokens", post(create_token))
+        .route(
+            "/console/gateways/{id}/tokens/{token}/revoke",
+            post(revoke_token),
+        )
+        .route("/console/changes", get(changes))
+        .route("/console/plans", get(plans))
+        .route("/console/users", get(people))
+        .route("/console/audit", get(audit_log))
+}
+
+fn all() -> Page {
+    Page {
+        limit: Some(1000),
+        offset: None,
+    }
+}
+
+async fn gateway_page(
+    state: &AppState,
+    s: &Session,
+    id: &str,
+    created: Option<String>,
+) -> ApiResult<Response> {
+    let g = gateways::get(&state.db, &state.hub, &s.caller, id).await?;
+    let may = s.may(&Method::POST, &format!("/api/v1/gateways/{id}/tokens"));
+    let tokens = if may {
+        gateways::list_tokens(&state.db, &s.caller, id).await?
+    } else {
+        vec![]
+    };
+    let st = &g.status;
+    let body = html! {
+        h1 { (g.display_name) " " span.muted { (g.id) } }
+        table {
+            tr { th { "Connection" } td data-state=(if st.connected { "good" } else { "bad" }) { (if st.connected { "connected" } else { "offline" }) } }
+            tr { th { "Sync" } td { (if st.in_sync { "in sync" } else { "behind" }) } }
+            tr { th { "Applied / organization revision" } td { (st.applied_revision) " / " (st.org_revision) } }
+            tr { th { "Last seen" } td { (st.last_seen.clone().unwrap_or_else(|| "never".into())) } }
+        }
+        @if !g.publish_conflicts.is_empty() {
+            h2 { "Artifacts it could not publish" }
+            ul { @for c in &g.publish_conflicts { li { (c.id) ": " (c.message) } } }
+        }
+        @if may {
+            h2 { "Registration tokens" }
+            @if let Some(t) = &created {
+                div.notice #created-token {
+                    "New token (shown once, keep it now): "
+                    span.secret-once #created-token-value { (t) } " "
+                    button.secondary type="button" data-copy="created-token-value" { "Copy" }
+                }
+            }
+            form.toolbar method="post" action={ "/console/gateways/" (id) "/tokens" } {
+                (csrf(s)) button #create-token type="submit" { "Create token" }
+            }
+            table #tokens {
+                thead { tr { th { "Token" } th { "Status" } th { "Created" } th {} } }
+                tbody {
+                    @for t in &tokens {
+                        tr {
+                            td { code { (t.id) } }
+                            td { (format!("{:?}", t.status).to_lowercase()) }
+                            td.muted { (t.created_at) }
+                            td {
+                                @if t.revoked_at.is_none() {
+                                    @let panel = format!("confirm-revoke-{}", t.id);
+                                    button.secondary type="button" data-reveal=(panel) { "Revoke" }
+                                    form.confirm id=(panel) hidden method="post" action={ "/console/gateways/" (id) "/tokens/" (t.id) "/revoke" } {
+                                        (csrf(s))
+                                        p { "Revoke this token? A gateway using it is disconnected and cannot connect again with it." }
+                                        button.danger type="submit" { "Confirm revoke" } " "
+                                        button.secondary type="button" data-hide=(panel) { "Cancel" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(frame(Some(s), id, None, body).into_response())
+}
+
+async fn gateway(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Path(id): Path<String>,
+) -> Response {
+    respond(gateway_page(&state, &s, &id, None).await)
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    respond(
+        async {
+            s.check_csrf(&f.csrf)?;
+            let path = format!("/api/v1/gateways/{id}/tokens");
+            let made = audited(&state, &s, peer, (Method::POST, path), async {
+                gateways::create_token(&state.db, &s.caller, &id).await
+            })
+            .await?;
+            gateway_page(&state, &s, &id, Some(made.token)).await
+        }
+        .await,
+    )
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((id, token)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    respond(
+        async {
+            s.check_csrf(&f.csrf)?;
+            let path = format!("/api/v1/gateways/{id}/tokens/{token}");
+            let gateway = audited(&state, &s, peer, (Method::DELETE, path), async {
+                gateways::revoke_token(&state.db, &s.caller, &id, &token).await
+            })
+            .await?;
+            // Like the API: the gateway's connections using it end now.
+            state.close_gateway(&gateway).await;
+            Ok(Redirect::to(&format!("/console/gateways/{id}")).into_response())
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct ChangeFilter {
+    /// A prefix of the event type (`api.`, `apikey.revoked`).
+    #[serde(rename = "type", default)]
+    event_type: String,
+    /// A gateway handle: events for it (and for every gateway).
+    #[serde(default)]
+    gateway: String,
+}
+
+async fn changes(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Query(f): Query<ChangeFilter>,
+) -> Response {
+    respond(
+        async {
+            let rows = sqlx::query(
+                "SELECT e.revision, e.event_type, g.handle, e.payload, e.created_at FROM events e \
+                 LEFT JOIN gateways g ON g.uuid = e.target_gateway_id \
+                 WHERE e.org_id = $1 AND ($2 = '' OR e.event_type LIKE $2 || '%') \
+                 AND ($3 = '' OR e.target_gateway_id IS NULL OR g.handle = $3) \
+                 ORDER BY e.revision DESC LIMIT 300",
+            )
+            .bind(&s.caller.org_id)
+            .bind(&f.event_type)
+            .bind(&f.gateway)
+            .fetch_all(state.db.pool())
+            .await?;
+            let body = html! {
+                h1 { "Change log" }
+                form.toolbar method="get" action="/console/changes" {
+                    input #type name="type" placeholder="type (api., apikey.revoked)" value=(f.event_type);
+                    input #gateway name="gateway" placeholder="gateway" value=(f.gateway);
+                    button.secondary type="submit" { "Filter" }
+                }
+                table #changes {
+                    thead { tr { th { "Revision" } th { "Type" } th { "For" } th { "What" } th { "When" } } }
+                    tbody {
+                        @for r in &rows {
+                            tr {
+                                td { (r.try_get::<i64, _>(0)?) }
+                                td { code { (r.try_get::<String, _>(1)?) } }
+                                td { (r.try_get::<Option<String>, _>(2)?.unwrap_or_else(|| "every gateway".into())) }
+                                td { code.muted { (r.try_get::<String, _>(3)?) } }
+                                td.muted { (format_ms(r.try_get(4)?)) }
+                            }
+                        }
+                    }
+                }
+            };
+            Ok(frame(Some(&s), "Change log", None, body).into_response())
+        }
+        .await,
+    )
+}
+
+async fn plans(State(state): State<AppState>, Signed(s): Signed) -> Response {
+    respond(
+        async {
+            let plans = subscriptions::list_plans(&state, &s.caller, all()).await?.list;
+            let filter = SubscriptionFilter { artifact_id: None };
+            let subs = subscriptions::list_subscriptions(&state, &s.caller, filter)
+                .await?
+                .list;
+            let body = html! {
+                h1 { "Subscription plans" }
+                table #plans {
+                    thead { tr { th { "Plan" } th { "Name" } th { "Limits" } th { "Status" } } }
+                    tbody {
+                        @for p in &plans {
+                            tr {
+                                td { (p.id) }
+                                td { (p.display_name) }
+                                td { @for l in &p.limits { (l.limit_count) " per " (format!("{:?}", l.time_unit).to_lowercase()) " " } }
+                                td { (format!("{:?}", p.status).to_lowercase()) }
+                            }
+                        }
+                    }
+                }
+                h2 { "Subscriptions" }
+                table #subscriptions {
+                    thead { tr { th { "Subscriber" } th { "Artifact" } th { "Plan" } th { "Status" } th { "Created" } } }
+                    tbody {
+                        @for x in &subs {
+                            tr {
+                                td { (x.subscriber_id) }
+                                td { a href={ "/console/" (x.kind.collection()) "/" (x.artifact_id) } { (x.artifact_id) } }
+                                td { (x.plan_id.clone().unwrap_or_default()) }
+                                td { (format!("{:?}", x.status).to_lowercase()) }
+                                td.muted { (x.created_at) }
+                            }
+                        }
+                    }
+                }
+            };
+            Ok(frame(Some(&s), "Plans", None, body).into_response())
+        }
+        .await,
+    )
+}
+
+async fn people(State(state): State<AppState>, Signed(s): Signed) -> Response {
+    respond(
+        async {
+            let list = if s.may(&Method::GET, "/api/v1/users") {
+                users::list(&state.db, &s.caller, all()).await?.list
+            } else {
+                return Err(crate::error::ApiError::Forbidden(format!(
+                    "your role '{}' may not see the users",
+                    s.caller.role
+                )));
+            };
+            let body = html! {
+                h1 { "Users" }
+                table #users {
+                    thead { tr { th { "User" } th { "Role" } th { "Since" } } }
+                    tbody { @for u in &list { tr { td { (u.username) } td { (u.role) } td.muted { (u.created_at) } } } }
+                }
+                p.muted { "Add users and change roles with " code { "gatehouse users" } " or the API." }
+            };
+            Ok(frame(Some(&s), "Users", None, body).into_response())
+        }
+        .await,
+    )
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    Query(f): Query<audit::AuditFilter>,
+) -> Response {
+    respond(
+        async {
+            if !s.may(&Method::GET, "/api/v1/audit-log") {
+                return Err(crate::error::ApiError::Forbidden(format!(
+                    "your role '{}' may not see the audit log",
+                    s.caller.role
+                )));
+            }
+            let log = audit::list(&state.db, &s.caller, f).await?;
+            let body = html! {
+                h1 { "Audit log" }
+                table #audit {
+                    thead { tr { th { "When" } th { "Who" } th { "Via" } th { "What" } th { "Outcome" } th { "From" } } }
+                    tbody {
+                        @for e in &log.list {
+                            tr {
+                                td.muted { (e.at) }
+                                td { (e.username) }
+                                td { (e.via) }
+                                td { code { (e.method) " " (e.path) } }
+                                td data-state=(if e.status < 400 { "good" } else { "bad" }) { (e.status) }
+                                td.muted { (e.address.clone().unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            };
+            Ok(frame(Some(&s), "Audit log", None, body).into_response())
+        }
+        .await,
+    )
+}
