@@ -1,5 +1,5 @@
-"""The web console in a real Chromium (Debian's chromium and chromium-driver, driven by Selenium
-over WebDriver): sign in, the overview shows the connected gateway, an API is created from the
+"""The web console in real browsers, driven by Selenium over WebDriver: Debian's Chromium with its
+ChromeDriver, and Debian's Firefox ESR with geckodriver (built from crates.io by .ci/run). Sign in, the overview shows the connected gateway, an API is created from the
 YAML editor after a validation error, deployed and seen DEPLOYED without a reload, a key is
 shown once, and a viewer sees no deploy button while the API refuses the viewer's deploy. No
 request leaves 127.0.0.1 and no script error is logged."""
@@ -15,12 +15,8 @@ from conftest import ADMIN_PASSWORD, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-    pytest.skip(
-        "Chromium is not installed (apt-get install chromium chromium-driver; .ci/run does it)",
-        allow_module_level=True,
-    )
+FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox") or "/usr/bin/firefox-esr"
+GECKODRIVER = shutil.which("geckodriver") or os.path.expanduser("~/.cargo/bin/geckodriver")
 
 # Selenium must use the system Chromium and ChromeDriver, never download one.
 os.environ.setdefault("SE_OFFLINE", "true")
@@ -32,8 +28,24 @@ from selenium.webdriver.support.ui import Select  # noqa: E402
 VIEWER_PASSWORD = "viewer-password-9"
 
 
-@pytest.fixture
-def browser():
+@pytest.fixture(params=["chromium", "firefox"])
+def browser(request):
+    if request.param == "firefox":
+        if not (os.path.exists(FIREFOX) and os.path.exists(GECKODRIVER)):
+            pytest.skip("Firefox or geckodriver is not installed (apt-get install firefox-esr; "
+                        "cargo install geckodriver; .ci/run does both)")
+        options = webdriver.FirefoxOptions()
+        options.binary_location = FIREFOX
+        options.add_argument("-headless")
+        driver = webdriver.Firefox(service=webdriver.FirefoxService(executable_path=GECKODRIVER),
+                                   options=options)
+        driver.set_page_load_timeout(30)
+        driver.name_for_test = "firefox"
+        yield driver
+        driver.quit()
+        return
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver; .ci/run does it)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -43,6 +55,7 @@ def browser():
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    driver.name_for_test = "chromium"
     yield driver
     driver.quit()
 
@@ -59,9 +72,18 @@ def sign_in(driver, base, username, password):
     driver.find_element(By.ID, "signin").click()
 
 
+def severe_logs(driver):
+    """Chromium's console errors (Firefox's driver has no log API: its run checks the flows)."""
+    if driver.name_for_test != "chromium":
+        return []
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
 def requested_urls(driver):
     """Every URL the browser asked for (from Chromium's network log)."""
     import json
+    if driver.name_for_test != "chromium":
+        return []
     urls = []
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
@@ -72,8 +94,10 @@ def requested_urls(driver):
 
 def test_console_end_to_end(stack, browser):
     base = stack.platform
-    api_id = "shop-" + uuid.uuid4().hex[:6]
-    stack.must(stack.api.post("/users", json={"username": "console-viewer", "password": VIEWER_PASSWORD,
+    suffix = uuid.uuid4().hex[:6]
+    api_id = "shop-" + suffix
+    viewer = "viewer-" + suffix
+    stack.must(stack.api.post("/users", json={"username": viewer, "password": VIEWER_PASSWORD,
                                                "role": "viewer"}), 201)
 
     # A wrong password: the error is shown next to the form.
@@ -154,19 +178,41 @@ def test_console_end_to_end(stack, browser):
     audit = browser.find_element(By.ID, "audit").text
     assert "console" in audit and f"/api/v1/rest-apis/{api_id}/deployments" in audit, audit
 
-    admin_logs = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    # A plan from the YAML editor, a subscription (its token shown once), a user.
+    browser.get(base + "/console/plans")
+    editor = browser.find_element(By.ID, "document")
+    editor.clear()
+    editor.send_keys(f"id: gold-{suffix}\ndisplayName: Gold\nlimits:\n  - limitCount: 5\n    timeUnit: HOUR\n")
+    browser.find_element(By.ID, "save").click()
+    wait_until("the plan listed", lambda: f"gold-{suffix}" in browser.find_element(By.ID, "plans").text)
+    browser.find_element(By.ID, "sub-artifact").send_keys(api_id)
+    browser.find_element(By.ID, "sub-subscriber").send_keys("team-a")
+    browser.find_element(By.ID, "sub-plan").send_keys(f"gold-{suffix}")
+    Select(browser.find_element(By.NAME, "kind")).select_by_value("RestApi")
+    browser.find_element(By.ID, "subscribe").click()
+    sub_token = wait_until("the subscription token", lambda: text_of(browser, "created-subscription-value"))
+    assert len(sub_token) > 20
+    assert "team-a" in browser.find_element(By.ID, "subscriptions").text
+    browser.get(base + "/console/users")
+    browser.find_element(By.ID, "new-username").send_keys("added-" + suffix)
+    browser.find_element(By.ID, "new-password").send_keys("added-password-1")
+    Select(browser.find_element(By.ID, "new-role")).select_by_value("editor")
+    browser.find_element(By.ID, "add-user").click()
+    wait_until("the user listed", lambda: "added-" + suffix in browser.find_element(By.ID, "users").text)
+
+    admin_logs = severe_logs(browser)
     admin_urls = requested_urls(browser)
 
     # A viewer: no deploy button, no editor, no key form; the API refuses the viewer's deploy.
     browser.find_element(By.ID, "signout").click()
     wait_until("the sign-in page", lambda: browser.find_elements(By.ID, "signin"))
-    sign_in(browser, base, "console-viewer", VIEWER_PASSWORD)
+    sign_in(browser, base, viewer, VIEWER_PASSWORD)
     wait_until("signed in as the viewer", lambda: "viewer" in (text_of(browser, "who") or ""))
     browser.get(base + f"/console/rest-apis/{api_id}")
     for hidden in ("deploy", "create-key", "save", "delete"):
         assert not browser.find_elements(By.ID, hidden), f"a viewer sees #{hidden}"
     token = httpx.post(base + "/api/v1/auth/login",
-                       json={"username": "console-viewer", "password": VIEWER_PASSWORD}).json()["token"]
+                       json={"username": viewer, "password": VIEWER_PASSWORD}).json()["token"]
     refused = httpx.post(base + f"/api/v1/rest-apis/{api_id}/deployments", json={"gatewayId": "edge"},
                          headers={"authorization": f"Bearer {token}"})
     assert refused.status_code == 403, refused.text
@@ -174,12 +220,12 @@ def test_console_end_to_end(stack, browser):
     # No script error (a refused sign-in and a refused document are answered 401 and 400 on
     # purpose, which Chromium logs as failed loads: those alone are expected), and nothing asked
     # of anything but this machine.
-    logged = admin_logs + [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    logged = admin_logs + severe_logs(browser)
     expected = ("/console/login - Failed to load resource: the server responded with a status of 401",
                 "/console/rest-apis/new - Failed to load resource: the server responded with a status of 400")
     errors = [e for e in logged if not (e["source"] == "network" and any(x in e["message"] for x in expected))]
     assert errors == [], errors
     urls = admin_urls + requested_urls(browser)
-    assert urls, "no request was logged"
+    assert urls or browser.name_for_test != "chromium", "no request was logged"
     foreign = [u for u in urls if not u.startswith("http://127.0.0.1:") and not u.startswith("data:")]
     assert foreign == [], foreign

@@ -137,7 +137,12 @@ fn line_of(document: &str, field: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-fn editor(s: &Session, action: &str, document: &str, error: Option<&ApiError>) -> Markup {
+pub(super) fn editor(
+    s: &Session,
+    action: &str,
+    document: &str,
+    error: Option<&ApiError>,
+) -> Markup {
     let (field, line) = match error {
         Some(ApiError::InvalidField(f)) => (Some(f.field.clone()), line_of(document, &f.field)),
         _ => (None, None),
@@ -177,7 +182,7 @@ struct DocumentForm {
     document: String,
 }
 
-fn parse_document(text: &str) -> ApiResult<Value> {
+pub(super) fn parse_document(text: &str) -> ApiResult<Value> {
     gatehouse_core::yaml::from_slice(text.as_bytes())
         .map_err(|e| ApiError::Invalid(format!("the document is not valid YAML: {e}")))
 }

@@ -13,14 +13,15 @@ use serde::Deserialize;
 use sqlx::Row;
 
 use super::actions::audited;
-use super::artifacts::respond;
+use super::artifacts::{editor, parse_document, respond};
 use super::layout::{csrf, page as frame};
 use super::session::{Session, Signed};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::service::subscriptions::SubscriptionFilter;
 use crate::service::{audit, gateways, subscriptions, users, Page};
 use crate::state::AppState;
 use crate::store::format_ms;
+use gatehouse_core::ArtifactKind;
 
 /// The routes of these pages.
 pub fn router() -> Router<AppState> {
@@ -33,7 +34,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/changes", get(changes))
         .route("/console/plans", get(plans))
+        .route("/console/plans/new", post(create_plan))
+        .route("/console/subscriptions/new", post(create_subscription))
         .route("/console/users", get(people))
+        .route("/console/users/new", post(create_user))
         .route("/console/audit", get(audit_log))
 }
 
@@ -226,46 +230,175 @@ async fn changes(
     )
 }
 
+const PLAN_TEMPLATE: &str =
+    "id: gold\ndisplayName: Gold\nlimits:\n  - limitCount: 1000\n    timeUnit: HOUR\n";
+
+/// What the plans page shows besides its lists: a plan document being written (with its
+/// error), or a subscription token made this once.
+#[derive(Default)]
+struct PlansShown<'a> {
+    document: Option<&'a str>,
+    error: Option<&'a ApiError>,
+    token: Option<String>,
+}
+
+async fn plans_page(state: &AppState, s: &Session, shown: PlansShown<'_>) -> ApiResult<Response> {
+    let plans = subscriptions::list_plans(state, &s.caller, all())
+        .await?
+        .list;
+    let filter = SubscriptionFilter { artifact_id: None };
+    let subs = subscriptions::list_subscriptions(state, &s.caller, filter)
+        .await?
+        .list;
+    let may_plan = s.may(&Method::POST, "/api/v1/subscription-plans");
+    let may_sub = s.may(&Method::POST, "/api/v1/subscriptions");
+    let body = html! {
+        h1 { "Subscription plans" }
+        table #plans {
+            thead { tr { th { "Plan" } th { "Name" } th { "Limits" } th { "Status" } } }
+            tbody {
+                @for p in &plans {
+                    tr {
+                        td { (p.id) }
+                        td { (p.display_name) }
+                        td { @for l in &p.limits { (l.limit_count) " per " (l.time_unit.as_str().to_lowercase()) " " } }
+                        td { (p.status.as_str()) }
+                    }
+                }
+            }
+        }
+        @if may_plan {
+            h2 { "New plan" }
+            (editor(s, "/console/plans/new", shown.document.unwrap_or(PLAN_TEMPLATE), shown.error))
+        }
+        h2 { "Subscriptions" }
+        @if let Some(t) = &shown.token {
+            div.notice #created-subscription {
+                "Subscription token (shown once, keep it now): "
+                span.secret-once #created-subscription-value { (t) } " "
+                button.secondary type="button" data-copy="created-subscription-value" { "Copy" }
+            }
+        }
+        @if may_sub {
+            form.toolbar #subscription-form method="post" action="/console/subscriptions/new" {
+                (csrf(s))
+                select name="kind" { @for k in ArtifactKind::ALL { option value=(k.as_str()) { (k.label()) } } }
+                input #sub-artifact name="artifact" placeholder="artifact id" required;
+                input #sub-subscriber name="subscriber" placeholder="subscriber" required;
+                input #sub-plan name="plan" placeholder="plan (optional)";
+                button #subscribe type="submit" { "Subscribe" }
+            }
+        }
+        table #subscriptions {
+            thead { tr { th { "Subscriber" } th { "Artifact" } th { "Plan" } th { "Status" } th { "Created" } } }
+            tbody {
+                @for x in &subs {
+                    tr {
+                        td { (x.subscriber_id) }
+                        td { a href={ "/console/" (x.kind.collection()) "/" (x.artifact_id) } { (x.artifact_id) } }
+                        td { (x.plan_id.clone().unwrap_or_default()) }
+                        td { (x.status.as_str()) }
+                        td.muted { (x.created_at) }
+                    }
+                }
+            }
+        }
+    };
+    let status = shown
+        .error
+        .map_or(axum::http::StatusCode::OK, ApiError::status);
+    Ok((status, frame(Some(s), "Plans", None, body)).into_response())
+}
+
 async fn plans(State(state): State<AppState>, Signed(s): Signed) -> Response {
+    respond(plans_page(&state, &s, PlansShown::default()).await)
+}
+
+#[derive(Deserialize)]
+struct DocumentForm {
+    #[serde(default)]
+    csrf: String,
+    document: String,
+}
+
+async fn create_plan(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(f): Form<DocumentForm>,
+) -> Response {
     respond(
         async {
-            let plans = subscriptions::list_plans(&state, &s.caller, all()).await?.list;
-            let filter = SubscriptionFilter { artifact_id: None };
-            let subs = subscriptions::list_subscriptions(&state, &s.caller, filter)
-                .await?
-                .list;
-            let body = html! {
-                h1 { "Subscription plans" }
-                table #plans {
-                    thead { tr { th { "Plan" } th { "Name" } th { "Limits" } th { "Status" } } }
-                    tbody {
-                        @for p in &plans {
-                            tr {
-                                td { (p.id) }
-                                td { (p.display_name) }
-                                td { @for l in &p.limits { (l.limit_count) " per " (format!("{:?}", l.time_unit).to_lowercase()) " " } }
-                                td { (format!("{:?}", p.status).to_lowercase()) }
-                            }
-                        }
-                    }
+            s.check_csrf(&f.csrf)?;
+            let path = "/api/v1/subscription-plans".to_owned();
+            let made = audited(&state, &s, peer, (Method::POST, path), async {
+                let value = parse_document(&f.document)?;
+                let body: subscriptions::PlanBody = serde_path_to_error::deserialize(value)
+                    .map_err(|e| {
+                        gatehouse_core::FieldError::new(e.path().to_string(), e.inner().to_string())
+                    })?;
+                subscriptions::create_plan(&state, &s.caller, body).await
+            })
+            .await;
+            match made {
+                Ok(_) => Ok(Redirect::to("/console/plans").into_response()),
+                Err(
+                    e @ (ApiError::InvalidField(_) | ApiError::Invalid(_) | ApiError::Conflict(_)),
+                ) => {
+                    let shown = PlansShown {
+                        document: Some(&f.document),
+                        error: Some(&e),
+                        token: None,
+                    };
+                    plans_page(&state, &s, shown).await
                 }
-                h2 { "Subscriptions" }
-                table #subscriptions {
-                    thead { tr { th { "Subscriber" } th { "Artifact" } th { "Plan" } th { "Status" } th { "Created" } } }
-                    tbody {
-                        @for x in &subs {
-                            tr {
-                                td { (x.subscriber_id) }
-                                td { a href={ "/console/" (x.kind.collection()) "/" (x.artifact_id) } { (x.artifact_id) } }
-                                td { (x.plan_id.clone().unwrap_or_default()) }
-                                td { (format!("{:?}", x.status).to_lowercase()) }
-                                td.muted { (x.created_at) }
-                            }
-                        }
-                    }
-                }
+                Err(e) => Err(e),
+            }
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct SubscriptionForm {
+    #[serde(default)]
+    csrf: String,
+    kind: String,
+    artifact: String,
+    subscriber: String,
+    #[serde(default)]
+    plan: String,
+}
+
+async fn create_subscription(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(f): Form<SubscriptionForm>,
+) -> Response {
+    respond(
+        async {
+            s.check_csrf(&f.csrf)?;
+            let kind: ArtifactKind = f
+                .kind
+                .parse()
+                .map_err(|_| gatehouse_core::FieldError::new("kind", "is not a kind"))?;
+            let req = subscriptions::NewSubscription {
+                artifact_id: f.artifact.trim().to_owned(),
+                kind,
+                subscriber_id: f.subscriber,
+                plan_id: Some(f.plan.trim().to_owned()).filter(|p| !p.is_empty()),
             };
-            Ok(frame(Some(&s), "Plans", None, body).into_response())
+            let path = "/api/v1/subscriptions".to_owned();
+            let made = audited(&state, &s, peer, (Method::POST, path), async {
+                subscriptions::create_subscription(&state, &s.caller, req).await
+            })
+            .await?;
+            let shown = PlansShown {
+                token: made.subscription_token,
+                ..Default::default()
+            };
+            plans_page(&state, &s, shown).await
         }
         .await,
     )
@@ -288,9 +421,55 @@ async fn people(State(state): State<AppState>, Signed(s): Signed) -> Response {
                     thead { tr { th { "User" } th { "Role" } th { "Since" } } }
                     tbody { @for u in &list { tr { td { (u.username) } td { (u.role) } td.muted { (u.created_at) } } } }
                 }
-                p.muted { "Add users and change roles with " code { "gatehouse users" } " or the API." }
+                h2 { "Add a user" }
+                form.toolbar #user-form method="post" action="/console/users/new" {
+                    (csrf(&s))
+                    input #new-username name="username" placeholder="username" required;
+                    input #new-password name="password" type="password" placeholder="password (10+ characters)" autocomplete="new-password" required;
+                    select #new-role name="role" { option value="viewer" { "viewer" } option value="editor" { "editor" } option value="admin" { "admin" } }
+                    button #add-user type="submit" { "Add" }
+                }
+                p.muted { "Roles change and passwords reset with " code { "gatehouse users" } " or the API." }
             };
             Ok(frame(Some(&s), "Users", None, body).into_response())
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    #[serde(default)]
+    csrf: String,
+    username: String,
+    password: String,
+    role: String,
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    Signed(s): Signed,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(f): Form<UserForm>,
+) -> Response {
+    respond(
+        async {
+            s.check_csrf(&f.csrf)?;
+            let role = f
+                .role
+                .parse()
+                .map_err(|e: String| gatehouse_core::FieldError::new("role", e))?;
+            let new = users::NewUser {
+                username: f.username,
+                password: f.password,
+                role,
+            };
+            let path = "/api/v1/users".to_owned();
+            audited(&state, &s, peer, (Method::POST, path), async {
+                users::create(&state.db, &s.caller, new).await
+            })
+            .await?;
+            Ok(Redirect::to("/console/users").into_response())
         }
         .await,
     )
