@@ -199,6 +199,13 @@ def test_console_end_to_end(stack, browser):
     Select(browser.find_element(By.ID, "new-role")).select_by_value("editor")
     browser.find_element(By.ID, "add-user").click()
     wait_until("the user listed", lambda: "added-" + suffix in browser.find_element(By.ID, "users").text)
+    row = browser.find_element(By.CSS_SELECTOR, f"tr[data-user='added-{suffix}']")
+    Select(row.find_element(By.NAME, "role")).select_by_value("viewer")
+    row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_until("the role changed", lambda: stack.must(stack.api.get(f"/users/added-{suffix}"), 200)["role"] == "viewer")
+    browser.get(base + "/console/audit?username=admin&failed=false")
+    wait_until("the audit log", lambda: browser.find_elements(By.ID, "audit"))
+    assert f"/api/v1/users/added-{suffix}" in browser.find_element(By.ID, "audit").text
 
     admin_logs = severe_logs(browser)
     admin_urls = requested_urls(browser)
@@ -208,11 +215,18 @@ def test_console_end_to_end(stack, browser):
     wait_until("the sign-in page", lambda: browser.find_elements(By.ID, "signin"))
     sign_in(browser, base, viewer, VIEWER_PASSWORD)
     wait_until("signed in as the viewer", lambda: "viewer" in (text_of(browser, "who") or ""))
+    # The viewer changes their own password on their account page.
+    browser.find_element(By.ID, "who").click()
+    wait_until("the account page", lambda: browser.find_elements(By.ID, "password-form"))
+    browser.find_element(By.ID, "current-password").send_keys(VIEWER_PASSWORD)
+    browser.find_element(By.ID, "new-password-self").send_keys(VIEWER_PASSWORD + "-new")
+    browser.find_element(By.ID, "change-password").click()
+    assert "Password changed" in wait_until("the notice", lambda: text_of(browser, "account-notice"))
     browser.get(base + f"/console/rest-apis/{api_id}")
     for hidden in ("deploy", "create-key", "save", "delete"):
         assert not browser.find_elements(By.ID, hidden), f"a viewer sees #{hidden}"
     token = httpx.post(base + "/api/v1/auth/login",
-                       json={"username": viewer, "password": VIEWER_PASSWORD}).json()["token"]
+                       json={"username": viewer, "password": VIEWER_PASSWORD + "-new"}).json()["token"]
     refused = httpx.post(base + f"/api/v1/rest-apis/{api_id}/deployments", json={"gatewayId": "edge"},
                          headers={"authorization": f"Bearer {token}"})
     assert refused.status_code == 403, refused.text

@@ -45,7 +45,7 @@ pub fn page(session: Option<&Session>, title: &str, live: Option<&str>, body: Ma
                             }
                         }
                         div.who {
-                            span #who { (s.caller.username) " · " (s.caller.role) " · " (s.org_handle) }
+                            a #who href="/console/account" { (s.caller.username) " · " (s.caller.role) " · " (s.org_handle) }
                             form.inline method="post" action="/console/logout" {
                                 input type="hidden" name="csrf" value=(s.csrf);
                                 button.secondary #signout type="submit" { "Sign out" }

@@ -9,6 +9,7 @@ mod artifacts;
 mod layout;
 mod live;
 mod overview;
+mod people;
 mod records;
 pub mod session;
 
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/assets/console.css", get(style))
         .merge(artifacts::router())
         .merge(records::router())
+        .merge(people::router())
         .layer(axum::middleware::from_fn_with_state(state, headers))
 }
 

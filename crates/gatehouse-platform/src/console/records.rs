@@ -18,7 +18,7 @@ use super::layout::{csrf, page as frame};
 use super::session::{Session, Signed};
 use crate::error::{ApiError, ApiResult};
 use crate::service::subscriptions::SubscriptionFilter;
-use crate::service::{audit, gateways, subscriptions, users, Page};
+use crate::service::{audit, gateways, subscriptions, Page};
 use crate::state::AppState;
 use crate::store::format_ms;
 use gatehouse_core::ArtifactKind;
@@ -36,8 +36,6 @@ pub fn router() -> Router<AppState> {
         .route("/console/plans", get(plans))
         .route("/console/plans/new", post(create_plan))
         .route("/console/subscriptions/new", post(create_subscription))
-        .route("/console/users", get(people))
-        .route("/console/users/new", post(create_user))
         .route("/console/audit", get(audit_log))
 }
 
@@ -404,77 +402,6 @@ async fn create_subscription(
     )
 }
 
-async fn people(State(state): State<AppState>, Signed(s): Signed) -> Response {
-    respond(
-        async {
-            let list = if s.may(&Method::GET, "/api/v1/users") {
-                users::list(&state.db, &s.caller, all()).await?.list
-            } else {
-                return Err(crate::error::ApiError::Forbidden(format!(
-                    "your role '{}' may not see the users",
-                    s.caller.role
-                )));
-            };
-            let body = html! {
-                h1 { "Users" }
-                table #users {
-                    thead { tr { th { "User" } th { "Role" } th { "Since" } } }
-                    tbody { @for u in &list { tr { td { (u.username) } td { (u.role) } td.muted { (u.created_at) } } } }
-                }
-                h2 { "Add a user" }
-                form.toolbar #user-form method="post" action="/console/users/new" {
-                    (csrf(&s))
-                    input #new-username name="username" placeholder="username" required;
-                    input #new-password name="password" type="password" placeholder="password (10+ characters)" autocomplete="new-password" required;
-                    select #new-role name="role" { option value="viewer" { "viewer" } option value="editor" { "editor" } option value="admin" { "admin" } }
-                    button #add-user type="submit" { "Add" }
-                }
-                p.muted { "Roles change and passwords reset with " code { "gatehouse users" } " or the API." }
-            };
-            Ok(frame(Some(&s), "Users", None, body).into_response())
-        }
-        .await,
-    )
-}
-
-#[derive(Deserialize)]
-struct UserForm {
-    #[serde(default)]
-    csrf: String,
-    username: String,
-    password: String,
-    role: String,
-}
-
-async fn create_user(
-    State(state): State<AppState>,
-    Signed(s): Signed,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Form(f): Form<UserForm>,
-) -> Response {
-    respond(
-        async {
-            s.check_csrf(&f.csrf)?;
-            let role = f
-                .role
-                .parse()
-                .map_err(|e: String| gatehouse_core::FieldError::new("role", e))?;
-            let new = users::NewUser {
-                username: f.username,
-                password: f.password,
-                role,
-            };
-            let path = "/api/v1/users".to_owned();
-            audited(&state, &s, peer, (Method::POST, path), async {
-                users::create(&state.db, &s.caller, new).await
-            })
-            .await?;
-            Ok(Redirect::to("/console/users").into_response())
-        }
-        .await,
-    )
-}
-
 async fn audit_log(
     State(state): State<AppState>,
     Signed(s): Signed,
@@ -491,6 +418,12 @@ async fn audit_log(
             let log = audit::list(&state.db, &s.caller, f).await?;
             let body = html! {
                 h1 { "Audit log" }
+                form.toolbar method="get" action="/console/audit" {
+                    input #audit-user name="username" placeholder="username";
+                    input #audit-path name="path" placeholder="path prefix (/api/v1/rest-apis)";
+                    select name="failed" { option value="" { "done and refused" } option value="true" { "refused only" } option value="false" { "done only" } }
+                    button.secondary type="submit" { "Filter" }
+                }
                 table #audit {
                     thead { tr { th { "When" } th { "Who" } th { "Via" } th { "What" } th { "Outcome" } th { "From" } } }
                     tbody {
