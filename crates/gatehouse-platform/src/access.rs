@@ -102,7 +102,9 @@ pub fn need(method: &Method, path: &str) -> Need {
     let reads = matches!(*method, Method::GET | Method::HEAD);
     match (first, second) {
         ("auth", Some("login")) | ("openapi.json", None) => Need::Nobody,
-        ("users", Some("me")) | ("tokens", _) | ("organizations", _) => Need::Caller,
+        ("users", Some("me")) | ("tokens", _) | ("organizations", _) | ("auth", Some("logout")) => {
+            Need::Caller
+        }
         ("users", _) | ("audit-log", _) => Need::Role(Role::Admin),
         _ if reads => Need::Role(Role::Viewer),
         (c, _) if EDITOR_COLLECTIONS.contains(&c) => Need::Role(Role::Editor),

@@ -33,6 +33,9 @@ struct Claims {
     /// The username, for the audit log.
     #[serde(default)]
     usr: String,
+    /// The token's id, by which it is revoked (`POST /auth/logout`).
+    #[serde(default)]
+    jti: Option<String>,
     iat: i64,
     exp: i64,
     iss: String,
@@ -60,6 +63,7 @@ impl JwtKeys {
             adm: caller.platform_admin,
             rol: Some(caller.role),
             usr: caller.username.clone(),
+            jti: Some(uuid::Uuid::new_v4().to_string()),
             iat: now,
             exp: now + ttl_secs,
             iss: ISSUER.to_owned(),
@@ -80,6 +84,10 @@ impl JwtKeys {
             org_id: c.org,
             platform_admin: c.adm,
             token_id: None,
+            login: c.jti.map(|id| LoginToken {
+                id,
+                expires_at_ms: c.exp * 1000,
+            }),
         })
     }
 }
@@ -96,6 +104,15 @@ pub struct Caller {
     pub role: Role,
     /// The API token used, when not a login token.
     pub token_id: Option<String>,
+    /// The login token used, when one was (what `POST /auth/logout` revokes).
+    pub login: Option<LoginToken>,
+}
+
+/// A login token's id and expiry.
+#[derive(Debug, Clone)]
+pub struct LoginToken {
+    pub id: String,
+    pub expires_at_ms: i64,
 }
 
 /// Authenticates the `Authorization: Bearer` header: a login token, or an API token.
@@ -119,7 +136,10 @@ pub async fn authenticate(
     let caller = if token.starts_with(crate::service::api_tokens::PREFIX) {
         crate::service::api_tokens::authenticate(state, token).await?
     } else {
-        state.jwt.verify(token)
+        match state.jwt.verify(token) {
+            Some(c) if revoked(state, &c).await? => None,
+            other => other,
+        }
     };
     caller.ok_or_else(|| ApiError::Unauthorized("invalid, revoked or expired token".into()))
 }
@@ -137,6 +157,18 @@ impl FromRequestParts<AppState> for Caller {
         }
         authenticate(state, &parts.headers).await
     }
+}
+
+/// Whether the login token `caller` came with was ended by `POST /auth/logout`.
+async fn revoked(state: &AppState, caller: &Caller) -> Result<bool, ApiError> {
+    let Some(login) = &caller.login else {
+        return Ok(false);
+    };
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM revoked_logins WHERE jti = $1")
+        .bind(&login.id)
+        .fetch_optional(state.db.pool())
+        .await?;
+    Ok(found.is_some())
 }
 
 /// A gateway authenticated by its registration token (`api-key` header).

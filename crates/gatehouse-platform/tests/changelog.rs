@@ -222,7 +222,7 @@ async fn migrations_are_idempotent_across_restarts(backend: Backend) {
             .fetch_all(again.pool())
             .await
             .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     assert!(
         identity::bootstrap(&again, None).await.unwrap().is_none(),
         "admin exists: nothing generated"
@@ -253,6 +253,8 @@ async fn stored_uppercase_statuses_are_rewritten_lowercase(backend: Backend) {
         sqlx::query(sql).bind(&org).execute(db.pool()).await.unwrap();
     }
     for sql in [
+        "DROP TABLE revoked_logins",
+        "DROP TABLE login_failures",
         "DROP TABLE console_sessions",
         "DROP TABLE audit_log",
         "DROP TABLE api_tokens",

@@ -15,13 +15,25 @@ use crate::state::AppState;
 
 /// Log in and receive a bearer token for an organization.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(st): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let ttl = st.config.token_ttl.as_secs() as i64;
-    Ok(Json(identity::login(&st.db, &st.jwt, ttl, req).await?))
+    let address = Some(peer.ip());
+    Ok(Json(
+        identity::login(&st.db, &st.jwt, ttl, req, address).await?,
+    ))
+}
+
+/// End this login token now (an API token is revoked with `DELETE /api/v1/tokens/{id}`).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn logout(State(st): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    identity::logout(&st.db, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Create an organization (platform admin).

@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     let mut public = Router::new()
         .route("/auth/login", post(identity::login))
+        .route("/auth/logout", post(identity::logout))
         .route(
             "/organizations",
             post(identity::create_org).get(identity::list_orgs),
@@ -204,6 +205,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(openapi::docs())
         .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::security_headers,
+        ))
         .layer(axum::middleware::from_fn(ops::record_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

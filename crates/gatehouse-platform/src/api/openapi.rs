@@ -17,7 +17,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Gatehouse control plane", description = "Define REST APIs, LLM providers, LLM proxies and MCP proxies, and deploy them to gateways."),
     paths(
-        identity::login, identity::create_org, identity::list_orgs,
+        identity::login, identity::logout, identity::create_org, identity::list_orgs,
         resources::create_project, resources::list_projects, resources::get_project, resources::update_project, resources::delete_project,
         resources::create_gateway, resources::list_gateways, resources::get_gateway, resources::update_gateway, resources::delete_gateway,
         resources::create_token, resources::list_tokens, resources::revoke_token,

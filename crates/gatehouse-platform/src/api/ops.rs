@@ -68,3 +68,26 @@ pub async fn record_metrics(req: Request, next: Next) -> Response {
         .record(start.elapsed().as_secs_f64());
     res
 }
+
+/// Headers every platform answer carries (unless the answer set its own): no sniffing, no
+/// framing, no referrer; API answers are not cached; HSTS when the platform serves HTTPS.
+pub async fn security_headers(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(header::HeaderValue::from_static("nosniff"));
+    h.entry(header::X_FRAME_OPTIONS)
+        .or_insert(header::HeaderValue::from_static("DENY"));
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(header::HeaderValue::from_static("no-referrer"));
+    if api {
+        h.entry(header::CACHE_CONTROL)
+            .or_insert(header::HeaderValue::from_static("no-store"));
+    }
+    if st.config.tls.is_some() {
+        h.entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(header::HeaderValue::from_static("max-age=31536000"));
+    }
+    res
+}

@@ -130,10 +130,16 @@ async fn login_page() -> Response {
     login_form(None, "", "")
 }
 
-async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let org = (!f.organization.trim().is_empty()).then(|| f.organization.trim().to_owned());
+    let address = Some(peer.ip());
     let checked =
-        crate::service::identity::check_password(&state.db, &f.username, f.password, org).await;
+        crate::service::identity::check_password(&state.db, &f.username, f.password, org, address)
+            .await;
     match checked {
         Ok((caller, org_handle)) => match session::start(&state, &caller, &org_handle).await {
             Ok(cookie) => {
@@ -143,6 +149,11 @@ async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Respo
         },
         Err(ApiError::Unauthorized(m) | ApiError::Forbidden(m)) => {
             login_form(Some(&m), &f.username, &f.organization)
+        }
+        Err(e @ ApiError::Throttled { .. }) => {
+            let mut page = login_form(Some(&e.to_string()), &f.username, &f.organization);
+            *page.status_mut() = e.status();
+            page
         }
         Err(e) => e.into_response(),
     }

@@ -152,6 +152,7 @@ pub async fn load(state: &AppState, headers: &HeaderMap) -> ApiResult<Option<Ses
             platform_admin,
             role,
             token_id: None,
+            login: None,
         },
         org_handle: r.try_get(3)?,
         csrf: r.try_get(5)?,

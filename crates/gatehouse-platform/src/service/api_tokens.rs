@@ -228,5 +228,6 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Caller
         platform_admin: false,
         role: granted.min(member),
         token_id: Some(id),
+        login: None,
     }))
 }

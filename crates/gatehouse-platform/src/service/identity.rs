@@ -136,9 +136,10 @@ pub async fn login(
     jwt: &crate::auth::JwtKeys,
     ttl_secs: i64,
     req: LoginRequest,
+    address: Option<std::net::IpAddr>,
 ) -> ApiResult<LoginResponse> {
     let (caller, organization) =
-        check_password(db, &req.username, req.password, req.organization).await?;
+        check_password(db, &req.username, req.password, req.organization, address).await?;
     let (token, exp) = jwt.issue(&caller, ttl_secs)?;
     Ok(LoginResponse {
         token,
@@ -155,7 +156,10 @@ pub async fn check_password(
     username: &str,
     password: String,
     organization: Option<String>,
+    address: Option<std::net::IpAddr>,
 ) -> ApiResult<(Caller, String)> {
+    let keys = crate::service::throttle::Keys::new(username, address);
+    crate::service::throttle::check(db, &keys).await?;
     let bad = || ApiError::Unauthorized("invalid username or password".into());
     let row =
         sqlx::query("SELECT uuid, password_hash, platform_admin FROM users WHERE username = $1")
@@ -165,6 +169,7 @@ pub async fn check_password(
     let Some(row) = row else {
         // Spend the same time as a real check so usernames cannot be probed by timing.
         let _ = tokio::task::spawn_blocking(move || verify_password(&password, dummy_hash())).await;
+        crate::service::throttle::failed(db, &keys).await?;
         return Err(bad());
     };
     let user_id: String = row.try_get(0)?;
@@ -174,8 +179,10 @@ pub async fn check_password(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     if !ok {
+        crate::service::throttle::failed(db, &keys).await?;
         return Err(bad());
     }
+    crate::service::throttle::succeeded(db, &keys).await?;
     let org_handle = organization.unwrap_or_else(|| DEFAULT_ORG.to_owned());
     let org_id: Option<String> =
         sqlx::query_scalar("SELECT uuid FROM organizations WHERE handle = $1")
@@ -200,8 +207,30 @@ pub async fn check_password(
         platform_admin: admin,
         role,
         token_id: None,
+        login: None,
     };
     Ok((caller, org_handle))
+}
+
+/// Ends a login token before it expires: its id is kept until then, and refused.
+pub async fn logout(db: &Db, caller: &Caller) -> ApiResult<()> {
+    let Some(login) = &caller.login else {
+        return Err(ApiError::Invalid(
+            "this is an API token, not a login: revoke it with DELETE /api/v1/tokens/{id}".into(),
+        ));
+    };
+    sqlx::query(
+        "INSERT INTO revoked_logins (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind(&login.id)
+    .bind(login.expires_at_ms)
+    .execute(db.pool())
+    .await?;
+    sqlx::query("DELETE FROM revoked_logins WHERE expires_at < $1")
+        .bind(now_ms())
+        .execute(db.pool())
+        .await?;
+    Ok(())
 }
 
 /// A real argon2 hash to verify against when the user does not exist.

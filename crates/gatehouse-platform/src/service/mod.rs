@@ -15,6 +15,7 @@ pub mod projects;
 pub mod secret_refs;
 pub mod secrets;
 pub mod subscriptions;
+pub mod throttle;
 pub mod users;
 
 use serde::{Deserialize, Serialize};

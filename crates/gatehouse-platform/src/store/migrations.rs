@@ -347,6 +347,22 @@ CREATE TABLE console_sessions (
 );
 "#,
     },
+    Migration {
+        version: 12,
+        name: "login throttling and login-token revocation",
+        sql: r#"
+CREATE TABLE login_failures (
+    key TEXT PRIMARY KEY,
+    failures {INT} NOT NULL,
+    last_failure_at {INT} NOT NULL,
+    locked_until {INT}
+);
+CREATE TABLE revoked_logins (
+    jti TEXT PRIMARY KEY,
+    expires_at {INT} NOT NULL
+);
+"#,
+    },
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

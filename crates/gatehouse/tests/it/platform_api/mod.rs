@@ -4,6 +4,7 @@
 mod artifacts;
 mod deployments;
 mod gateways;
+mod hardening;
 mod identity;
 mod ops;
 mod people;
