@@ -8,7 +8,13 @@ use serde_json::Value;
 /// (`- { method: GET, path: /items/{id} }`), where strict YAML reads the braces as syntax. When
 /// a document fails to parse, such path values are quoted and the parse is tried once more.
 /// On failure the error is the first parse's: it points at what the author wrote.
+///
+/// A JSON document is read as JSON first (what JSON accepts, YAML reads the same, except): JSON allows characters YAML refuses (control
+/// characters in strings), and a JSON document must read the same whichever reader a tool picks.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_norway::Error> {
+    if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+        return Ok(v);
+    }
     match serde_norway::from_slice::<Value>(bytes) {
         Ok(v) => Ok(v),
         Err(first) => {

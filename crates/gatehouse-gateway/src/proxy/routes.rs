@@ -582,3 +582,7 @@ fn pool_of(artifact: &str, e: &RestEndpoint) -> Result<Arc<Pool>, String> {
 #[cfg(test)]
 #[path = "routes_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "routes_props.rs"]
+mod props;
