@@ -303,6 +303,7 @@ pub async fn read_for_gateway(
             payload: serde_json::from_str(&payload)
                 .map_err(|e| unreadable(format!("its payload is not JSON: {e}")))?,
             timestamp: format_ms(r.try_get(4)?),
+            previous_revision: None,
         });
     }
     let next_after = if events.len() as i64 == limit {

@@ -305,6 +305,11 @@ pub struct EventEnvelope {
     /// The payload of `type`: see the event payload schemas.
     #[schema(value_type = Object)]
     pub payload: Value,
+    /// On the WebSocket: the revision of the event sent before this one on the connection (or
+    /// the revision the stream started from). A gateway that has not applied that far missed
+    /// an event, or received this one out of order, and reconnects to replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_revision: Option<Revision>,
 }
 
 impl EventEnvelope {
@@ -451,6 +456,7 @@ mod tests {
                 timestamp: "2026-01-01T00:00:00.000Z".into(),
                 correlation_id: "c".into(),
                 payload: e.payload().unwrap(),
+                previous_revision: Some(Revision(2)),
             };
             let wire = serde_json::to_string(&envelope).unwrap();
             let back: EventEnvelope = serde_json::from_str(&wire).unwrap();

@@ -19,6 +19,7 @@ pub enum Incoming {
     UnknownType {
         revision: Revision,
         event_type: String,
+        previous_revision: Option<Revision>,
     },
     /// Not an event at all.
     Unreadable(serde_json::Error),
@@ -26,10 +27,13 @@ pub enum Incoming {
 
 /// The parts of an envelope that every event type has.
 #[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Head {
     #[serde(rename = "type")]
     event_type: String,
     revision: Revision,
+    #[serde(default)]
+    previous_revision: Option<Revision>,
 }
 
 impl Incoming {
@@ -42,6 +46,7 @@ impl Incoming {
                     Incoming::UnknownType {
                         revision: head.revision,
                         event_type: head.event_type,
+                        previous_revision: head.previous_revision,
                     }
                 }
                 _ => Incoming::Unreadable(e),

@@ -343,14 +343,37 @@ async fn on_frame(
     text: &str,
     covered: Revision,
 ) -> Result<Option<Revision>, SyncError> {
+    // An event that follows one this gateway has not applied (missed, or sent out of order) is
+    // not applied: the session ends and the reconnect replays from what was applied.
+    let gap = |previous: Option<Revision>, revision: Revision| {
+        match previous {
+        Some(p) if p > covered => Err(SyncError::Protocol(format!(
+            "event {revision} follows event {p}, which this gateway has not applied (it is at {covered}); reconnecting to replay"
+        ))),
+        _ => Ok(()),
+    }
+    };
     let (revision, ack) = match Incoming::read(text) {
         Incoming::Event(env) if env.revision > covered => {
+            gap(env.previous_revision, env.revision)?;
+            if let Err(e) = env.event() {
+                // A payload that does not fit its type is never applied; it counts as handled
+                // so that the events after it are not held up (the next full sync reconciles).
+                tracing::error!(revision = %env.revision, error = %e, "event with an unreadable payload skipped");
+                metrics::counter!("gatehouse_gateway_events_refused_total").increment(1);
+                rt.store
+                    .apply_control_plane(ControlPlaneChange::Nothing, Some(env.revision))
+                    .await?;
+                return Ok(Some(env.revision));
+            }
             (env.revision, apply_event(rt, api, &env).await?)
         }
         Incoming::UnknownType {
             revision,
             event_type,
+            previous_revision,
         } if revision > covered => {
+            gap(previous_revision, revision)?;
             // From a newer platform: nothing to apply, but it counts as applied.
             tracing::warn!(%event_type, %revision, "event of an unknown type skipped");
             rt.store
@@ -358,9 +381,11 @@ async fn on_frame(
                 .await?;
             (revision, None)
         }
+        // It may have been an event: skipping it could lose one, so replay from what was applied.
         Incoming::Unreadable(e) => {
-            tracing::warn!(error = %e, "unreadable event ignored");
-            return Ok(None);
+            return Err(SyncError::Protocol(format!(
+                "unreadable frame from the control plane ({e}); reconnecting to replay"
+            )));
         }
         // Already covered by what was applied or by a full sync.
         _ => return Ok(None),

@@ -11,6 +11,7 @@ mod mcp;
 mod mcp_multiplex;
 mod policies;
 mod pools;
+mod protocol_fuzz;
 mod reconfiguration;
 mod routing;
 mod scale;

@@ -103,6 +103,9 @@ async fn session(
     } else {
         revision
     };
+    // Each event names the one sent before it (or where the stream started), so that the
+    // gateway notices one it did not get.
+    let mut last_sent = cursor;
     let ack = ConnectionAck {
         message_type: CONNECTION_ACK.to_owned(),
         gateway_id: gw.gateway_id.clone(),
@@ -141,8 +144,13 @@ async fn session(
                 return Ok(());
             }
             let n = page.events.len();
-            for e in &page.events {
-                send_json(&mut socket, e).await?;
+            for e in page.events {
+                let previous = std::mem::replace(&mut last_sent, e.revision);
+                let e = gatehouse_core::protocol::EventEnvelope {
+                    previous_revision: Some(previous),
+                    ..e
+                };
+                send_json(&mut socket, &e).await?;
             }
             cursor = page.next_after;
             if (n as i64) < PAGE {
