@@ -7,6 +7,7 @@ mod full_sync;
 mod gateway_origin;
 mod keys;
 mod kinds;
+mod no_leaks;
 mod secrets;
 mod statuses;
 mod upstream_tls;
