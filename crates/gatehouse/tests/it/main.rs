@@ -7,6 +7,7 @@ mod common;
 mod cli;
 mod console;
 mod convergence;
+mod crash_safety;
 mod dev;
 mod internal_api;
 mod lifecycle;
