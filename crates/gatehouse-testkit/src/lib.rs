@@ -6,6 +6,7 @@ pub mod binary;
 mod client;
 pub mod echo;
 pub mod fake_llm;
+pub mod private_pg;
 pub mod relay;
 
 pub use client::{Answer, Client};
@@ -37,6 +38,15 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A database at `url` that this test owns by other means (nothing is dropped after it).
+    pub fn at(url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            url: url.to_owned(),
+            dir: TempDir::new("db")?,
+            pg: None,
+        })
+    }
+
     /// A fresh database of `backend`; `None` when PostgreSQL is asked for but not configured
     /// (the caller reports the test as skipped).
     pub async fn new(backend: Backend) -> anyhow::Result<Option<Self>> {

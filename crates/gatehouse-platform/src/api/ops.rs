@@ -19,12 +19,16 @@ pub fn prometheus() -> &'static PrometheusHandle {
     gatehouse_core::prometheus::handle()
 }
 
-/// `GET /health`: 200 while the database answers.
+/// How long `/health` waits for the database before saying it is unreachable.
+const HEALTH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `GET /health`: 200 while the database answers (within a few seconds).
 pub async fn health(State(st): State<AppState>) -> Response {
-    match sqlx::query_scalar::<_, i64>("SELECT 1")
-        .fetch_one(st.db.pool())
+    let probe = sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(st.db.pool());
+    let answer = tokio::time::timeout(HEALTH_WAIT, probe)
         .await
-    {
+        .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
+    match answer {
         Ok(_) => Json(json!({"status": "ok"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check: database unavailable");

@@ -103,3 +103,118 @@ async fn a_gateway_killed_while_applying_restarts_consistent_and_converges() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_restarted_under_a_running_platform_is_reconnected_and_gateways_keep_serving() {
+    use gatehouse_testkit::private_pg::PrivatePostgres;
+    use gatehouse_testkit::{Client, Gateway};
+    use std::path::Path;
+
+    let pg = match PrivatePostgres::start() {
+        Ok(pg) => pg,
+        Err(e) => {
+            eprintln!("skipped: {e:#}");
+            return;
+        }
+    };
+    let db = TestDatabase::at(&pg.url()).unwrap();
+    let p = Platform::start(Path::new(BIN), db, &[]).await.unwrap();
+    let admin = p.login("default").await.unwrap();
+    let (s, _) = admin
+        .post(
+            "/api/v1/gateways",
+            &serde_json::json!({"id": "edge", "displayName": "Edge"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201);
+    let (_, t) = admin
+        .post("/api/v1/gateways/edge/tokens", &serde_json::json!({}))
+        .await
+        .unwrap();
+    let token = t["token"].as_str().unwrap().to_owned();
+    let gw = Gateway::start(
+        Path::new(BIN),
+        &["--control-plane", &p.base, "--token", &token],
+    )
+    .await
+    .unwrap();
+    let traffic = gw.traffic();
+    let up = gatehouse_testkit::echo::EchoServer::start("upstream").await;
+    let deploy = |id: &'static str| {
+        let (admin, url) = (admin.clone(), up.url("/up"));
+        async move {
+            let body = serde_json::json!({"id": id, "displayName": id, "projectId": "default",
+                "context": format!("/{id}"), "upstream": {"main": {"url": url}}});
+            let (s, _) = admin.post("/api/v1/rest-apis", &body).await.ok()?;
+            if s != 201 && s != 409 {
+                return None;
+            }
+            let (s, _) = admin
+                .post(
+                    &format!("/api/v1/rest-apis/{id}/deployments"),
+                    &serde_json::json!({"gatewayId": "edge"}),
+                )
+                .await
+                .ok()?;
+            (s == 201).then_some(())
+        }
+    };
+    deploy("before").await.unwrap();
+    let served = |path: &'static str| {
+        let traffic = traffic.clone();
+        async move {
+            let (s, _) = traffic.get(path).await.ok()?;
+            (s == 200).then_some(())
+        }
+    };
+    eventually(crate::lifecycle::WAIT, "the first API served", || {
+        served("/before/x")
+    })
+    .await
+    .unwrap();
+
+    // The database goes away: the platform says so, the gateway keeps serving.
+    pg.stop().unwrap();
+    let health = Client::anonymous(&p.base);
+    eventually(
+        crate::lifecycle::WAIT,
+        "the platform to report the database down",
+        || async {
+            let (s, _) = health.get("/health").await.ok()?;
+            (s == 503).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    for _ in 0..20 {
+        assert_eq!(
+            served("/before/x").await,
+            Some(()),
+            "served while the database is down"
+        );
+    }
+
+    // Back: the platform reconnects on its own, and a new change reaches the gateway.
+    pg.start_again().unwrap();
+    eventually(
+        crate::lifecycle::WAIT,
+        "the platform healthy again",
+        || async {
+            let (s, _) = health.get("/health").await.ok()?;
+            (s == 200).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    eventually(crate::lifecycle::WAIT, "a deploy after the restart", || {
+        deploy("after")
+    })
+    .await
+    .unwrap();
+    eventually(crate::lifecycle::WAIT, "the new API served", || {
+        served("/after/x")
+    })
+    .await
+    .unwrap();
+}
