@@ -219,14 +219,83 @@ fn expand_kinds(mut spec: Spec, public_prefix: &str, internal_prefix: &str) -> S
     spec
 }
 
+/// The answers every route of a kind can give besides its own, documented once here so that no
+/// route leaves one out: 401 for a route that needs a token, 403 for a public route (the role),
+/// 404 for a route naming a resource in its path, 400 for a route reading a body or a query,
+/// 413 for a body over the limit. Each with the error body.
+fn document_common_answers(spec: &mut Spec, public: bool) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in spec.paths.paths.iter_mut() {
+        let named = path.contains('{');
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let queried = op.parameters.as_ref().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Query))
+            });
+            let body = op.request_body.is_some();
+            let mut wanted: Vec<(&str, &str)> = vec![];
+            if secured {
+                wanted.push((
+                    "401",
+                    "No token, or one that is invalid, expired or revoked",
+                ));
+            }
+            if secured && public {
+                wanted.push(("403", "Your role does not allow it"));
+            }
+            if named {
+                wanted.push(("404", "No such resource"));
+            }
+            if body || queried || named {
+                wanted.push(("400", "Invalid input, naming the field"));
+            }
+            if body {
+                wanted.push(("413", "The body is larger than the limit"));
+            }
+            for (code, description) in wanted {
+                op.responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| error(description).into());
+            }
+        }
+    }
+}
+
 /// The public API's OpenAPI document.
 pub fn public_document() -> Spec {
-    expand_kinds(PublicApi::openapi(), "/api/v1", "/api/internal/v1")
+    let mut spec = expand_kinds(PublicApi::openapi(), "/api/v1", "/api/internal/v1");
+    document_common_answers(&mut spec, true);
+    spec
 }
 
 /// The internal API's OpenAPI document.
 pub fn internal_document() -> Spec {
-    expand_kinds(InternalApi::openapi(), "/api/v1", "/api/internal/v1")
+    let mut spec = expand_kinds(InternalApi::openapi(), "/api/v1", "/api/internal/v1");
+    document_common_answers(&mut spec, false);
+    spec
 }
 
 /// `GET /api/v1/openapi.json`.

@@ -105,9 +105,13 @@ pub struct AuditFilter {
     pub since: Option<String>,
     /// Only refused (`true`) or done (`false`) changes.
     pub failed: Option<bool>,
+    /// At most this many entries (1 to 1000, default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// Skip this many entries.
     #[serde(default)]
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

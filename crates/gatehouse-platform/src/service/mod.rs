@@ -29,8 +29,10 @@ use crate::error::{ApiError, ApiResult};
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// At most this many items (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Skip this many items.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

@@ -22,6 +22,8 @@ use crate::store::format_ms;
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentFilter {
     pub gateway_id: Option<String>,
+    /// Only deployments in this status.
+    #[param(value_type = Option<gatehouse_core::protocol::DeploymentStatus>)]
     pub status: Option<String>,
 }
 
