@@ -9,22 +9,14 @@ use serde_json::json;
 
 use super::*;
 use crate::proxy::mcp::filter::{self, AllowLists, ListKind, ToolGate};
-use crate::store::Origin;
-use gatehouse_core::ArtifactDocument;
 
 fn rest(id: &str, context: &str) -> StoredArtifact {
-    let doc = json!({"apiVersion": "gatehouse.dev/v1", "kind": "RestApi", "metadata": {"name": id},
-        "spec": {"displayName": id, "version": "v1", "context": context,
-                 "upstream": {"main": {"url": "http://127.0.0.1:9"}}}});
-    StoredArtifact {
-        id: id.into(),
-        document: ArtifactDocument::from_value(doc).unwrap(),
-        state: State::Deployed,
-        origin: Origin::GatewayApi,
-        artifact_uuid: None,
-        deployment_id: None,
-        deployed_at: None,
-    }
+    super::tests::art(
+        id,
+        json!({"apiVersion": "gatehouse.dev/v1", "kind": "RestApi", "metadata": {"name": id},
+            "spec": {"displayName": id, "version": "v1", "context": context,
+                     "upstream": {"main": {"url": "http://127.0.0.1:9"}}}}),
+    )
 }
 
 /// The reference: the context that is the path itself or a prefix of it followed by `/`, the

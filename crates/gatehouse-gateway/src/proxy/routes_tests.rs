@@ -4,7 +4,7 @@ use crate::store::Origin;
 use gatehouse_core::ArtifactDocument;
 use serde_json::json;
 
-fn art(id: &str, doc: serde_json::Value) -> StoredArtifact {
+pub(super) fn art(id: &str, doc: serde_json::Value) -> StoredArtifact {
     StoredArtifact {
         id: id.into(),
         document: ArtifactDocument::from_value(doc).unwrap(),

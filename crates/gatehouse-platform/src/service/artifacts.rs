@@ -8,12 +8,11 @@ use sqlx::Row;
 
 use gatehouse_core::protocol::{DeletePayload, DesiredState, Event};
 use gatehouse_core::references::{self, Reference};
-use gatehouse_core::spec::{ArtifactSpec, CredentialSlot};
+use gatehouse_core::spec::ArtifactSpec;
 use gatehouse_core::{ArtifactKind, FieldError, Handle};
 
 use crate::auth::Caller;
 use crate::changelog::{NewEvent, Target};
-use crate::crypto::Sealer;
 use crate::error::{ApiError, ApiResult};
 use crate::service::{
     llm_templates, new_handle, new_uuid, parse_stored, projects, secret_refs, List, Page,
@@ -130,47 +129,13 @@ pub fn view(row: &ArtifactRow) -> Value {
         }
     }
     let mut spec = row.spec.clone();
-    redact_credentials(row.kind, &mut spec);
+    super::credentials::redact_credentials(row.kind, &mut spec);
     if let Value::Object(fields) = spec {
         out.extend(fields);
     }
     out.insert("createdAt".into(), Value::String(format_ms(row.created_at)));
     out.insert("updatedAt".into(), Value::String(format_ms(row.updated_at)));
     Value::Object(out)
-}
-
-/// Removes credential values from a spec; the public API never returns them.
-pub fn redact_credentials(kind: ArtifactKind, spec: &mut Value) {
-    gatehouse_core::spec::redact_credentials(kind, spec);
-}
-
-/// Puts the organization's MCP session secret into the spec of a proxy over several servers,
-/// for the gateway: every gateway of the organization gets the same one, derived from the
-/// platform's key, so that any of them continues a session another began (docs/mcp.md).
-pub fn add_session_key(sealer: &Sealer, org_id: &str, kind: ArtifactKind, spec: &mut Value) {
-    let multiplexed = spec
-        .get("upstreams")
-        .and_then(Value::as_array)
-        .is_some_and(|u| !u.is_empty());
-    if kind == ArtifactKind::Mcp && multiplexed {
-        spec["sessionKey"] = Value::String(sealer.derive(&format!("mcp-sessions|{org_id}")));
-    }
-}
-
-/// Replaces sealed credential values in a spec with their plaintext, for the gateway.
-pub fn open_credentials(
-    sealer: &Sealer,
-    kind: ArtifactKind,
-    spec: &mut Value,
-) -> anyhow::Result<()> {
-    for slot in CredentialSlot::of(kind) {
-        if let Some(value) = spec.pointer_mut(&slot.pointer()) {
-            if let Some(sealed) = value.as_str() {
-                *value = Value::String(sealer.open(sealed)?);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A create or replace body split into its identity fields and its validated spec.

@@ -13,7 +13,7 @@ use gatehouse_core::ArtifactKind;
 use crate::auth::GatewayCaller;
 use crate::changelog;
 use crate::error::{ApiError, ApiResult};
-use crate::service::artifacts::{add_session_key, open_credentials};
+use crate::service::credentials::{add_session_key, open_credentials};
 use crate::service::parse_stored;
 use crate::state::AppState;
 use crate::store::{format_ms, placeholders};

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod api_tokens;
 pub mod artifacts;
 pub mod audit;
+pub mod credentials;
 pub mod deployments;
 pub mod gateway_artifacts;
 pub mod gateways;

@@ -17,7 +17,7 @@ use gatehouse_core::ArtifactKind;
 
 use crate::auth::GatewayCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::service::artifacts::open_credentials;
+use crate::service::credentials::open_credentials;
 use crate::state::AppState;
 use crate::store::format_ms;
 

@@ -223,5 +223,25 @@ impl Env {
     }
 }
 
+/// The files under `dir` that hold `needle` (SQLite stores text as written, so a value kept in
+/// plain text in any column, journal or WAL is found).
+pub fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = vec![];
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    found.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Kinds in an order where an LLM proxy's provider exists.
 pub const KINDS: [&str; 4] = ["rest-apis", "mcp-proxies", "llm-providers", "llm-proxies"];

@@ -4,30 +4,10 @@
 //! processes, change-log event payloads, API answers after its creation (control plane and
 //! gateway), and the database files of both sides.
 
-use std::path::Path;
-
 use super::*;
 use crate::common::*;
 use gatehouse_testkit::Client;
 use serde_json::{json, Value};
-
-fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
-    let mut found = vec![];
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                    found.push(path.display().to_string());
-                }
-            }
-        }
-    }
-    found
-}
 
 async fn must(c: &Client, path: &str) -> Value {
     let (s, b) = c.get(path).await.unwrap();
