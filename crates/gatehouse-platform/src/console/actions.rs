@@ -75,6 +75,27 @@ pub(super) async fn audited<T>(
     result
 }
 
+/// Runs a form's action the way the API would run the same call (CSRF token checked, then
+/// [`audited`]) and sends the browser to `to`; a refusal is answered as the API answers it.
+pub(super) async fn submit<T>(
+    state: &AppState,
+    s: &Session,
+    peer: SocketAddr,
+    csrf: &str,
+    call: (Method, String),
+    action: impl std::future::Future<Output = ApiResult<T>>,
+    to: &str,
+) -> Response {
+    let done = match s.check_csrf(csrf) {
+        Ok(()) => audited(state, s, peer, call, action).await.map(drop),
+        Err(e) => Err(e),
+    };
+    match done {
+        Ok(()) => Redirect::to(to).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 #[derive(Deserialize)]
 struct ActionForm {
     #[serde(default)]
@@ -93,27 +114,24 @@ async fn deploy(
     Path(id): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    respond(
-        async {
-            s.check_csrf(&f.csrf)?;
-            let c = kind.collection();
-            let req = DeployRequest {
-                gateway_id: f.gateway,
-                base: None,
-                name: None,
-            };
-            audited(
-                &state,
-                &s,
-                peer,
-                (Method::POST, format!("/api/v1/{c}/{id}/deployments")),
-                async { deployments::deploy(&state, &s.caller, kind, &id, req).await },
-            )
-            .await?;
-            Ok(Redirect::to(&format!("/console/{c}/{id}")).into_response())
-        }
-        .await,
+    let c = kind.collection();
+    let req = DeployRequest {
+        gateway_id: f.gateway,
+        base: None,
+        name: None,
+    };
+    let call = (Method::POST, format!("/api/v1/{c}/{id}/deployments"));
+    let action = deployments::deploy(&state, &s.caller, kind, &id, req);
+    submit(
+        &state,
+        &s,
+        peer,
+        &f.csrf,
+        call,
+        action,
+        &format!("/console/{c}/{id}"),
     )
+    .await
 }
 
 async fn deployment_action(
@@ -124,25 +142,30 @@ async fn deployment_action(
     Path((id, dep, action)): Path<(String, String, String)>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    respond(
-        async {
-            s.check_csrf(&f.csrf)?;
-            let c = kind.collection();
-            let path = format!("/api/v1/{c}/{id}/deployments/{dep}/{action}");
-            audited(&state, &s, peer, (Method::POST, path), async {
-                match action.as_str() {
-                    "undeploy" => deployments::undeploy(&state, &s.caller, kind, &id, &dep).await,
-                    "restore" => deployments::restore(&state, &s.caller, kind, &id, &dep).await,
-                    other => Err(ApiError::NotFound(format!(
-                        "no deployment action '{other}'"
-                    ))),
-                }
-            })
-            .await?;
-            Ok(Redirect::to(&format!("/console/{c}/{id}")).into_response())
+    let c = kind.collection();
+    let call = (
+        Method::POST,
+        format!("/api/v1/{c}/{id}/deployments/{dep}/{action}"),
+    );
+    let action = async {
+        match action.as_str() {
+            "undeploy" => deployments::undeploy(&state, &s.caller, kind, &id, &dep).await,
+            "restore" => deployments::restore(&state, &s.caller, kind, &id, &dep).await,
+            other => Err(ApiError::NotFound(format!(
+                "no deployment action '{other}'"
+            ))),
         }
-        .await,
+    };
+    submit(
+        &state,
+        &s,
+        peer,
+        &f.csrf,
+        call,
+        action,
+        &format!("/console/{c}/{id}"),
     )
+    .await
 }
 
 async fn delete(
@@ -153,22 +176,19 @@ async fn delete(
     Path(id): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    respond(
-        async {
-            s.check_csrf(&f.csrf)?;
-            let c = kind.collection();
-            audited(
-                &state,
-                &s,
-                peer,
-                (Method::DELETE, format!("/api/v1/{c}/{id}")),
-                async { artifacts::delete(&state, &s.caller, kind, &id).await },
-            )
-            .await?;
-            Ok(Redirect::to(&format!("/console/{c}")).into_response())
-        }
-        .await,
+    let c = kind.collection();
+    let call = (Method::DELETE, format!("/api/v1/{c}/{id}"));
+    let action = artifacts::delete(&state, &s.caller, kind, &id);
+    submit(
+        &state,
+        &s,
+        peer,
+        &f.csrf,
+        call,
+        action,
+        &format!("/console/{c}"),
     )
+    .await
 }
 
 async fn create_key(
@@ -215,20 +235,17 @@ async fn revoke_key(
     Path((id, key)): Path<(String, String)>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    respond(
-        async {
-            s.check_csrf(&f.csrf)?;
-            let c = kind.collection();
-            audited(
-                &state,
-                &s,
-                peer,
-                (Method::DELETE, format!("/api/v1/{c}/{id}/api-keys/{key}")),
-                async { api_keys::revoke(&state, &s.caller, kind, &id, &key).await },
-            )
-            .await?;
-            Ok(Redirect::to(&format!("/console/{c}/{id}")).into_response())
-        }
-        .await,
+    let c = kind.collection();
+    let call = (Method::DELETE, format!("/api/v1/{c}/{id}/api-keys/{key}"));
+    let action = api_keys::revoke(&state, &s.caller, kind, &id, &key);
+    submit(
+        &state,
+        &s,
+        peer,
+        &f.csrf,
+        call,
+        action,
+        &format!("/console/{c}/{id}"),
     )
+    .await
 }

@@ -5,16 +5,17 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Form, Path, State};
 use axum::http::Method;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::html;
 use serde::Deserialize;
 
-use super::actions::audited;
+use super::actions::{audited, submit};
 use super::artifacts::respond;
 use super::layout::{csrf, page as frame};
 use super::session::Signed;
+use crate::error::ApiError;
 use crate::service::{users, Page};
 use crate::state::AppState;
 
@@ -113,27 +114,20 @@ async fn create_user(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(f): Form<UserForm>,
 ) -> Response {
-    respond(
-        async {
-            s.check_csrf(&f.csrf)?;
-            let role = f
-                .role
-                .parse()
-                .map_err(|e: String| gatehouse_core::FieldError::new("role", e))?;
-            let new = users::NewUser {
-                username: f.username,
-                password: f.password,
-                role,
-            };
-            let path = "/api/v1/users".to_owned();
-            audited(&state, &s, peer, (Method::POST, path), async {
-                users::create(&state.db, &s.caller, new).await
-            })
-            .await?;
-            Ok(Redirect::to("/console/users").into_response())
+    let role = match f.role.parse() {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::from(gatehouse_core::FieldError::new("role", e)).into_response()
         }
-        .await,
-    )
+    };
+    let new = users::NewUser {
+        username: f.username,
+        password: f.password,
+        role,
+    };
+    let call = (Method::POST, "/api/v1/users".to_owned());
+    let action = users::create(&state.db, &s.caller, new);
+    submit(&state, &s, peer, &f.csrf, call, action, "/console/users").await
 }
 
 #[derive(Deserialize)]
@@ -150,26 +144,19 @@ async fn set_role(
     Path(username): Path<String>,
     Form(f): Form<RoleForm>,
 ) -> Response {
-    respond(
-        async {
-            s.check_csrf(&f.csrf)?;
-            let role = f
-                .role
-                .parse()
-                .map_err(|e: String| gatehouse_core::FieldError::new("role", e))?;
-            let change = users::UserChange {
-                role: Some(role),
-                password: None,
-            };
-            let path = format!("/api/v1/users/{username}");
-            audited(&state, &s, peer, (Method::PUT, path), async {
-                users::update(&state.db, &s.caller, &username, change).await
-            })
-            .await?;
-            Ok(Redirect::to("/console/users").into_response())
+    let role = match f.role.parse() {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::from(gatehouse_core::FieldError::new("role", e)).into_response()
         }
-        .await,
-    )
+    };
+    let change = users::UserChange {
+        role: Some(role),
+        password: None,
+    };
+    let call = (Method::PUT, format!("/api/v1/users/{username}"));
+    let action = users::update(&state.db, &s.caller, &username, change);
+    submit(&state, &s, peer, &f.csrf, call, action, "/console/users").await
 }
 
 #[derive(Deserialize)]
@@ -185,18 +172,9 @@ async fn remove_user(
     Path(username): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    respond(
-        async {
-            s.check_csrf(&f.csrf)?;
-            let path = format!("/api/v1/users/{username}");
-            audited(&state, &s, peer, (Method::DELETE, path), async {
-                users::delete(&state.db, &s.caller, &username).await
-            })
-            .await?;
-            Ok(Redirect::to("/console/users").into_response())
-        }
-        .await,
-    )
+    let call = (Method::DELETE, format!("/api/v1/users/{username}"));
+    let action = users::delete(&state.db, &s.caller, &username);
+    submit(&state, &s, peer, &f.csrf, call, action, "/console/users").await
 }
 
 fn account_page(

@@ -12,7 +12,7 @@ use maud::html;
 use serde::Deserialize;
 use sqlx::Row;
 
-use super::actions::audited;
+use super::actions::{audited, submit};
 use super::artifacts::{editor, parse_document, respond};
 use super::layout::{csrf, page as frame};
 use super::session::{Session, Signed};
@@ -155,20 +155,26 @@ async fn revoke_token(
     Path((id, token)): Path<(String, String)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    respond(
-        async {
-            s.check_csrf(&f.csrf)?;
-            let path = format!("/api/v1/gateways/{id}/tokens/{token}");
-            let gateway = audited(&state, &s, peer, (Method::DELETE, path), async {
-                gateways::revoke_token(&state.db, &s.caller, &id, &token).await
-            })
-            .await?;
-            // Like the API: the gateway's connections using it end now.
-            state.close_gateway(&gateway).await;
-            Ok(Redirect::to(&format!("/console/gateways/{id}")).into_response())
-        }
-        .await,
+    let call = (
+        Method::DELETE,
+        format!("/api/v1/gateways/{id}/tokens/{token}"),
+    );
+    let action = async {
+        let gateway = gateways::revoke_token(&state.db, &s.caller, &id, &token).await?;
+        // Like the API: the gateway's connections using it end now.
+        state.close_gateway(&gateway).await;
+        Ok(())
+    };
+    submit(
+        &state,
+        &s,
+        peer,
+        &f.csrf,
+        call,
+        action,
+        &format!("/console/gateways/{id}"),
     )
+    .await
 }
 
 #[derive(Deserialize)]
