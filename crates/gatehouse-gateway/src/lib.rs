@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod llm;
 pub mod proxy;
+pub mod quota_store;
 pub mod runtime;
 pub mod secrets;
 pub mod store;

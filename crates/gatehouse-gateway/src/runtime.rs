@@ -50,6 +50,9 @@ pub enum StartError {
     /// The control-plane client could not be built.
     #[error("control plane client: {0}")]
     ControlPlane(#[source] crate::sync::SyncError),
+    /// The shared rate-limit store's address is not usable.
+    #[error(transparent)]
+    QuotaStore(#[from] crate::quota_store::QuotaStoreError),
     /// A control plane was named without a registration token.
     #[error("--control-plane needs --token (a gateway registration token)")]
     MissingToken,
@@ -86,6 +89,9 @@ pub struct GatewayConfig {
     pub llm_pricing: Option<PathBuf>,
     /// What each client connection is held to.
     pub limits: proxy::ServeLimits,
+    /// `redis://HOST:PORT/DB` where rate limits and quotas are counted with other gateways
+    /// (`None`: each gateway counts alone).
+    pub rate_limit_store: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -105,6 +111,7 @@ impl Default for GatewayConfig {
             sync_interval: Duration::from_secs(600),
             llm_pricing: None,
             limits: proxy::ServeLimits::default(),
+            rate_limit_store: None,
         }
     }
 }
@@ -137,6 +144,14 @@ pub struct Runtime {
 
 impl Runtime {
     /// Changes the recorded control-plane connection state.
+    /// What `/status` says of where rate limits count.
+    pub fn rate_limit_store_status(&self) -> serde_json::Value {
+        match self.limiters.store() {
+            Some(store) => store.status(),
+            None => serde_json::json!({"kind": "local"}),
+        }
+    }
+
     pub fn update_sync(&self, f: impl FnOnce(&mut crate::sync::SyncStatus)) {
         f(&mut self.sync.lock().unwrap_or_else(|e| e.into_inner()));
     }
@@ -338,6 +353,10 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         pricing = pricing.with_overrides(&text).map_err(fail)?;
     }
     let store = Store::open(&config.data_dir).await?;
+    let quota_store = match &config.rate_limit_store {
+        Some(url) => Some(crate::quota_store::QuotaStore::connect(url).await?),
+        None => None,
+    };
     let credentials = admin::AdminCredentials::load(&store, config.admin_password.as_deref())
         .await
         .map_err(StartError::AdminPassword)?;
@@ -352,8 +371,8 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
     let runtime = Arc::new(Runtime {
         store,
         proxy: proxy.clone(),
-        limiters: RateLimiters::default(),
-        llm: LlmState::new(pricing),
+        limiters: RateLimiters::with_store(quota_store.clone()),
+        llm: LlmState::sharing(pricing, quota_store),
         secrets: Secrets::new(config.token.as_deref()),
         publish: Default::default(),
         rebuild_lock: Mutex::new(()),

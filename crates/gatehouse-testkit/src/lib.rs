@@ -7,6 +7,7 @@ mod client;
 pub mod echo;
 pub mod fake_llm;
 pub mod private_pg;
+pub mod private_redis;
 pub mod relay;
 
 pub use client::{Answer, Client};

@@ -359,6 +359,17 @@ pub struct GatewayArgs {
     /// logged.
     #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// Redis where rate-limit, token-rate-limit and plan quota counts are shared with every
+    /// gateway using it: redis://[:PASSWORD@]HOST:PORT/DB (absent: each gateway counts alone).
+    #[arg(long, env = "GATEHOUSE_RATE_LIMIT_STORE", hide_env_values = true, value_parser = rate_limit_store)]
+    rate_limit_store: Option<String>,
+}
+
+/// A `redis://` address the shared quota store can use.
+fn rate_limit_store(s: &str) -> Result<String, String> {
+    gatehouse_gateway::quota_store::check_url(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 impl GatewayArgs {
@@ -392,6 +403,7 @@ impl GatewayArgs {
                 header_timeout: self.client_header_timeout,
                 max_connections: self.max_connections as usize,
             },
+            rate_limit_store: self.rate_limit_store,
         }
     }
 }

@@ -19,4 +19,9 @@ pub struct RateLimitParams {
     /// Count per artifact (default) or per API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per: Option<LimitScope>,
+    /// With a shared rate-limit store (`--rate-limit-store`) that is unreachable: answer 503
+    /// (`true`) rather than count on the gateway's own counters (`false`, the default). Without
+    /// a shared store the gateway's own counters always decide.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_closed: bool,
 }

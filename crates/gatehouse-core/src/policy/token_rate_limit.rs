@@ -47,4 +47,8 @@ pub struct TokenRateLimitParams {
     /// Count per artifact (default), per API key or per subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per: Option<TokenLimitScope>,
+    /// With a shared rate-limit store (`--rate-limit-store`) that is unreachable: answer 503
+    /// (`true`) rather than count on the gateway's own counters (`false`, the default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_closed: bool,
 }

@@ -245,6 +245,7 @@ async fn status(State(rt): State<Arc<Runtime>>) -> AdminResult<Json<Value>> {
         "routeTable": {"artifacts": table.len(), "routes": table.routes, "lastRebuildMs": rebuild.as_secs_f64() * 1000.0},
         "secrets": {"held": secret_ids},
         "published": {"refused": rt.publish.refused()},
+        "rateLimitStore": rt.rate_limit_store_status(),
     })))
 }
 

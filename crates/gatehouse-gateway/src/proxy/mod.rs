@@ -290,13 +290,17 @@ impl Proxy {
         // The most restrictive limit's state goes back in the RateLimit-* headers.
         let (subscription, mut decision) = match &entry.subscriptions {
             Some(subs) => {
-                let (id, d) = policies::subscription::check(&mut parts.headers, subs, started)?;
-                (Some(id), d)
+                let sub = policies::subscription::check(&mut parts.headers, subs)?;
+                let d = policies::subscription::spend(sub, started).await?;
+                (Some(sub.id.clone()), d)
             }
             None => (None, None),
         };
         for rl in &chain.rate_limits {
-            let d = rl.check(key_id.as_ref(), started);
+            let d = rl
+                .decide(key_id.as_ref(), started)
+                .await
+                .map_err(|e| ProxyError::Unavailable(e.to_string().into()))?;
             if !d.allowed {
                 return Err(ProxyError::RateLimited(d));
             }

@@ -394,6 +394,11 @@ pub fn compile_artifact(
             },
         );
     }
+    // Counts shared with other gateways are named by the control plane's uuid.
+    limiters.names.record(&art.id, art.artifact_uuid.as_deref());
+    llm.token_limits
+        .names
+        .record(&art.id, art.artifact_uuid.as_deref());
     let mut entry = compile_entry(art, &inputs, Arc::new(keys), limiters, llm);
     if !art.document.spec.subscription_plans().is_empty() {
         let mut set = SubSet::default();
@@ -410,6 +415,8 @@ pub fn compile_artifact(
                                 &format!("{}|sub:{}:{}:{i}", s.artifact_id, s.id, p.id),
                                 l.limit_count,
                                 l.time_unit.window(),
+                                false,
+                                // Plan quotas count locally while a shared store is away.
                                 false,
                             )
                         })

@@ -87,6 +87,12 @@ pub fn event_prefix(collection: &str) -> &'static str {
 
 /// Creates gateway `handle` and returns a client authenticated with a fresh token of it.
 pub async fn gateway(admin: &Client, base: &str, handle: &str) -> Client {
+    let token = gateway_token(admin, handle).await;
+    Client::anonymous(base).with_header("api-key", &token)
+}
+
+/// Registers gateway `handle` and gives back a registration token for it.
+pub async fn gateway_token(admin: &Client, handle: &str) -> String {
     let (s, b) = admin
         .post(
             "/api/v1/gateways",
@@ -100,7 +106,7 @@ pub async fn gateway(admin: &Client, base: &str, handle: &str) -> Client {
         .await
         .unwrap();
     assert_eq!(s, 201, "{t}");
-    Client::anonymous(base).with_header("api-key", t["token"].as_str().unwrap())
+    t["token"].as_str().unwrap().to_owned()
 }
 
 /// Creates an artifact and returns its body.

@@ -14,3 +14,4 @@ mod lifecycle;
 mod mcp_session_keys;
 mod platform_api;
 mod platform_process;
+mod shared_quotas;

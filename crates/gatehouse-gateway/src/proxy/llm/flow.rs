@@ -125,7 +125,13 @@ pub async fn forward(
     let started = Instant::now();
     let mut tightest: Option<Decision> = None;
     for limit in &route.policies.token_limits {
-        let d = limit.check(&req.caller, started);
+        let d = limit.decide(&req.caller, started).await.map_err(|e| {
+            LlmError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                LlmErrorKind::Upstream,
+                e.to_string(),
+            )
+        })?;
         if !d.allowed {
             return Err(LlmError {
                 limit: Some(d),

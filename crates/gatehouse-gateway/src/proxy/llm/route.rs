@@ -16,6 +16,7 @@ use super::token_limit::{TokenLimit, TokenLimits};
 use crate::llm::guardrails::{PiiMasker, RegexGuard};
 use crate::llm::pricing::Pricing;
 use crate::proxy::routes::Upstream;
+use crate::quota_store::QuotaStore;
 use crate::store::StoredArtifact;
 
 /// What LLM routes keep across route-table rebuilds, and the pricing table.
@@ -34,8 +35,13 @@ impl Default for LlmState {
 impl LlmState {
     /// State with `pricing` for cost.
     pub fn new(pricing: Pricing) -> Self {
+        Self::sharing(pricing, None)
+    }
+
+    /// State with `pricing` for cost, its token limits counting in `store` too.
+    pub fn sharing(pricing: Pricing, store: Option<Arc<QuotaStore>>) -> Self {
         Self {
-            token_limits: TokenLimits::default(),
+            token_limits: TokenLimits::with_store(store),
             cooldowns: Mutex::default(),
             pricing: Arc::new(pricing),
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use gatehouse_core::policy::{TokenCount, TokenLimitScope, TokenRateLimitParams};
 
 use crate::proxy::policies::rate_limit::Decision;
+use crate::quota_store::{CountMode, QuotaStore, SharedCounter, SharedNames, StoreUnreachable};
 
 /// The counts of one window.
 #[derive(Debug, Default)]
@@ -27,6 +28,9 @@ pub struct TokenLimit {
     per: TokenLimitScope,
     epoch: Instant,
     counts: Mutex<WindowCounts>,
+    /// Where the count is shared with other gateways (`--rate-limit-store`); the local counts
+    /// then only decide while the store is unreachable.
+    shared: Option<SharedCounter>,
 }
 
 /// Who a request is counted for: its API key's id and its subscription's id, when it has them.
@@ -46,6 +50,36 @@ impl TokenLimit {
             per: params.per.unwrap_or_default(),
             epoch: Instant::now(),
             counts: Mutex::default(),
+            shared: None,
+        }
+    }
+
+    /// Whether `caller` may send a request at `now`: from the shared count when there is a
+    /// store and it answers, from the local one otherwise (or `StoreUnreachable` for a limit
+    /// failing closed).
+    pub async fn decide(
+        &self,
+        caller: &Caller,
+        now: Instant,
+    ) -> Result<Decision, StoreUnreachable> {
+        let local = self.check(caller, now);
+        let Some(shared) = &self.shared else {
+            return Ok(local);
+        };
+        let key = shared.key_of(self.caller_key(caller).map(|k| &**k));
+        let window_ms = self.window.as_millis().max(1) as u64;
+        match shared
+            .store
+            .count(&key, self.tokens, window_ms, 0, CountMode::Peek)
+            .await
+        {
+            Some(c) => Ok(Decision {
+                allowed: c.allowed,
+                limit: self.tokens,
+                remaining: self.tokens.saturating_sub(c.count),
+                reset_secs: c.reset_ms.div_ceil(1000).max(1),
+            }),
+            None => shared.fell_back().map(|()| local),
         }
     }
 
@@ -93,6 +127,13 @@ impl TokenLimit {
         if n == 0 {
             return;
         }
+        if let Some(shared) = &self.shared {
+            let key = shared.key_of(self.caller_key(caller).map(|k| &**k));
+            let window_ms = self.window.as_millis().max(1) as u64;
+            shared
+                .store
+                .add_later(key.into_owned(), self.tokens, window_ms, n);
+        }
         let (index, _) = self.window_at(now);
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         roll(&mut c, index);
@@ -116,29 +157,51 @@ fn roll(c: &mut WindowCounts, index: u64) {
 #[derive(Default)]
 pub struct TokenLimits {
     by_scope: Mutex<HashMap<String, Arc<TokenLimit>>>,
+    /// The shared store limits count in, when the gateway has one.
+    store: Option<Arc<QuotaStore>>,
+    /// How counts are named in the shared store.
+    pub names: SharedNames,
 }
 
 impl TokenLimits {
     /// The limit of `scope` for `params`, created on first use; the same scope and parameters
     /// give the same counts back.
     pub fn get(&self, scope: &str, params: &TokenRateLimitParams) -> Arc<TokenLimit> {
-        let id = format!(
-            "{scope}|{}|{}|{:?}|{:?}",
+        let name = format!(
+            "{scope}|tokens|{}|{}|{:?}|{:?}",
             params.tokens,
             params.window.duration().as_millis(),
             params.count.unwrap_or_default(),
             params.per.unwrap_or_default()
         );
+        let id = format!("{name}|{}", params.fail_closed);
         let mut map = self.by_scope.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(id)
-            .or_insert_with(|| Arc::new(TokenLimit::new(params)))
+            .or_insert_with(|| {
+                let mut limit = TokenLimit::new(params);
+                limit.shared = self
+                    .store
+                    .as_ref()
+                    .map(|s| SharedCounter::new(s, &self.names.of(&name), params.fail_closed));
+                Arc::new(limit)
+            })
             .clone()
+    }
+
+    /// Limits counting in `store` as well (`--rate-limit-store`).
+    pub fn with_store(store: Option<Arc<QuotaStore>>) -> Self {
+        Self {
+            by_scope: Mutex::default(),
+            store,
+            names: SharedNames::default(),
+        }
     }
 
     /// Forgets limits whose artifact (the scope's first part) is gone.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
         let mut map = self.by_scope.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|id, _| keep(id.split('|').next().unwrap_or_default()));
+        self.names.retain(keep);
     }
 }
 

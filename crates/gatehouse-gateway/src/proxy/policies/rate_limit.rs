@@ -15,6 +15,8 @@ use http::{HeaderMap, HeaderValue};
 
 use gatehouse_core::policy::{LimitScope, RateLimitParams};
 
+use crate::quota_store::{CountMode, QuotaStore, SharedCounter, SharedNames, StoreUnreachable};
+
 /// A fixed-window limiter.
 #[derive(Debug)]
 pub struct RateLimit {
@@ -27,6 +29,9 @@ pub struct RateLimit {
     /// Per-key counts of the current window only. Every key's window starts at the same
     /// instant, so when the window moves on the whole map is stale: it is replaced, never swept.
     keyed: Mutex<KeyedWindow>,
+    /// Where the count is shared with other gateways (`--rate-limit-store`); the local counts
+    /// above then only decide while the store is unreachable.
+    shared_store: Option<SharedCounter>,
 }
 
 /// The per-key counts of one window.
@@ -59,6 +64,49 @@ impl RateLimit {
             epoch: Instant::now(),
             shared: AtomicU64::new(0),
             keyed: Mutex::default(),
+            shared_store: None,
+        }
+    }
+
+    /// Counts in `counter` too (shared with other gateways).
+    pub fn sharing(mut self, counter: Option<SharedCounter>) -> Self {
+        self.shared_store = counter;
+        self
+    }
+
+    /// Counts one request of `key` (when limiting per key): in the shared store when there is
+    /// one and it answers, locally otherwise (or `StoreUnreachable` for a limit failing closed).
+    pub async fn decide(
+        &self,
+        key: Option<&Arc<str>>,
+        now: Instant,
+    ) -> Result<Decision, StoreUnreachable> {
+        let Some(shared) = &self.shared_store else {
+            return Ok(self.check(key, now));
+        };
+        let caller = key.filter(|_| self.per_key).map(|k| &**k);
+        let window_ms = self.window.as_millis().max(1) as u64;
+        let answer = shared
+            .store
+            .count(
+                &shared.key_of(caller),
+                self.limit,
+                window_ms,
+                1,
+                CountMode::Hit,
+            )
+            .await;
+        // The local count follows this gateway's traffic either way, to decide on if the store
+        // goes away.
+        let local = self.check(key, now);
+        match answer {
+            Some(c) => Ok(Decision {
+                allowed: c.allowed,
+                limit: self.limit,
+                remaining: self.limit.saturating_sub(c.count),
+                reset_secs: c.reset_ms.div_ceil(1000).max(1),
+            }),
+            None => shared.fell_back().map(|()| local),
         }
     }
 
@@ -174,22 +222,57 @@ impl RateLimit {
 #[derive(Default)]
 pub struct RateLimiters {
     by_scope: Mutex<HashMap<String, Arc<RateLimit>>>,
+    /// The shared store limits count in, when the gateway has one.
+    store: Option<Arc<QuotaStore>>,
+    /// How counts are named in the shared store.
+    pub names: SharedNames,
 }
 
 impl RateLimiters {
     /// The limiter of `scope` for a `rate-limit` policy, created on first use.
     pub fn for_policy(&self, scope: &str, params: &RateLimitParams) -> Arc<RateLimit> {
         let per_key = params.per == Some(LimitScope::Key);
-        self.get(scope, params.requests, params.window.duration(), per_key)
+        let window = params.window.duration();
+        self.get(scope, params.requests, window, per_key, params.fail_closed)
+    }
+
+    /// Limiters counting in `store` as well (`--rate-limit-store`).
+    pub fn with_store(store: Option<Arc<QuotaStore>>) -> Self {
+        Self {
+            by_scope: Mutex::default(),
+            store,
+            names: SharedNames::default(),
+        }
+    }
+
+    /// The shared store, if any.
+    pub fn store(&self) -> Option<&Arc<QuotaStore>> {
+        self.store.as_ref()
     }
 
     /// The limiter of `scope` allowing `limit` per `window`, created on first use; the same
-    /// scope and numbers give the same limiter (and its counts) back.
-    pub fn get(&self, scope: &str, limit: u64, window: Duration, per_key: bool) -> Arc<RateLimit> {
-        let id = format!("{scope}|{limit}|{}|{per_key}", window.as_millis());
+    /// scope and numbers give the same limiter (and its counts) back. In the shared store its
+    /// count is named by the same scope and numbers, so every gateway holding the artifact
+    /// counts in one place.
+    pub fn get(
+        &self,
+        scope: &str,
+        limit: u64,
+        window: Duration,
+        per_key: bool,
+        fail_closed: bool,
+    ) -> Arc<RateLimit> {
+        let name = format!("{scope}|{limit}|{}|{per_key}", window.as_millis());
+        let id = format!("{name}|{fail_closed}");
         let mut map = self.by_scope.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(id)
-            .or_insert_with(|| Arc::new(RateLimit::new(limit, window, per_key)))
+            .or_insert_with(|| {
+                let counter = self
+                    .store
+                    .as_ref()
+                    .map(|s| SharedCounter::new(s, &self.names.of(&name), fail_closed));
+                Arc::new(RateLimit::new(limit, window, per_key).sharing(counter))
+            })
             .clone()
     }
 
@@ -197,6 +280,7 @@ impl RateLimiters {
     pub fn retain(&self, live: impl Fn(&str) -> bool) {
         let mut map = self.by_scope.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|k, _| live(k.split('|').next().unwrap_or_default()));
+        self.names.retain(live);
     }
 }
 
@@ -259,6 +343,7 @@ mod tests {
             requests,
             window: "1m".parse().unwrap(),
             per: None,
+            fail_closed: false,
         };
         let a = reg.for_policy("api-1|op", &params(1));
         let b = reg.for_policy("api-1|op", &params(1));

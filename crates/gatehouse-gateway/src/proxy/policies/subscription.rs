@@ -36,25 +36,31 @@ pub enum SubscriptionError {
     Quota(Decision),
 }
 
-/// Checks (and removes) the request's subscription token; returns the most restrictive quota
-/// state for the `RateLimit-*` headers.
-pub fn check(
+/// Checks (and removes) the request's subscription token; gives back its subscription.
+pub fn check<'a>(
     headers: &mut HeaderMap,
-    subs: &SubSet,
-    now: Instant,
-) -> Result<(Arc<str>, Option<Decision>), SubscriptionError> {
+    subs: &'a SubSet,
+) -> Result<&'a SubEntry, SubscriptionError> {
     let token = headers.remove(&HEADER).ok_or(SubscriptionError::Missing)?;
     let digest = token
         .to_str()
         .map(key_digest)
         .map_err(|_| SubscriptionError::Invalid)?;
-    let sub = subs
-        .get(&digest)
+    subs.get(&digest)
         .filter(|s| s.active)
-        .ok_or(SubscriptionError::Invalid)?;
+        .ok_or(SubscriptionError::Invalid)
+}
+
+/// Spends one request of each of the plan's quotas; gives back the most restrictive quota
+/// state for the `RateLimit-*` headers.
+pub async fn spend(sub: &SubEntry, now: Instant) -> Result<Option<Decision>, SubscriptionError> {
     let mut tightest: Option<Decision> = None;
     for q in &sub.quotas {
-        let d = q.check(None, now);
+        // Plan quotas never fail closed: without the shared store, the local count decides.
+        let d = match q.decide(None, now).await {
+            Ok(d) => d,
+            Err(_) => q.check(None, now),
+        };
         if !d.allowed {
             return Err(SubscriptionError::Quota(d));
         }
@@ -62,7 +68,7 @@ pub fn check(
             tightest = Some(d);
         }
     }
-    Ok((sub.id.clone(), tightest))
+    Ok(tightest)
 }
 
 #[cfg(test)]
@@ -72,8 +78,8 @@ mod tests {
     use http::StatusCode;
     use std::time::Duration;
 
-    #[test]
-    fn needs_an_active_subscription_and_applies_its_quota() {
+    #[tokio::test]
+    async fn needs_an_active_subscription_and_applies_its_quota() {
         let mut subs = SubSet::new();
         let quota = Arc::new(RateLimit::new(2, Duration::from_secs(60), false));
         subs.insert(
@@ -93,21 +99,24 @@ mod tests {
             },
         );
         let now = Instant::now();
-        let run = |v: Option<&str>| {
+        let status = |e: SubscriptionError| ProxyError::from(e).into_response().status();
+        let run = async |v: Option<&str>| {
             let mut h = HeaderMap::new();
             if let Some(v) = v {
                 h.insert(&HEADER, v.parse().unwrap());
             }
-            let r =
-                check(&mut h, &subs, now).map_err(|e| ProxyError::from(e).into_response().status());
+            let sub = check(&mut h, &subs).map_err(status);
             assert!(h.get(&HEADER).is_none(), "never forwarded");
-            r
+            spend(sub?, now).await.map_err(status)
         };
-        assert_eq!(run(None).unwrap_err(), StatusCode::FORBIDDEN);
-        assert_eq!(run(Some("nope")).unwrap_err(), StatusCode::FORBIDDEN);
-        assert_eq!(run(Some("off")).unwrap_err(), StatusCode::FORBIDDEN);
-        assert_eq!(run(Some("tok")).unwrap().1.unwrap().remaining, 1);
-        assert_eq!(run(Some("tok")).unwrap().1.unwrap().remaining, 0);
-        assert_eq!(run(Some("tok")).unwrap_err(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(run(None).await.unwrap_err(), StatusCode::FORBIDDEN);
+        assert_eq!(run(Some("nope")).await.unwrap_err(), StatusCode::FORBIDDEN);
+        assert_eq!(run(Some("off")).await.unwrap_err(), StatusCode::FORBIDDEN);
+        assert_eq!(run(Some("tok")).await.unwrap().unwrap().remaining, 1);
+        assert_eq!(run(Some("tok")).await.unwrap().unwrap().remaining, 0);
+        assert_eq!(
+            run(Some("tok")).await.unwrap_err(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
     }
 }
