@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PINS=(openai==3.57.0 anthropic==2.14.0 mcp==2.3.0 pytest==9.2.0 httpx==0.28.1 grpcio==1.76.0 grpcio-health-checking==1.76.0 selenium==4.40.0)
+PINS=(openai==3.57.0 anthropic==2.14.0 mcp==2.3.0 pytest==9.2.0 httpx==0.28.1 grpcio==1.76.0 grpcio-health-checking==1.76.0 selenium==4.40.0 schemathesis==4.32.5)
 VENV=.venv-sdk
 stamp="$VENV/.pins"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${PINS[*]}" ]; then

@@ -13,6 +13,12 @@ pub enum ApiError {
     Invalid(String),
     #[error("{0}")]
     InvalidField(FieldError),
+    /// 404 naming the field: the body refers to something that does not exist.
+    #[error("{0}")]
+    UnknownReference(FieldError),
+    /// 409 naming the field: the body would change what cannot change (an id).
+    #[error("{0}")]
+    Immutable(FieldError),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -64,7 +70,10 @@ impl ApiError {
             }
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::NotFound(_) | ApiError::UnknownReference(_) => {
+                (StatusCode::NOT_FOUND, "NOT_FOUND")
+            }
+            ApiError::Immutable(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             ApiError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
@@ -98,7 +107,11 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
         let field = match &self {
-            ApiError::InvalidField(f) if !f.field.is_empty() => Some(f.field.clone()),
+            ApiError::InvalidField(f) | ApiError::UnknownReference(f) | ApiError::Immutable(f)
+                if !f.field.is_empty() =>
+            {
+                Some(f.field.clone())
+            }
             _ => None,
         };
         let retry_after = match &self {

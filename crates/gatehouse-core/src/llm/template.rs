@@ -39,6 +39,12 @@ impl fmt::Display for ApiFamily {
     }
 }
 
+/// How a [`JsonPointer`] is written, for the OpenAPI document: `/` and a key, one or more times.
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "^(/[^/]+)+$", example = "/usage/prompt_tokens")]
+#[allow(dead_code)]
+pub struct JsonPointerText(String);
+
 /// A JSON pointer (RFC 6901) such as `/usage/prompt_tokens`, checked to be one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct JsonPointer(String);
@@ -94,6 +100,7 @@ pub struct TemplateAuth {
     pub header: HeaderNameParam,
     /// Written before the credential unless it already starts with it (`Bearer `).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f]*$")]
     pub prefix: Option<String>,
 }
 
@@ -103,12 +110,15 @@ pub struct TemplateAuth {
 pub enum ModelLocation {
     /// A field of the JSON body.
     Body {
-        #[schema(value_type = String, example = "/model")]
+        #[schema(value_type = JsonPointerText, example = "/model")]
         pointer: JsonPointer,
     },
     /// The path segment after the segment `after` (up to a `:`), as in Gemini's
     /// `/models/{model}:generateContent` and Azure's `/deployments/{deployment}/...`.
-    Path { after: String },
+    Path {
+        #[schema(pattern = "^[^/]+$")]
+        after: String,
+    },
 }
 
 impl ModelLocation {
@@ -134,13 +144,13 @@ impl ModelLocation {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StreamExtract {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<JsonPointerText>)]
     pub model: Vec<JsonPointer>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<JsonPointerText>)]
     pub prompt_tokens: Vec<JsonPointer>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<JsonPointerText>)]
     pub completion_tokens: Vec<JsonPointer>,
     /// The provider reports usage in a stream only when the request sets OpenAI's
     /// `stream_options.include_usage`; the gateway sets it and hides the extra chunk from
@@ -154,16 +164,17 @@ pub struct StreamExtract {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TemplateExtract {
     /// Where the request names its model; the first location found wins.
+    #[schema(min_items = 1)]
     pub request_model: Vec<ModelLocation>,
     /// Where a JSON response names the model that answered; first found wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<JsonPointerText>)]
     pub response_model: Vec<JsonPointer>,
     /// Prompt (input) tokens in a JSON response; first found wins.
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<JsonPointerText>)]
     pub prompt_tokens: Vec<JsonPointer>,
     /// Completion (output) tokens in a JSON response; first found wins.
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<JsonPointerText>)]
     pub completion_tokens: Vec<JsonPointer>,
     /// The same in streamed responses.
     #[serde(default)]
@@ -175,6 +186,7 @@ pub struct TemplateExtract {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LlmTemplate {
     /// `openai`, `anthropic`, ... or an organization's own (lowercase letters, digits, `-`).
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,62}$")]
     pub id: String,
     pub display_name: String,
     /// The API family: request, response, stream and error shapes.
@@ -207,6 +219,12 @@ impl LlmTemplate {
         }
         if self.display_name.trim().is_empty() {
             return Err(FieldError::new("displayName", "must not be empty"));
+        }
+        if self.display_name.chars().count() > 128 {
+            return Err(FieldError::new(
+                "displayName",
+                "must be at most 128 characters",
+            ));
         }
         if let Some(p) = &self.auth.prefix {
             if http::HeaderValue::from_str(p).is_err() {

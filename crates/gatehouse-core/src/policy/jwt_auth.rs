@@ -16,25 +16,34 @@ use super::params::{HeaderNameParam, Window};
 pub struct JwtAuthParams {
     /// The `iss` tokens must carry.
     #[serde(deserialize_with = "non_empty")]
+    #[schema(pattern = "\\S")]
     pub issuer: String,
     /// Tokens must be for one of these (`aud`); at least one.
     #[serde(deserialize_with = "audiences")]
+    #[schema(min_items = 1, value_type = Vec<Audience>)]
     pub audiences: Vec<String>,
     /// Where the issuer publishes its keys (a JWKS document over http or https).
     #[serde(deserialize_with = "jwks_url")]
+    #[schema(pattern = "^https?://[^/?#\\s]+")]
     pub jwks_url: String,
     /// Scopes every token must hold (in `scope`, space-separated, or `scp`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required_scopes: Vec<String>,
     /// Leeway for `exp` and `nbf` (default 60s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "30s")]
+    #[schema(value_type = Option<super::WindowText>, example = "30s")]
     pub clock_skew: Option<Window>,
     /// Claims passed upstream, by claim name to request header (`sub: X-User`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schema(value_type = BTreeMap<String, String>)]
     pub forward_claims: BTreeMap<String, HeaderNameParam>,
 }
+
+/// One audience: not blank.
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "\\S")]
+#[allow(dead_code)]
+struct Audience(String);
 
 fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;

@@ -28,12 +28,22 @@ impl Window {
     }
 }
 
+/// How a [`Window`] is written, for the OpenAPI document: a whole number (more than zero, at
+/// most 12 digits) and a unit.
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "^0*[1-9][0-9]{0,11}(ms|s|m|h|d)$", example = "1m")]
+#[allow(dead_code)]
+pub struct WindowText(String);
+
 impl FromStr for Window {
     type Err = WindowError;
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
         let fail = || WindowError(raw.to_owned());
         let idx = raw.find(|c: char| !c.is_ascii_digit()).ok_or_else(fail)?;
         let (num, unit) = raw.split_at(idx);
+        if num.trim_start_matches('0').len() > 12 {
+            return Err(fail());
+        }
         let n: u64 = num.parse().map_err(|_| fail())?;
         let secs = |factor: u64| n.checked_mul(factor).map(Duration::from_secs);
         let duration = match unit {

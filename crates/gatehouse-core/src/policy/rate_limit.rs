@@ -14,7 +14,7 @@ pub struct RateLimitParams {
     #[schema(minimum = 1)]
     pub requests: u64,
     /// The window: a whole number and `ms`, `s`, `m`, `h` or `d` (`1m`).
-    #[schema(value_type = String, example = "1m")]
+    #[schema(value_type = super::WindowText, example = "1m")]
     pub window: Window,
     /// Count per artifact (default) or per API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]

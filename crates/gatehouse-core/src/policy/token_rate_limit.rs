@@ -39,7 +39,7 @@ pub struct TokenRateLimitParams {
     #[schema(minimum = 1)]
     pub tokens: u64,
     /// The window: a whole number and `ms`, `s`, `m`, `h` or `d` (`1h`).
-    #[schema(value_type = String, example = "1h")]
+    #[schema(value_type = super::WindowText, example = "1h")]
     pub window: Window,
     /// Which tokens count (default total).
     #[serde(default, skip_serializing_if = "Option::is_none")]

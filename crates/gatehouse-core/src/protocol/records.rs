@@ -61,6 +61,8 @@ pub struct SubscriptionList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanLimit {
+    /// Requests per time unit: 1 to 2^63 - 1 (stored as a signed 64-bit integer).
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
     pub limit_count: u64,
     pub time_unit: TimeUnit,
     /// Refuse requests (429) once the quota is spent; default true.

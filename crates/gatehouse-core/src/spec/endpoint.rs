@@ -129,7 +129,7 @@ fn one() -> u32 {
 pub struct HealthCheck {
     pub path: String,
     /// `500ms`, `5s`, `1m`...
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::policy::WindowText)]
     pub interval: Window,
 }
 

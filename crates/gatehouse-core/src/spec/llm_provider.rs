@@ -68,15 +68,18 @@ pub struct LlmProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default = "default_version")]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,30}$")]
     pub version: String,
     /// A built-in template (`openai`, `azure-openai`, `anthropic`, `gemini`, `mistral`,
     /// `openai-compatible`) or one of the organization's own.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     pub template: String,
     /// The template's definition when it is not built in. The control plane fills it in when it
     /// delivers the provider to a gateway; a gateway managed on its own takes it as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<LlmTemplate>)]
     pub template_definition: Option<Box<LlmTemplate>>,
+    #[schema(pattern = "^(/([A-Za-z0-9._~-]|[$]version)+)+$", max_length = 232)]
     pub context: String,
     pub upstream: LlmUpstream,
     #[serde(default)]

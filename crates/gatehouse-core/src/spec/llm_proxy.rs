@@ -15,7 +15,7 @@ use crate::validate::FieldError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderRef {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     pub id: Handle,
 }
 
@@ -23,7 +23,7 @@ pub struct ProviderRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WeightedProvider {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     pub id: Handle,
     /// Share of the requests among providers of the same priority (default 1, at least 1).
     #[serde(default = "one", skip_serializing_if = "is_one")]
@@ -121,7 +121,7 @@ pub struct Failover {
     pub max_attempts: Option<u32>,
     /// How long a provider that failed is skipped (default 30s; its `Retry-After` when longer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "30s")]
+    #[schema(value_type = Option<crate::policy::WindowText>, example = "30s")]
     pub cooldown: Option<Window>,
 }
 
@@ -151,7 +151,9 @@ pub struct LlmProxySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default = "default_version")]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,30}$")]
     pub version: String,
+    #[schema(pattern = "^(/([A-Za-z0-9._~-]|[$]version)+)+$", max_length = 232)]
     pub context: String,
     /// The one provider; or give `providers`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

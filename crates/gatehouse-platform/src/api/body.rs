@@ -1,4 +1,5 @@
 //! The JSON body extractor: size limit → 413, malformed JSON or a wrong field → 400 naming it.
+//! A number with no fraction is an integer (`3.0` is `3`), as JSON Schema has it.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -25,22 +26,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if bytes.is_empty() {
             return Err(ApiError::Invalid("a JSON body is required".into()));
         }
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize(&mut de) {
-            Ok(v) => {
-                de.end()
-                    .map_err(|e| ApiError::Invalid(format!("malformed JSON: {e}")))?;
-                Ok(JsonBody(v))
-            }
-            Err(err) => {
-                let inner = err.inner();
-                if inner.is_syntax() || inner.is_eof() {
-                    Err(ApiError::Invalid(format!("malformed JSON: {inner}")))
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::Invalid(format!("malformed JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(ApiError::Invalid("the body must be a JSON object".into()));
+        }
+        whole_numbers(&mut value);
+        serde_path_to_error::deserialize(value)
+            .map(JsonBody)
+            .map_err(|err| FieldError::from_serde(err).into())
+    }
+}
+
+/// Writes numbers with no fraction (`245.0`) as integers: JSON does not tell them apart (nor
+/// does the OpenAPI document's `integer`), so an integer field takes either.
+fn whole_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // Beyond 2^53 a float no longer holds every integer exactly: left as it is.
+            if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                *v = if f < 0.0 {
+                    Value::from(f as i64)
                 } else {
-                    Err(FieldError::from_serde(err).into())
-                }
+                    Value::from(f as u64)
+                };
             }
         }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers),
+        _ => {}
     }
 }
 

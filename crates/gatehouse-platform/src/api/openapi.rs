@@ -46,9 +46,35 @@ struct PublicApi;
 #[schema(rename_all = "camelCase")]
 struct ArtifactIdentity {
     /// The handle; derived from `displayName` when omitted. Immutable.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     id: Option<String>,
     /// Handle of the project (all kinds but LLM providers).
     project_id: Option<String>,
+    /// Read-only, ignored: a body read from a GET may be sent back as it is.
+    uuid: Option<String>,
+    /// Read-only, ignored.
+    kind: Option<String>,
+    /// Read-only, ignored.
+    created_at: Option<String>,
+    /// Read-only, ignored.
+    updated_at: Option<String>,
+    /// Read-only, ignored.
+    origin: Option<String>,
+    /// Read-only, ignored.
+    gateway_id: Option<String>,
+    /// Read-only, ignored.
+    gateway_state: Option<String>,
+}
+
+/// Where an artifact was defined.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "kebab-case")]
+enum ArtifactOrigin {
+    /// Through this API.
+    ControlPlane,
+    /// On a gateway's own management API (read-only here).
+    Gateway,
 }
 
 /// Fields the platform adds to an artifact it returns.
@@ -60,6 +86,11 @@ struct ArtifactMeta {
     uuid: String,
     kind: ArtifactKind,
     project_id: Option<String>,
+    origin: ArtifactOrigin,
+    /// The gateway that defined it (origin `gateway`).
+    gateway_id: Option<String>,
+    /// Its state on that gateway (origin `gateway`).
+    gateway_state: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -113,20 +144,48 @@ fn type_artifact_operation(op: &mut utoipa::openapi::path::Operation, kind: Arti
                 .build(),
         );
     }
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::Ref;
+    // A list route takes the page parameters.
+    let paged = op
+        .parameters
+        .as_ref()
+        .is_some_and(|ps| ps.iter().any(|p| p.name == "limit"));
     for (code, resp) in op.responses.responses.iter_mut() {
         if code != "200" && code != "201" {
             continue;
         }
-        if let RefOr::T(resp) = resp {
-            if let Some(content) = resp.content.get_mut("application/json") {
-                if matches!(
-                    content.schema,
-                    Some(RefOr::T(utoipa::openapi::schema::Schema::Object(_)))
-                ) {
-                    content.schema = Some(kind_schema(kind, "ArtifactMeta"));
-                }
-            }
+        use utoipa::openapi::schema::Schema;
+        let Some(content) = (match resp {
+            RefOr::T(resp) => resp.content.get_mut("application/json"),
+            RefOr::Ref(_) => None,
+        }) else {
+            continue;
+        };
+        if !matches!(content.schema, Some(RefOr::T(Schema::Object(_)))) {
+            continue;
         }
+        content.schema = Some(if paged {
+            // The list envelope, its items the kind's.
+            ObjectBuilder::new()
+                .property(
+                    "count",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0)),
+                )
+                .property(
+                    "list",
+                    ArrayBuilder::new().items(kind_schema(kind, "ArtifactMeta")),
+                )
+                .property("pagination", Ref::from_schema_name("Pagination"))
+                .required("count")
+                .required("list")
+                .required("pagination")
+                .into()
+        } else {
+            kind_schema(kind, "ArtifactMeta")
+        });
     }
 }
 
@@ -273,6 +332,10 @@ fn document_common_answers(spec: &mut Spec, public: bool) {
             }
             if body {
                 wanted.push(("413", "The body is larger than the limit"));
+                // A body may name what does not exist (a plan, a provider, a secret) or try to
+                // change an id.
+                wanted.push(("404", "The body refers to something that does not exist"));
+                wanted.push(("409", "A conflict, e.g. an id that cannot change"));
             }
             for (code, description) in wanted {
                 op.responses
@@ -298,14 +361,21 @@ pub fn internal_document() -> Spec {
     spec
 }
 
+/// `spec` as JSON, finished (`openapi_shapes`).
+fn finished(spec: Spec) -> Json<serde_json::Value> {
+    let mut doc = serde_json::to_value(spec).unwrap_or_default();
+    super::openapi_shapes::finish(&mut doc);
+    Json(doc)
+}
+
 /// `GET /api/v1/openapi.json`.
-pub async fn public_spec() -> Json<Spec> {
-    Json(public_document())
+pub async fn public_spec() -> Json<serde_json::Value> {
+    finished(public_document())
 }
 
 /// `GET /api/internal/v1/openapi.json`.
-pub async fn internal_spec() -> Json<Spec> {
-    Json(internal_document())
+pub async fn internal_spec() -> Json<serde_json::Value> {
+    finished(internal_document())
 }
 
 /// The browsable docs page at `/docs`, served from assets built into the binary.

@@ -22,11 +22,17 @@ use crate::store::{format_ms, is_unique_violation, now_ms, parse_rfc3339_ms};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewApiKey {
     /// The key's handle; derived from `displayName` when omitted.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     pub id: Option<String>,
     pub display_name: String,
-    /// A key to register (e.g. issued by a portal); generated when omitted.
+    /// A key to register (e.g. issued by a portal); generated when omitted. At least 16
+    /// characters, none of them white space.
+    #[schema(
+        pattern = "^[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]{16,}$"
+    )]
     pub api_key: Option<String>,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -113,6 +119,24 @@ async fn events_for_holders(
         .collect())
 }
 
+/// Whether `c` may be part of a supplied key: no control character, no white space (the same
+/// set the OpenAPI document's pattern names).
+fn key_char(c: char) -> bool {
+    !(c <= ' '
+        || ('\u{7f}'..='\u{a0}').contains(&c)
+        || matches!(
+            c,
+            '\u{1680}' | '\u{2000}'
+                ..='\u{200a}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{202f}'
+                    | '\u{205f}'
+                    | '\u{3000}'
+                    | '\u{feff}'
+        ))
+}
+
 /// Creates a key for an artifact; the plaintext is returned once.
 pub async fn create(
     state: &AppState,
@@ -124,7 +148,7 @@ pub async fn create(
     let name = crate::service::display_name("displayName", &req.display_name)?;
     let key_handle = new_handle(req.id.as_deref(), &name)?;
     let plain = match req.api_key {
-        Some(k) if k.len() < 16 || k.chars().any(char::is_whitespace) => {
+        Some(k) if k.chars().count() < 16 || !k.chars().all(key_char) => {
             return Err(
                 FieldError::new("apiKey", "must be at least 16 characters without spaces").into(),
             )

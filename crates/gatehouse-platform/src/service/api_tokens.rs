@@ -30,12 +30,17 @@ const USE_RECORDED_EVERY_MS: i64 = 60_000;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewToken {
     /// What the token is for (`ci`, `terraform`).
+    #[schema(pattern = "\\S", max_length = 128)]
     pub name: String,
     /// At most the creator's role; the creator's when omitted.
     #[serde(default)]
     pub role: Option<Role>,
-    /// How long it is valid (`30d`, `12h`; at most 366 days, 90 days when omitted).
+    /// How long it is valid: whole days (`30d`, 1 to 366) or hours (`12h`, 1 to 8784); 90 days
+    /// when omitted.
     #[serde(default)]
+    #[schema(
+        pattern = "^((36[0-6]|3[0-5][0-9]|[12][0-9]{2}|[1-9][0-9]?)d|(878[0-4]|87[0-7][0-9]|8[0-6][0-9]{2}|[1-7][0-9]{3}|[1-9][0-9]{0,2})h)$"
+    )]
     pub expires_in: Option<String>,
 }
 
@@ -70,16 +75,27 @@ fn lifetime(given: Option<&str>) -> ApiResult<Duration> {
     let Some(text) = given else {
         return Ok(DEFAULT_LIFETIME);
     };
-    let d = humantime::parse_duration(text).map_err(|e| {
-        gatehouse_core::FieldError::new("expiresIn", format!("'{text}' is not a duration: {e}"))
-    })?;
-    if d.is_zero() || d > MAX_LIFETIME {
-        return Err(gatehouse_core::FieldError::new(
+    let refuse = || {
+        gatehouse_core::FieldError::new(
             "expiresIn",
-            "must be more than zero and at most 366 days",
+            format!("'{text}' is not whole days (1d to 366d) or hours (1h to 8784h)"),
         )
-        .into());
+    };
+    let (number, hours) = match (text.strip_suffix('d'), text.strip_suffix('h')) {
+        (Some(n), _) => (n, 24),
+        (_, Some(n)) => (n, 1),
+        _ => return Err(refuse().into()),
+    };
+    if number.starts_with('0') || number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refuse().into());
     }
+    let d = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(hours * 3600))
+        .map(Duration::from_secs)
+        .filter(|d| *d <= MAX_LIFETIME)
+        .ok_or_else(refuse)?;
     Ok(d)
 }
 

@@ -243,7 +243,10 @@ async fn resolve_refs(
             _ => "provider.id".to_owned(),
         };
         providers.push(uuid.ok_or_else(|| {
-            FieldError::new(field, format!("LLM provider '{handle}' does not exist"))
+            ApiError::UnknownReference(FieldError::new(
+                field,
+                format!("LLM provider '{handle}' does not exist"),
+            ))
         })?);
     }
     llm_templates::check_provider(conn, org_id, &body.spec).await?;
@@ -255,11 +258,10 @@ async fn resolve_refs(
                 .fetch_optional(&mut *conn)
                 .await?;
         if found.is_none() {
-            return Err(FieldError::new(
+            return Err(ApiError::UnknownReference(FieldError::new(
                 field.as_str(),
                 format!("secret '{}' does not exist", id.as_str()),
-            )
-            .into());
+            )));
         }
     }
     for (i, plan) in body.spec.subscription_plans().iter().enumerate() {
@@ -271,11 +273,10 @@ async fn resolve_refs(
         .fetch_optional(&mut *conn)
         .await?;
         if found.is_none() {
-            return Err(FieldError::new(
+            return Err(ApiError::UnknownReference(FieldError::new(
                 format!("subscriptionPlans[{i}]"),
                 format!("subscription plan '{plan}' does not exist"),
-            )
-            .into());
+            )));
         }
     }
     Ok((project, providers))
@@ -487,11 +488,10 @@ pub async fn update(
     let mut body = parse_body(kind, body)?;
     if let Some(id) = &body.id {
         if id != handle {
-            return Err(FieldError::new(
+            return Err(ApiError::Immutable(FieldError::new(
                 "id",
                 format!("is immutable: '{id}' differs from '{handle}'"),
-            )
-            .into());
+            )));
         }
     }
     let mut tx = state.db.write().await?;

@@ -102,6 +102,9 @@ pub struct AuditFilter {
     /// Only paths starting with this (`/api/v1/rest-apis`).
     pub path: Option<String>,
     /// Only at or after this time (RFC 3339).
+    #[param(
+        pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+    )]
     pub since: Option<String>,
     /// Only refused (`true`) or done (`false`) changes.
     pub failed: Option<bool>,

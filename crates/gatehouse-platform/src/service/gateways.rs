@@ -61,6 +61,7 @@ pub struct GatewayStatus {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewayBody {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     pub id: Option<String>,
     pub display_name: String,
     pub description: Option<String>,
@@ -69,6 +70,7 @@ pub struct GatewayBody {
 /// A freshly minted registration token, shown once.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = NewGatewayToken)]
 pub struct NewToken {
     pub id: String,
     pub token: String,
@@ -246,11 +248,10 @@ pub async fn update(
 ) -> ApiResult<Gateway> {
     if let Some(id) = &body.id {
         if id != handle {
-            return Err(FieldError::new(
+            return Err(ApiError::Immutable(FieldError::new(
                 "id",
                 format!("is immutable: '{id}' differs from '{handle}'"),
-            )
-            .into());
+            )));
         }
     }
     let name = display_name("displayName", &body.display_name)?;

@@ -29,6 +29,7 @@ pub struct Organization {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOrganization {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     pub id: Option<String>,
     pub display_name: String,
 }

@@ -169,9 +169,10 @@ pub async fn replace(
                 o.insert("id".into(), Value::String(id.to_owned()));
             }
             Some(v) if v.as_str() != Some(id) => {
-                return Err(
-                    FieldError::new("id", format!("is immutable: it must be '{id}'")).into(),
-                )
+                return Err(ApiError::Immutable(FieldError::new(
+                    "id",
+                    format!("is immutable: it must be '{id}'"),
+                )))
             }
             Some(_) => {}
         }

@@ -87,7 +87,11 @@ impl<T> List<T> {
 pub fn new_handle(id: Option<&str>, display_name: &str) -> Result<Handle, ApiError> {
     Ok(match id {
         Some(id) => Handle::parse("id", id)?,
-        None => Handle::derive("displayName", display_name)?,
+        // A name with no letter or digit to keep (`日本`, `!!`) gets a handle from its digest.
+        None => Handle::derive("displayName", display_name).or_else(|_| {
+            let digest = crate::crypto::sha256_hex(display_name);
+            Handle::parse("displayName", &format!("h-{}", &digest[..12]))
+        })?,
     })
 }
 

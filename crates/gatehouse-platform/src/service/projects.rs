@@ -25,6 +25,7 @@ pub struct Project {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProjectBody {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     pub id: Option<String>,
     pub display_name: String,
     pub description: Option<String>,
@@ -109,11 +110,10 @@ pub async fn update(
 ) -> ApiResult<Project> {
     if let Some(id) = &body.id {
         if id != handle {
-            return Err(gatehouse_core::FieldError::new(
+            return Err(ApiError::Immutable(gatehouse_core::FieldError::new(
                 "id",
                 format!("is immutable: '{id}' differs from '{handle}'"),
-            )
-            .into());
+            )));
         }
     }
     let name = display_name("displayName", &body.display_name)?;
@@ -177,6 +177,9 @@ pub async fn resolve(
             .fetch_optional(conn)
             .await?;
     uuid.ok_or_else(|| {
-        gatehouse_core::FieldError::new(field, format!("project '{handle}' does not exist")).into()
+        ApiError::UnknownReference(gatehouse_core::FieldError::new(
+            field,
+            format!("project '{handle}' does not exist"),
+        ))
     })
 }

@@ -21,7 +21,7 @@ use crate::store::{format_ms, is_unique_violation, now_ms, Db};
 /// Longest secret value accepted, in bytes.
 pub const MAX_VALUE_BYTES: usize = 64 << 10;
 /// Longest display name accepted, in characters.
-const MAX_NAME_CHARS: usize = 200;
+const MAX_NAME_CHARS: usize = 128;
 
 /// A secret as the API shows it: never its value.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -40,11 +40,14 @@ pub struct SecretView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewSecret {
     /// Lower-case letters, digits and dashes; what artifacts reference.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     pub id: String,
     /// Defaults to the id.
     #[serde(default)]
+    #[schema(pattern = "\\S", max_length = 128)]
     pub display_name: Option<String>,
     /// The value (write-only).
+    #[schema(min_length = 1)]
     pub value: String,
 }
 
@@ -54,11 +57,14 @@ pub struct NewSecret {
 pub struct SecretUpdate {
     /// Must be the secret's own id when given (ids are immutable).
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     pub id: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "\\S", max_length = 128)]
     pub display_name: Option<String>,
     /// The new value (write-only).
     #[serde(default)]
+    #[schema(min_length = 1)]
     pub value: Option<String>,
 }
 
@@ -201,12 +207,10 @@ pub async fn update(
 ) -> ApiResult<SecretView> {
     let (db, sealer) = (&state.db, &state.sealer);
     if change.id.as_deref().is_some_and(|given| given != id) {
-        return Err(FieldError::new("id", format!("is immutable: it must be '{id}'")).into());
-    }
-    if change.display_name.is_none() && change.value.is_none() {
-        return Err(ApiError::Invalid(
-            "nothing to change: give a value, a displayName or both".into(),
-        ));
+        return Err(ApiError::Immutable(FieldError::new(
+            "id",
+            format!("is immutable: it must be '{id}'"),
+        )));
     }
     if let Some(name) = &change.display_name {
         check_name(name)?;

@@ -23,6 +23,7 @@ use crate::store::{format_ms, is_unique_violation, now_ms};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanBody {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,39}$")]
     pub id: Option<String>,
     pub display_name: String,
     #[serde(default)]
@@ -51,6 +52,7 @@ pub struct NewSubscription {
     /// Handle of the artifact.
     pub artifact_id: String,
     pub kind: ArtifactKind,
+    #[schema(pattern = "\\S")]
     pub subscriber_id: String,
     /// Handle of the plan.
     pub plan_id: Option<String>,
@@ -92,10 +94,12 @@ pub struct SubscriptionFilter {
 
 fn check_limits(limits: &[PlanLimit]) -> ApiResult<()> {
     for (i, l) in limits.iter().enumerate() {
-        if l.limit_count == 0 {
-            return Err(
-                FieldError::new(format!("limits[{i}].limitCount"), "must be positive").into(),
-            );
+        if l.limit_count == 0 || l.limit_count > i64::MAX as u64 {
+            return Err(FieldError::new(
+                format!("limits[{i}].limitCount"),
+                "must be 1 to 9223372036854775807",
+            )
+            .into());
         }
     }
     Ok(())
@@ -222,7 +226,7 @@ pub async fn update_plan(
     body: PlanBody,
 ) -> ApiResult<Plan> {
     if body.id.as_deref().is_some_and(|id| id != handle) {
-        return Err(FieldError::new("id", "is immutable").into());
+        return Err(ApiError::Immutable(FieldError::new("id", "is immutable")));
     }
     let name = display_name("displayName", &body.display_name)?;
     check_limits(&body.limits)?;
@@ -345,18 +349,19 @@ pub async fn create_subscription(
     let art = artifacts::load(tx.conn(), &caller.org_id, req.kind, &req.artifact_id)
         .await
         .map_err(|_| {
-            FieldError::new(
+            ApiError::UnknownReference(FieldError::new(
                 "artifactId",
                 format!("{} '{}' does not exist", req.kind.label(), req.artifact_id),
-            )
+            ))
         })?;
     artifacts::ensure_editable(&art, "subscribed to")?;
     let plan = match &req.plan_id {
-        Some(p) => Some(
-            load_plan(tx.conn(), &caller.org_id, p)
-                .await
-                .map_err(|_| FieldError::new("planId", format!("plan '{p}' does not exist")))?,
-        ),
+        Some(p) => Some(load_plan(tx.conn(), &caller.org_id, p).await.map_err(|_| {
+            ApiError::UnknownReference(FieldError::new(
+                "planId",
+                format!("plan '{p}' does not exist"),
+            ))
+        })?),
         None => None,
     };
     let token = random_token("ghs_");
@@ -431,7 +436,12 @@ pub async fn update_subscription(
         Some(p) => Some(
             load_plan(tx.conn(), &caller.org_id, p)
                 .await
-                .map_err(|_| FieldError::new("planId", format!("plan '{p}' does not exist")))?
+                .map_err(|_| {
+                    ApiError::UnknownReference(FieldError::new(
+                        "planId",
+                        format!("plan '{p}' does not exist"),
+                    ))
+                })?
                 .uuid,
         ),
         None => row.try_get(10)?,

@@ -33,8 +33,10 @@ pub struct UserView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewUser {
     /// Letters, digits, `.`, `_`, `-` and `@`; 3 to 64 characters.
+    #[schema(pattern = "^[A-Za-z0-9._@-]{3,64}$")]
     pub username: String,
     /// At least 10 characters (write-only).
+    #[schema(min_length = 10)]
     pub password: String,
     pub role: Role,
 }
@@ -46,6 +48,7 @@ pub struct UserChange {
     #[serde(default)]
     pub role: Option<Role>,
     #[serde(default)]
+    #[schema(min_length = 10)]
     pub password: Option<String>,
 }
 
@@ -54,6 +57,7 @@ pub struct UserChange {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PasswordChange {
     pub current_password: String,
+    #[schema(min_length = 10)]
     pub new_password: String,
 }
 
@@ -249,11 +253,6 @@ pub async fn update(
     username: &str,
     change: UserChange,
 ) -> ApiResult<UserView> {
-    if change.role.is_none() && change.password.is_none() {
-        return Err(ApiError::Invalid(
-            "nothing to change: give a role, a password or both".into(),
-        ));
-    }
     if let Some(p) = &change.password {
         check_password("password", p)?;
     }
@@ -333,7 +332,9 @@ pub async fn change_password(db: &Db, caller: &Caller, change: PasswordChange) -
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     if !ok {
-        return Err(FieldError::new("currentPassword", "is not your current password").into());
+        return Err(ApiError::Forbidden(
+            "currentPassword is not your current password".into(),
+        ));
     }
     let h = hash(change.new_password).await?;
     sqlx::query("UPDATE users SET password_hash = $1 WHERE uuid = $2")

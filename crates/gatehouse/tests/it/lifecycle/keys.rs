@@ -222,9 +222,11 @@ async fn subscriptions_and_plan_quotas_are_enforced() {
     );
     let mut bad = env.body("rest-apis", "unmetered");
     bad["subscriptionPlans"] = json!(["gold"]);
+    let (s, b) = env.admin.post("/api/v1/rest-apis", &bad).await.unwrap();
     assert_eq!(
-        env.admin.post("/api/v1/rest-apis", &bad).await.unwrap().1["field"],
-        "subscriptionPlans[0]"
+        (s, &b["field"]),
+        (404, &json!("subscriptionPlans[0]")),
+        "{b}"
     );
     env.deploy("rest-apis", "metered").await;
     env.wait_probe("rest-apis", "metered", 403).await;
@@ -362,7 +364,7 @@ async fn subscriptions_and_plan_quotas_are_enforced() {
         .await
         .unwrap();
     assert_eq!(
-        s, 400,
+        s, 404,
         "another organization's artifact cannot be subscribed to"
     );
 }

@@ -173,7 +173,7 @@ async fn projects_crud_and_conflicts(backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!((s, b["field"].as_str()), (400, Some("id")));
+    assert_eq!((s, b["field"].as_str()), (409, Some("id")));
     assert_eq!(admin.get("/api/v1/projects/nope").await.unwrap().0, 404);
     assert_eq!(
         admin

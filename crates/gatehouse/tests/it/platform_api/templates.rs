@@ -149,7 +149,7 @@ async fn templates_are_listed_and_an_organization_adds_its_own(backend: Backend)
             .await
             .unwrap()
             .0,
-        400
+        409
     );
     let (_, list) = admin.get("/api/v1/llm-provider-templates").await.unwrap();
     assert_eq!(list["list"].as_array().unwrap().len(), 7);
@@ -307,7 +307,7 @@ async fn proxies_over_several_providers_need_them_all_deployed(backend: Backend)
     let (s, b) = admin.post("/api/v1/llm-proxies", &proxy).await.unwrap();
     assert_eq!(
         (s, b["field"].as_str()),
-        (400, Some("providers[1].id")),
+        (404, Some("providers[1].id")),
         "{b}"
     );
     proxy["providers"] = json!([{"id": "first"}, {"id": "ha", "priority": 1}]);
