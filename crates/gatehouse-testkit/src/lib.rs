@@ -345,6 +345,12 @@ impl Platform {
         self.wait_healthy().await
     }
 
+    /// Spawns another platform process on the same database and flags, listening on `addr`,
+    /// without waiting for it (a replica the caller kills and starts again).
+    pub fn spawn_on(&self, addr: SocketAddr) -> anyhow::Result<Process> {
+        spawn_platform(&self.bin, &self.db, addr, &self.extra)
+    }
+
     /// Starts another platform process on the same database (a replica).
     pub async fn replica(&self) -> anyhow::Result<Replica> {
         let addr = free_addr();

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+mod check;
+mod fleet;
+
 use crate::common::*;
 use gatehouse_testkit::echo::EchoServer;
 use gatehouse_testkit::relay::Relay;
@@ -47,6 +50,11 @@ struct World {
 }
 
 impl World {
+    /// Handles of the artifacts that still exist on the platform.
+    fn existing(&self) -> std::collections::HashSet<String> {
+        check::existing(&self.artifacts)
+    }
+
     fn body(&self, c: &str, id: &str) -> Value {
         match c {
             "rest-apis" => {
@@ -247,151 +255,6 @@ impl World {
             }
         }
     }
-
-    /// (uuid → (state, deployment id)) the platform wants on the gateway.
-    async fn desired(&self) -> BTreeMap<String, (String, String)> {
-        let (_, d) = self
-            .internal
-            .get("/api/internal/v1/deployments")
-            .await
-            .unwrap();
-        d["deployments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let state = if e["state"] == "DEPLOYED" {
-                    "deployed"
-                } else {
-                    "undeployed"
-                };
-                (
-                    e["artifactId"].as_str().unwrap().to_owned(),
-                    (
-                        state.to_owned(),
-                        e["deploymentId"].as_str().unwrap().to_owned(),
-                    ),
-                )
-            })
-            .collect()
-    }
-
-    /// What the gateway holds from the control plane.
-    async fn held(&self) -> Option<BTreeMap<String, (String, String, String)>> {
-        let mut out = BTreeMap::new();
-        for c in KINDS {
-            let (s, l) = self
-                .gw
-                .admin()
-                .get(&format!("/api/management/v1/{c}"))
-                .await
-                .ok()?;
-            if s != 200 {
-                return None;
-            }
-            for a in l["list"].as_array()? {
-                out.insert(
-                    a["status"]["artifactId"].as_str()?.to_owned(),
-                    (
-                        a["status"]["state"].as_str()?.to_owned(),
-                        a["status"]["deploymentId"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_owned(),
-                        a["metadata"]["name"].as_str()?.to_owned(),
-                    ),
-                );
-            }
-        }
-        Some(out)
-    }
-
-    /// (artifact uuid → key uuid → status) as the platform has them for the gateway's artifacts.
-    async fn platform_keys(&self) -> BTreeMap<String, BTreeMap<String, String>> {
-        let (_, k) = self
-            .internal
-            .get("/api/internal/v1/api-keys")
-            .await
-            .unwrap();
-        let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for key in k["apiKeys"].as_array().unwrap() {
-            out.entry(key["artifactId"].as_str().unwrap().to_owned())
-                .or_default()
-                .insert(
-                    key["keyId"].as_str().unwrap().to_owned(),
-                    key["status"].as_str().unwrap().to_owned(),
-                );
-        }
-        out
-    }
-
-    /// The same, as the gateway holds them.
-    async fn gateway_keys(
-        &self,
-        held: &BTreeMap<String, (String, String, String)>,
-    ) -> Option<BTreeMap<String, BTreeMap<String, String>>> {
-        let mut out = BTreeMap::new();
-        for (uuid, (_, _, name)) in held {
-            for c in KINDS {
-                let (s, l) = self
-                    .gw
-                    .admin()
-                    .get(&format!("/api/management/v1/{c}/{name}/api-keys"))
-                    .await
-                    .ok()?;
-                if s != 200 {
-                    continue;
-                }
-                let keys: BTreeMap<String, String> = l["list"]
-                    .as_array()?
-                    .iter()
-                    .map(|k| {
-                        (
-                            k["id"].as_str().unwrap_or_default().to_owned(),
-                            k["status"].as_str().unwrap_or_default().to_owned(),
-                        )
-                    })
-                    .collect();
-                if !keys.is_empty() {
-                    out.insert(uuid.clone(), keys);
-                }
-            }
-        }
-        Some(out)
-    }
-
-    async fn converged(&self) -> bool {
-        let desired = self.desired().await;
-        let Some(held) = self.held().await else {
-            return false;
-        };
-        // Keys: the gateway holds exactly the platform's keys of the artifacts it holds.
-        let platform_keys: BTreeMap<String, BTreeMap<String, String>> = self
-            .platform_keys()
-            .await
-            .into_iter()
-            .filter(|(uuid, _)| held.contains_key(uuid))
-            .collect();
-        if self.gateway_keys(&held).await.as_ref() != Some(&platform_keys) {
-            return false;
-        }
-        for (uuid, (state, dep)) in &desired {
-            match held.get(uuid) {
-                Some((s, d, _)) if s == state && d == dep => {}
-                _ => return false,
-            }
-        }
-        // Anything else held must still exist on the platform, and be undeployed (retained).
-        let existing: std::collections::HashSet<String> = self
-            .artifacts
-            .iter()
-            .filter(|(_, alive)| **alive)
-            .map(|((_, id), _)| id.clone())
-            .collect();
-        held.iter()
-            .filter(|(uuid, _)| !desired.contains_key(*uuid))
-            .all(|(_, (state, _, name))| state == "undeployed" && existing.contains(name))
-    }
 }
 
 async fn run_seed(seed: u64, steps: u64) {
@@ -454,19 +317,20 @@ async fn run_seed(seed: u64, steps: u64) {
         world.gw.wait_ready().await.unwrap();
     }
     let converged = eventually(Duration::from_secs(30), "convergence", || async {
-        world.converged().await.then_some(())
+        check::converged(&world.internal, &world.gw, &world.existing())
+            .await
+            .then_some(())
     })
     .await;
     if converged.is_err() {
         panic!(
             "seed {seed} did not converge\nsteps:\n  {}\ndesired: {:?}\nheld: {:?}",
             world.log.join("\n  "),
-            world.desired().await,
-            world.held().await
+            check::desired(&world.internal).await,
+            check::held(&world.gw).await
         );
     }
-    let keyed = world
-        .platform_keys()
+    let keyed = check::platform_keys(&world.internal)
         .await
         .values()
         .map(|k| k.len())
@@ -485,39 +349,17 @@ async fn run_seed(seed: u64, steps: u64) {
         eprintln!(
             "seed {seed}:\n  {}\nheld: {:?}\nstatus: {status}",
             world.log.join("\n  "),
-            world.held().await
+            check::held(&world.gw).await
         );
     }
-    // Traffic agrees: deployed ones are served, everything else is not.
-    let desired = world.desired().await;
-    let held = world.held().await.unwrap();
-    for ((c, id), alive) in &world.artifacts {
-        let probe = if c == "mcp-proxies" {
-            format!("/{id}/mcp")
-        } else {
-            format!("/{id}/x")
-        };
-        let status = world
-            .gw
-            .traffic()
-            .raw(reqwest::Method::GET, &probe, &[])
-            .await
-            .unwrap()
-            .status()
-            .as_u16();
-        let deployed = *alive
-            && held.iter().any(|(uuid, (s, _, name))| {
-                name == id
-                    && s == "deployed"
-                    && desired.get(uuid).is_some_and(|d| d.0 == "deployed")
-            });
-        assert_eq!(
-            status == 200,
-            deployed,
-            "seed {seed}: {c}/{id} answered {status}\nsteps:\n  {}",
-            world.log.join("\n  ")
-        );
-    }
+    check::traffic_agrees(
+        &world.internal,
+        &world.gw,
+        &world.artifacts,
+        seed,
+        &world.log,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
