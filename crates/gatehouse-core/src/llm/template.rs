@@ -96,7 +96,7 @@ impl<'de> Deserialize<'de> for JsonPointer {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TemplateAuth {
     /// The request header that carries the credential (`Authorization`, `x-api-key`, ...).
-    #[schema(value_type = String, example = "Authorization")]
+    #[schema(value_type = crate::policy::HeaderNameText, example = "Authorization")]
     pub header: HeaderNameParam,
     /// Written before the credential unless it already starts with it (`Bearer `).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,6 +14,6 @@ pub const DEFAULT_HEADER: &str = "API-Key";
 pub struct ApiKeyAuthParams {
     /// The request header that carries the key (default `API-Key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<super::HeaderNameText>)]
     pub header: Option<HeaderNameParam>,
 }

@@ -21,14 +21,20 @@ pub struct CorsParams {
     pub allow_methods: Vec<String>,
     /// Allowed request headers (default: what the preflight asks for).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<super::HeaderNameText>)]
     pub allow_headers: Vec<HeaderNameParam>,
     /// Response headers the browser may read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<super::HeaderNameText>)]
     pub expose_headers: Vec<HeaderNameParam>,
-    /// Seconds a browser may cache a preflight answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Seconds a browser may cache a preflight answer: at most 86400 (a day; browsers keep
+    /// it no longer).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "max_age"
+    )]
+    #[schema(maximum = 86400)]
     pub max_age: Option<u64>,
     /// Whether credentials (cookies, authorization) may be sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,4 +52,12 @@ fn methods<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         )));
     }
     Ok(methods)
+}
+
+fn max_age<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = <Option<u64> as serde::Deserialize>::deserialize(d)?;
+    if v.is_some_and(|s| s > 86_400) {
+        return Err(serde::de::Error::custom("must be at most 86400 seconds"));
+    }
+    Ok(v)
 }

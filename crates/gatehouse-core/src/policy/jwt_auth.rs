@@ -35,7 +35,7 @@ pub struct JwtAuthParams {
     pub clock_skew: Option<Window>,
     /// Claims passed upstream, by claim name to request header (`sub: X-User`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schema(value_type = BTreeMap<String, String>)]
+    #[schema(value_type = BTreeMap<String, super::HeaderNameText>)]
     pub forward_claims: BTreeMap<String, HeaderNameParam>,
 }
 

@@ -47,7 +47,10 @@ pub use guardrails::{
 pub use jwt_auth::JwtAuthParams;
 pub use mcp_authz::{McpAuthzParams, ToolRule};
 pub use model_allow_list::{glob_match, ModelAllowListParams};
-pub use params::{parse_window, HeaderNameParam, LimitScope, Window, WindowError, WindowText};
+pub use params::{
+    parse_window, HandleText, HeaderNameParam, HeaderNameText, LimitScope, Window, WindowError,
+    WindowText,
+};
 pub use rate_limit::RateLimitParams;
 pub use set_headers::{HeaderEdits, SetHeadersParams};
 pub use token_rate_limit::{TokenCount, TokenLimitScope, TokenRateLimitParams};

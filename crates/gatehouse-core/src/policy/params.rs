@@ -74,6 +74,18 @@ pub fn parse_window(raw: &str) -> Result<Duration, WindowError> {
     raw.parse::<Window>().map(|w| w.duration)
 }
 
+/// How a [`HeaderNameParam`] is written, for the OpenAPI document: an HTTP token.
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", example = "X-Request-Id")]
+#[allow(dead_code)]
+pub struct HeaderNameText(String);
+
+/// How a handle is written, for the OpenAPI document (`crate::handle::Handle`).
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "^[a-z0-9][a-z0-9-]{0,39}$", example = "orders")]
+#[allow(dead_code)]
+pub struct HandleText(String);
+
 /// A header name, checked to be one, kept as written (header names are case-insensitive).
 #[derive(Debug, Clone)]
 pub struct HeaderNameParam {
@@ -195,6 +207,9 @@ string_param!(HeaderNameParam);
 pub fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match u64::deserialize(d)? {
         0 => Err(serde::de::Error::custom("must be a positive integer")),
+        n if n > i64::MAX as u64 => Err(serde::de::Error::custom(
+            "must be at most 9223372036854775807",
+        )),
         n => Ok(n),
     }
 }

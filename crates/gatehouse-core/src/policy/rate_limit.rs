@@ -11,7 +11,7 @@ use super::params::{positive, LimitScope, Window};
 pub struct RateLimitParams {
     /// Requests allowed per window (at least 1).
     #[serde(deserialize_with = "positive")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
     pub requests: u64,
     /// The window: a whole number and `ms`, `s`, `m`, `h` or `d` (`1m`).
     #[schema(value_type = super::WindowText, example = "1m")]

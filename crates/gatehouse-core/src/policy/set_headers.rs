@@ -22,7 +22,7 @@ pub struct HeaderEdits {
     pub set: BTreeMap<HeaderNameParam, HeaderValueParam>,
     /// Header names to remove.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<super::HeaderNameText>)]
     pub remove: Vec<HeaderNameParam>,
 }
 

@@ -54,6 +54,9 @@ fn errors_name_the_field_inside_params() {
     assert_eq!(field(json!({"name": "nope"})), "name");
     assert_eq!(field(json!({"name": "cors", "version": "v2"})), "version");
     assert_eq!(field(json!({"name": "cors", "colour": 1})), "colour");
+    // A list is no object of params, even where every param is optional.
+    assert!(parse(json!({"name": "set-headers", "params": [null, null]})).is_err());
+    assert!(parse(json!({"params": [null], "name": "cors"})).is_err());
     assert_eq!(
         field(json!({"name": "rate-limit", "params": {"requests": 0, "window": "1m"}})),
         "params.requests"

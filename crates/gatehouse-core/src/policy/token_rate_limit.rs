@@ -36,7 +36,7 @@ pub enum TokenLimitScope {
 pub struct TokenRateLimitParams {
     /// Tokens allowed per window (at least 1).
     #[serde(deserialize_with = "positive")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
     pub tokens: u64,
     /// The window: a whole number and `ms`, `s`, `m`, `h` or `d` (`1h`).
     #[schema(value_type = super::WindowText, example = "1h")]

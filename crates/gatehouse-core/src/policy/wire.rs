@@ -78,12 +78,34 @@ impl<'de> DeserializeSeed<'de> for ParamsOf {
     }
 }
 
+/// The params of one named policy, read from an object only.
+struct ObjectParams(PolicyName);
+
+impl<'de> DeserializeSeed<'de> for ObjectParams {
+    type Value = Policy;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Policy, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectParams {
+    type Value = Policy;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of params")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Policy, A::Error> {
+        ParamsOf(self.0).deserialize(de::value::MapAccessDeserializer::new(map))
+    }
+}
+
 /// Params given before the name (or not at all): parsed once the name is known, naming the
 /// failing field inside `params` in the message.
 fn params_from_value<E: de::Error>(name: PolicyName, value: Value) -> Result<Policy, E> {
     let mut track = serde_path_to_error::Track::new();
     let d = serde_path_to_error::Deserializer::new(value, &mut track);
-    ParamsOf(name).deserialize(d).map_err(|e| {
+    ObjectParams(name).deserialize(d).map_err(|e| {
         let path = track.path().to_string();
         let message = e.to_string();
         let inner = crate::validate::without_position(&message);
@@ -131,9 +153,10 @@ impl<'de> Visitor<'de> for PolicyVisitor {
                     map.next_value::<VersionV1>()?;
                 }
                 // With the name known, the params deserialize in place, so errors name their
-                // field (`params.requests`).
+                // field (`params.requests`); either way they must be an object (a list is not
+                // read as a struct).
                 Field::Params => match name {
-                    Some(n) => policy = Some(map.next_value_seed(ParamsOf(n))?),
+                    Some(n) => policy = Some(map.next_value_seed(ObjectParams(n))?),
                     None => early_params = Some(map.next_value()?),
                 },
             }

@@ -22,6 +22,7 @@ pub struct RestEndpoint {
     /// Several URLs, each a string or `{url, weight}` (weight 1 to 100, default 1), balanced
     /// per request by weight; one that fails to connect or times out is left out for a while.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 64)]
     pub urls: Vec<WeightedUrl>,
     /// Checks each URL actively; one that fails is left out until it passes again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +115,7 @@ pub enum WeightedUrl {
     Weighted {
         url: String,
         #[serde(default = "one")]
+        #[schema(minimum = 1, maximum = 100)]
         weight: u32,
     },
 }
@@ -127,6 +129,7 @@ fn one() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HealthCheck {
+    #[schema(pattern = "^/")]
     pub path: String,
     /// `500ms`, `5s`, `1m`...
     #[schema(value_type = crate::policy::WindowText)]

@@ -88,6 +88,7 @@ pub struct LlmProviderSpec {
     pub policies: Vec<Policy>,
     /// Handles of the subscription plans offered; when any, callers need a subscription.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<crate::policy::HandleText>)]
     pub subscription_plans: Vec<String>,
 }
 

@@ -49,6 +49,7 @@ pub struct McpSpec {
     pub policies: Vec<Policy>,
     /// Handles of the subscription plans offered; when any, callers need a subscription.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<crate::policy::HandleText>)]
     pub subscription_plans: Vec<String>,
     /// The secret the gateways seal session ids with, for a proxy with `upstreams` (at least
     /// 32 characters). The control plane sets it when it delivers the proxy (the same for every
@@ -64,6 +65,7 @@ pub struct McpSpec {
 pub struct McpUpstream {
     /// The prefix of the server's names: lowercase letters, digits and `-`, starting with a
     /// letter (`_` separates it from tool and prompt names, `+` from resource URI schemes).
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,31}$")]
     pub name: String,
     /// The server's streamable HTTP endpoint.
     pub url: String,

@@ -56,10 +56,11 @@ pub struct RestApiSpec {
     pub policies: Vec<Policy>,
     /// Handles of the subscription plans offered; when any, callers need a subscription.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<crate::policy::HandleText>)]
     pub subscription_plans: Vec<String>,
     /// Largest request body forwarded, in bytes or with a unit (`10MiB`); past it, 413.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<u64>)]
+    #[schema(value_type = Option<super::size::ByteSizeText>)]
     pub max_request_body: Option<super::ByteSize>,
 }
 

@@ -24,6 +24,7 @@ impl ByteSize {
             _ => return Err(format!("'{s}' has an unknown unit (use KiB, MiB or GiB)")),
         };
         n.checked_mul(factor)
+            .filter(|b| *b <= i64::MAX as u64)
             .map(ByteSize)
             .ok_or_else(|| format!("'{s}' is too large"))
     }
@@ -44,11 +45,39 @@ impl<'de> Deserialize<'de> for ByteSize {
             Text(String),
         }
         match Given::deserialize(d)? {
+            Given::Bytes(n) if n > i64::MAX as u64 => Err(serde::de::Error::custom(format!(
+                "{n} is too large (at most 9223372036854775807)"
+            ))),
             Given::Bytes(n) => Ok(ByteSize(n)),
             Given::Text(t) => ByteSize::parse(&t).map_err(serde::de::Error::custom),
         }
     }
 }
+
+/// How a [`ByteSize`] is written, for the OpenAPI document: bytes, or up to nine digits and a
+/// unit.
+pub struct ByteSizeText;
+
+impl utoipa::PartialSchema for ByteSizeText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(i64::MAX)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^ *[0-9]{1,9} *([bB]|[kKmMgG]([iI]?[bB])?)? *$")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ByteSizeText {}
 
 #[cfg(test)]
 mod tests {

@@ -51,19 +51,19 @@ struct ArtifactIdentity {
     /// Handle of the project (all kinds but LLM providers).
     project_id: Option<String>,
     /// Read-only, ignored: a body read from a GET may be sent back as it is.
-    uuid: Option<String>,
+    uuid: Option<serde_json::Value>,
     /// Read-only, ignored.
-    kind: Option<String>,
+    kind: Option<serde_json::Value>,
     /// Read-only, ignored.
-    created_at: Option<String>,
+    created_at: Option<serde_json::Value>,
     /// Read-only, ignored.
-    updated_at: Option<String>,
+    updated_at: Option<serde_json::Value>,
     /// Read-only, ignored.
-    origin: Option<String>,
+    origin: Option<serde_json::Value>,
     /// Read-only, ignored.
-    gateway_id: Option<String>,
+    gateway_id: Option<serde_json::Value>,
     /// Read-only, ignored.
-    gateway_state: Option<String>,
+    gateway_state: Option<serde_json::Value>,
 }
 
 /// Where an artifact was defined.
@@ -364,8 +364,60 @@ pub fn internal_document() -> Spec {
 /// `spec` as JSON, finished (`openapi_shapes`).
 fn finished(spec: Spec) -> Json<serde_json::Value> {
     let mut doc = serde_json::to_value(spec).unwrap_or_default();
+    policies_per_kind(&mut doc);
     super::openapi_shapes::finish(&mut doc);
     Json(doc)
+}
+
+/// Each kind's spec takes only the policies that apply to it (`PolicyName::applies_to`):
+/// `PolicyOfRestApi`, ... hold those variants of `Policy`, and each spec (and a REST API's
+/// operations) refers to its own.
+fn policies_per_kind(doc: &mut serde_json::Value) {
+    use gatehouse_core::policy::PolicyName;
+    use serde_json::Value;
+    let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") else {
+        return;
+    };
+    let Some(variants) = schemas
+        .get("Policy")
+        .and_then(|p| p.get("oneOf"))
+        .and_then(Value::as_array)
+        .cloned()
+    else {
+        return;
+    };
+    for kind in ArtifactKind::ALL {
+        let own: Vec<Value> = variants
+            .iter()
+            .filter(|v| {
+                v.pointer("/properties/name/enum/0")
+                    .and_then(Value::as_str)
+                    .and_then(|n| n.parse::<PolicyName>().ok())
+                    .is_some_and(|n| n.applies_to(kind))
+            })
+            .cloned()
+            .collect();
+        let name = format!("PolicyOf{}", kind.as_str());
+        schemas.insert(
+            name.clone(),
+            serde_json::json!({"description": format!("A policy a {} may carry.", kind.label()), "oneOf": own}),
+        );
+        let holders: &[&str] = match kind {
+            ArtifactKind::RestApi => &["RestApiSpec", "Operation"],
+            _ => &[spec_schema(kind)],
+        };
+        for holder in holders {
+            if let Some(schema) = schemas.get_mut(*holder) {
+                let text = schema.to_string().replace(
+                    "\"#/components/schemas/Policy\"",
+                    &format!("\"#/components/schemas/{name}\""),
+                );
+                if let Ok(v) = serde_json::from_str(&text) {
+                    *schema = v;
+                }
+            }
+        }
+    }
 }
 
 /// `GET /api/v1/openapi.json`.

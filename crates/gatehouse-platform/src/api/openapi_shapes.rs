@@ -34,9 +34,74 @@ fn header_map_rule(schema: &mut Map<String, Value>) {
     }
 }
 
+/// An upstream URL as `validate_url` takes it: http or https, a host name, an optional port
+/// and path, no query or fragment; or text holding a reference (`{{ secret "x" }}`), resolved
+/// on the gateway. (Hosts given as IP addresses are accepted by the API but not described here:
+/// a pattern cannot tell a valid address from an invalid one.)
+const URL_PATTERN: &str = "^(https?://[A-Za-z]([A-Za-z0-9-]*[A-Za-z])?(\\.[A-Za-z]([A-Za-z0-9-]*[A-Za-z])?)*(:[0-9]{1,4})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?|.*\\{\\{ *(secret|env) +\"[^\"{}]*\" *\\}\\}.*)$";
+
+/// Rules of particular schemas: upstream URLs, the two forms of an upstream (`url` or `urls`),
+/// of a proxy's providers and of an MCP proxy's servers, and tagged unions whose variants take
+/// no other field.
+fn component_rules(doc: &mut Value) {
+    let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") else {
+        return;
+    };
+    for (name, property) in [
+        ("Endpoint", "url"),
+        ("RestEndpoint", "url"),
+        ("McpUpstream", "url"),
+    ] {
+        if let Some(Value::Object(url)) = schemas
+            .get_mut(name)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{property}")))
+        {
+            url.insert("pattern".into(), json!(URL_PATTERN));
+        }
+    }
+    if let Some(Value::Array(forms)) = schemas
+        .get_mut("WeightedUrl")
+        .and_then(|s| s.get_mut("oneOf"))
+    {
+        for form in forms {
+            let url = match form.pointer_mut("/properties/url") {
+                Some(u) => u,
+                None => form,
+            };
+            if let Value::Object(url) = url {
+                url.insert("pattern".into(), json!(URL_PATTERN));
+            }
+        }
+    }
+    for (name, one, many) in [
+        ("RestEndpoint", "url", "urls"),
+        ("LlmProxySpec", "provider", "providers"),
+        ("McpSpec", "upstream", "upstreams"),
+    ] {
+        if let Some(Value::Object(schema)) = schemas.get_mut(name) {
+            schema.insert(
+                "oneOf".into(),
+                json!([
+                    {"required": [one], "properties": {one: {"not": {"type": "null"}}}},
+                    {"required": [many], "properties": {many: {"type": "array", "minItems": 1}}}
+                ]),
+            );
+        }
+    }
+    if let Some(Value::Array(variants)) = schemas
+        .get_mut("ModelLocation")
+        .and_then(|s| s.get_mut("oneOf"))
+    {
+        for v in variants.iter_mut().filter_map(Value::as_object_mut) {
+            v.insert("additionalProperties".into(), json!(false));
+        }
+    }
+}
+
 /// Applies the touches to `doc`.
 pub fn finish(doc: &mut Value) {
     optional_id_on_replace(doc);
+    component_rules(doc);
     let components = doc
         .pointer("/components/schemas")
         .cloned()
@@ -170,6 +235,11 @@ fn merge_all_of(map: &Map<String, Value>, components: &Value) -> Option<Map<Stri
         out.insert("required".into(), Value::Array(required));
     }
     out.insert("additionalProperties".into(), json!(false));
+    // A part's choice between two forms (`oneOf`) holds for the whole.
+    let choices: Vec<&Value> = objects.iter().filter_map(|o| o.get("oneOf")).collect();
+    if let [one] = choices.as_slice() {
+        out.insert("oneOf".into(), (*one).clone());
+    }
     Some(out)
 }
 

@@ -41,7 +41,8 @@ pub struct DeployRequest {
     pub gateway_id: String,
     /// `current` (the artifact as it is now, the default) or a deployment id to deploy again.
     pub base: Option<String>,
-    /// A label for the deployment.
+    /// A label for the deployment (not blank).
+    #[schema(pattern = "\\S")]
     pub name: Option<String>,
 }
 
@@ -302,13 +303,13 @@ pub async fn deploy(
             .fetch_optional(tx.conn())
             .await?;
             let content = content.ok_or_else(|| {
-                FieldError::new(
+                ApiError::UnknownReference(FieldError::new(
                     "base",
                     format!(
                         "'{base_id}' is not a deployment of {} '{handle}'",
                         kind.label()
                     ),
-                )
+                ))
             })?;
             let content =
                 serde_json::from_str(&content).map_err(|e| ApiError::Internal(e.into()))?;

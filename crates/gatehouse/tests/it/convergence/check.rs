@@ -11,6 +11,27 @@ use gatehouse_testkit::Gateway;
 /// Every artifact ever created: (collection, handle) → still exists on the platform.
 pub type Artifacts = BTreeMap<(String, String), bool>;
 
+/// The body of artifact `id` of collection `c` (a REST API or an MCP proxy) in front of
+/// `upstream`.
+pub fn body(c: &str, id: &str, upstream: &str) -> serde_json::Value {
+    let upstream = match c {
+        "rest-apis" => serde_json::json!({"main": {"url": upstream}}),
+        _ => serde_json::json!({"url": upstream}),
+    };
+    serde_json::json!({"id": id, "displayName": id, "projectId": "default",
+                       "context": format!("/{id}"), "upstream": upstream})
+}
+
+/// One of the artifacts that still exist, at random.
+pub fn pick(artifacts: &Artifacts, rng: &mut impl rand::Rng) -> Option<(String, String)> {
+    let live: Vec<_> = artifacts
+        .iter()
+        .filter(|(_, alive)| **alive)
+        .map(|(k, _)| k.clone())
+        .collect();
+    (!live.is_empty()).then(|| live[rng.gen_range(0..live.len())].clone())
+}
+
 /// Handles of the artifacts that still exist.
 pub fn existing(artifacts: &Artifacts) -> HashSet<String> {
     artifacts

@@ -84,25 +84,11 @@ impl Fleet {
     }
 
     fn body(&self, c: &str, id: &str) -> Value {
-        let url = self.upstream.url("");
-        match c {
-            "rest-apis" => {
-                json!({"id": id, "displayName": id, "projectId": "default", "context": format!("/{id}"), "upstream": {"main": {"url": url}}})
-            }
-            _ => {
-                json!({"id": id, "displayName": id, "projectId": "default", "context": format!("/{id}"), "upstream": {"url": url}})
-            }
-        }
+        check::body(c, id, &self.upstream.url(""))
     }
 
     fn pick(&mut self) -> Option<(String, String)> {
-        let live: Vec<_> = self
-            .artifacts
-            .iter()
-            .filter(|(_, alive)| **alive)
-            .map(|(k, _)| k.clone())
-            .collect();
-        (!live.is_empty()).then(|| live[self.rng.gen_range(0..live.len())].clone())
+        check::pick(&self.artifacts, &mut self.rng)
     }
 
     async fn change(&mut self, roll: u32) -> String {

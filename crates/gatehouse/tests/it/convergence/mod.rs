@@ -56,24 +56,11 @@ impl World {
     }
 
     fn body(&self, c: &str, id: &str) -> Value {
-        match c {
-            "rest-apis" => {
-                json!({"id": id, "displayName": id, "projectId": "default", "context": format!("/{id}"), "upstream": {"main": {"url": self.up.url("")}}})
-            }
-            _ => {
-                json!({"id": id, "displayName": id, "projectId": "default", "context": format!("/{id}"), "upstream": {"url": self.up.url("")}})
-            }
-        }
+        check::body(c, id, &self.up.url(""))
     }
 
     fn pick_existing(&mut self) -> Option<(String, String)> {
-        let live: Vec<_> = self
-            .artifacts
-            .iter()
-            .filter(|(_, alive)| **alive)
-            .map(|(k, _)| k.clone())
-            .collect();
-        (!live.is_empty()).then(|| live[self.rng.gen_range(0..live.len())].clone())
+        check::pick(&self.artifacts, &mut self.rng)
     }
 
     fn pick_deployed_once(&mut self) -> Option<(String, String)> {

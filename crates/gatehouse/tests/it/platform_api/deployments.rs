@@ -170,7 +170,7 @@ async fn deployment_state_machine(backend: Backend) {
             .post(&base, &json!({"gatewayId": "edge", "base": "nope"}))
             .await
             .unwrap();
-        assert_eq!((s, b["field"].as_str()), (400, Some("base")));
+        assert_eq!((s, b["field"].as_str()), (404, Some("base")));
         let (s, _) = admin
             .post(&base, &json!({"gatewayId": "ghost"}))
             .await

@@ -89,10 +89,27 @@ async fn openapi_describes_every_policy_and_flags_the_unenforced() {
     let (s, spec) = anon.get("/api/v1/openapi.json").await.unwrap();
     assert_eq!(s, 200);
     let schemas = &spec["components"]["schemas"];
+    // Each kind's spec takes the policies that apply to it.
     assert_eq!(
         schemas["RestApiSpec"]["properties"]["policies"]["items"]["$ref"],
-        "#/components/schemas/Policy"
+        "#/components/schemas/PolicyOfRestApi"
     );
+    let names = |schema: &str| -> Vec<String> {
+        schemas[schema]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                v["properties"]["name"]["enum"][0]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert!(!names("PolicyOfRestApi").contains(&"token-rate-limit".to_owned()));
+    assert!(names("PolicyOfLlmProxy").contains(&"token-rate-limit".to_owned()));
+    assert!(names("PolicyOfMcp").contains(&"mcp-authz".to_owned()));
     let variants = schemas["Policy"]["oneOf"]
         .as_array()
         .expect("Policy is a oneOf");
