@@ -217,9 +217,23 @@ impl Fleet {
 
     /// Outages last a few steps, then end by themselves.
     async fn recover(&mut self, all: bool) {
+        if self.db_cut_for > 0 {
+            self.db_cut_for = self.db_cut_for.saturating_sub(1);
+            if all || self.db_cut_for == 0 {
+                self.db_cut_for = 0;
+                self.db_relay.heal();
+                self.log.push("heal the database".into());
+            }
+        }
         for i in 0..self.replicas.len() {
             let r = &mut self.replicas[i];
             r.down_for = r.down_for.saturating_sub(1);
+            // A platform started while its database is unreachable exits (it does not serve
+            // without one); a supervisor starts it again, and so does the run.
+            if r.process.as_mut().is_some_and(|p| p.try_exit().is_some()) {
+                r.process = None;
+                self.log.push(format!("replica {i} exited"));
+            }
             if r.process.is_none() && (all || r.down_for == 0) {
                 r.process = Some(self.p.spawn_on(r.addr).unwrap());
                 self.log.push(format!("start replica {i}"));
@@ -240,14 +254,6 @@ impl Fleet {
                     m.relay.heal();
                     self.log.push(format!("heal gateway {}", m.name));
                 }
-            }
-        }
-        if self.db_cut_for > 0 {
-            self.db_cut_for = self.db_cut_for.saturating_sub(1);
-            if all || self.db_cut_for == 0 {
-                self.db_cut_for = 0;
-                self.db_relay.heal();
-                self.log.push("heal the database".into());
             }
         }
     }
@@ -358,16 +364,26 @@ async fn run_seed(seed: u64, steps: u64, gateways: u64) -> Option<()> {
             tokio::time::sleep(Duration::from_millis(fleet.rng.gen_range(20..200))).await;
         }
     }
-    fleet.recover(true).await;
-    let mut bases = vec![fleet.p.base.clone()];
-    bases.extend(fleet.replicas.iter().map(|r| format!("http://{}", r.addr)));
-    for base in bases {
-        eventually(WAIT, "every platform process to be healthy", || async {
-            let client = Client::anonymous(&base);
-            (client.get("/health").await.ok()?.0 == 200).then_some(())
-        })
-        .await
-        .unwrap();
+    // Everything healed; a replica that exited meanwhile is started again until all are healthy.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        fleet.recover(true).await;
+        let mut bases = vec![fleet.p.base.clone()];
+        bases.extend(fleet.replicas.iter().map(|r| format!("http://{}", r.addr)));
+        let mut healthy = true;
+        for base in &bases {
+            let answer = Client::anonymous(base).get("/health").await;
+            healthy &= answer.is_ok_and(|(s, _)| s == 200);
+        }
+        if healthy {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "seed {seed}: platform processes not healthy after recovery\nsteps:\n  {}",
+            fleet.log.join("\n  ")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     fleet.settle().await;
     let existing = check::existing(&fleet.artifacts);
