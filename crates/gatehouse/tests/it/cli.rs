@@ -32,25 +32,10 @@ fn login(config: &Path, p: &Platform) {
 async fn platform_and_gateway() -> (Platform, Gateway) {
     let p = platform(Backend::Sqlite, &[]).await.unwrap();
     let admin = p.login("default").await.unwrap();
-    admin
-        .post(
-            "/api/v1/gateways",
-            &json!({"id": "edge", "displayName": "Edge"}),
-        )
-        .await
-        .unwrap();
-    let (_, t) = admin
-        .post("/api/v1/gateways/edge/tokens", &json!({}))
-        .await
-        .unwrap();
+    let token = gateway_token(&admin, "edge").await;
     let gw = Gateway::start(
         Path::new(BIN),
-        &[
-            "--control-plane",
-            &p.base,
-            "--token",
-            t["token"].as_str().unwrap(),
-        ],
+        &["--control-plane", &p.base, "--token", &token],
     )
     .await
     .unwrap();

@@ -32,6 +32,22 @@ pub fn pick(artifacts: &Artifacts, rng: &mut impl rand::Rng) -> Option<(String, 
     (!live.is_empty()).then(|| live[rng.gen_range(0..live.len())].clone())
 }
 
+/// A gateway connected through `relay` with `token`, on no periodic full sync (the runs check
+/// that events alone converge).
+pub async fn gateway_through(relay: &gatehouse_testkit::relay::Relay, token: &str) -> Gateway {
+    let args = [
+        "--control-plane",
+        &relay.url(),
+        "--token",
+        token,
+        "--sync-interval",
+        "1h",
+    ];
+    Gateway::start(std::path::Path::new(BIN), &args)
+        .await
+        .unwrap()
+}
+
 /// Handles of the artifacts that still exist.
 pub fn existing(artifacts: &Artifacts) -> HashSet<String> {
     artifacts

@@ -319,15 +319,7 @@ async fn run_seed(seed: u64, steps: u64, gateways: u64) -> Option<()> {
         let name = format!("edge-{i}");
         let token = gateway_token(&admin, &name).await;
         let relay = Relay::start(replicas[i as usize % replicas.len()].addr).await;
-        let args = [
-            "--control-plane",
-            &relay.url(),
-            "--token",
-            &token,
-            "--sync-interval",
-            "1h",
-        ];
-        let gw = Gateway::start(Path::new(BIN), &args).await.unwrap();
+        let gw = check::gateway_through(&relay, &token).await;
         members.push(Member {
             internal: Client::anonymous(&p.base).with_header("api-key", &token),
             name,

@@ -6,7 +6,6 @@
 //! run more.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 mod check;
@@ -249,32 +248,9 @@ async fn run_seed(seed: u64, steps: u64) {
         .await
         .unwrap();
     let admin = p.login("default").await.unwrap();
-    admin
-        .post(
-            "/api/v1/gateways",
-            &json!({"id": "edge", "displayName": "Edge"}),
-        )
-        .await
-        .unwrap();
-    let (_, t) = admin
-        .post("/api/v1/gateways/edge/tokens", &json!({}))
-        .await
-        .unwrap();
-    let token = t["token"].as_str().unwrap().to_owned();
+    let token = gateway_token(&admin, "edge").await;
     let relay = Relay::start(p.addr).await;
-    let gw = Gateway::start(
-        Path::new(BIN),
-        &[
-            "--control-plane",
-            &relay.url(),
-            "--token",
-            &token,
-            "--sync-interval",
-            "1h",
-        ],
-    )
-    .await
-    .unwrap();
+    let gw = check::gateway_through(&relay, &token).await;
     let mut world = World {
         internal: Client::anonymous(&p.base).with_header("api-key", &token),
         admin,
