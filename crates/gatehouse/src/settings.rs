@@ -425,7 +425,16 @@ mod tests {
         Gateway(GatewayArgs),
     }
 
+    /// Every parse reads the process environment; the one test that sets a
+    /// variable holds this for writing so no other parse sees it.
+    static ENVIRONMENT: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
     fn platform(args: &[&str]) -> Result<PlatformConfig, SettingsError> {
+        let _reading = ENVIRONMENT.read().unwrap_or_else(|e| e.into_inner());
+        platform_unlocked(args)
+    }
+
+    fn platform_unlocked(args: &[&str]) -> Result<PlatformConfig, SettingsError> {
         let argv = ["gatehouse", "platform"].iter().chain(args);
         match try_parse_from::<TestCli>(argv)?.command {
             TestCommand::Platform(p) => p.into_config(),
@@ -434,6 +443,7 @@ mod tests {
     }
 
     fn gateway(args: &[&str]) -> Result<GatewayConfig, SettingsError> {
+        let _reading = ENVIRONMENT.read().unwrap_or_else(|e| e.into_inner());
         let argv = ["gatehouse", "gateway"].iter().chain(args);
         match try_parse_from::<TestCli>(argv)?.command {
             TestCommand::Gateway(g) => Ok(g.into_config()),
@@ -515,10 +525,13 @@ mod tests {
     #[test]
     fn the_environment_wins_over_the_file() {
         let (_dir, path) = config_file("env", "token_ttl = \"1h\"\nbody-limit = 100\n");
-        // Only this test reads GATEHOUSE_TOKEN_TTL.
-        std::env::set_var("GATEHOUSE_TOKEN_TTL", "2h");
-        let c = platform(&["--config", &path]);
-        std::env::remove_var("GATEHOUSE_TOKEN_TTL");
+        let c = {
+            let _writing = ENVIRONMENT.write().unwrap_or_else(|e| e.into_inner());
+            std::env::set_var("GATEHOUSE_TOKEN_TTL", "2h");
+            let c = platform_unlocked(&["--config", &path]);
+            std::env::remove_var("GATEHOUSE_TOKEN_TTL");
+            c
+        };
         let c = c.unwrap();
         assert_eq!(c.token_ttl, Duration::from_secs(2 * 3600));
         assert_eq!(c.body_limit, 100, "keys may be written with '_' or '-'");
