@@ -172,9 +172,11 @@ pub struct PiiMaskingParams {
 pub struct PromptSizeLimitParams {
     /// The most characters of prompt text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_chars: Option<u64>,
     /// The most estimated tokens of prompt text (a token is taken as 4 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_tokens: Option<u64>,
 }
 

@@ -79,7 +79,10 @@ pub struct LlmProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<LlmTemplate>)]
     pub template_definition: Option<Box<LlmTemplate>>,
-    #[schema(pattern = "^(/([A-Za-z0-9._~-]|[$]version)+)+$", max_length = 232)]
+    #[schema(
+        pattern = "^((/[A-Za-z0-9._~-]+)+|(/[A-Za-z0-9._~-]+)*/[A-Za-z0-9._~-]*[$]version[A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*)$",
+        max_length = 232
+    )]
     pub context: String,
     pub upstream: LlmUpstream,
     #[serde(default)]

@@ -26,7 +26,10 @@ pub struct McpSpec {
     #[serde(default = "default_version")]
     #[schema(pattern = "^[A-Za-z0-9._-]{1,30}$")]
     pub version: String,
-    #[schema(pattern = "^(/([A-Za-z0-9._~-]|[$]version)+)+$", max_length = 232)]
+    #[schema(
+        pattern = "^((/[A-Za-z0-9._~-]+)+|(/[A-Za-z0-9._~-]+)*/[A-Za-z0-9._~-]*[$]version[A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*)$",
+        max_length = 232
+    )]
     pub context: String,
     /// The one MCP server behind the proxy (or give `upstreams`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -47,7 +47,10 @@ pub struct RestApiSpec {
     #[serde(default = "default_version")]
     #[schema(pattern = "^[A-Za-z0-9._-]{1,30}$")]
     pub version: String,
-    #[schema(pattern = "^(/([A-Za-z0-9._~-]|[$]version)+)+$", max_length = 232)]
+    #[schema(
+        pattern = "^((/[A-Za-z0-9._~-]+)+|(/[A-Za-z0-9._~-]+)*/[A-Za-z0-9._~-]*[$]version[A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*)$",
+        max_length = 232
+    )]
     pub context: String,
     pub upstream: RestUpstream,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -33,6 +33,8 @@ pub(super) fn validate_version(version: &str) -> Result<(), FieldError> {
     }
 }
 
+/// A context as written is at most 232 characters; `$version`, used once at most, makes the
+/// served path up to 22 characters longer (a version is at most 30).
 pub(super) fn validate_context(context: &str, version: &str) -> Result<(), FieldError> {
     let resolved = context.replace("$version", version);
     let fail = |m: &str| Err(FieldError::new("context", format!("'{context}' {m}")));
@@ -42,8 +44,11 @@ pub(super) fn validate_context(context: &str, version: &str) -> Result<(), Field
     if resolved.len() < 2 {
         return fail("must name at least one path segment");
     }
-    if resolved.len() > 232 {
+    if context.len() > 232 {
         return fail("is longer than 232 characters");
+    }
+    if context.matches("$version").count() > 1 {
+        return fail("may use $version once");
     }
     if resolved.ends_with('/') || resolved.contains("//") {
         return fail("must not end with '/' or contain empty segments");

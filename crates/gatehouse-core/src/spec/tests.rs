@@ -37,6 +37,18 @@ fn invalid_rest_fields_are_named() {
         "context"
     );
     assert_eq!(field_of(base(), "/context", json!("/x/$other")), "context");
+    // $version once; the length counts the context as written.
+    assert_eq!(
+        field_of(base(), "/context", json!("/$version/$version")),
+        "context"
+    );
+    let long = format!("/$version/{}", "a".repeat(222));
+    let mut v = base();
+    v["context"] = json!(long);
+    v["version"] = json!("v".repeat(30));
+    assert!(rest(v.clone()).is_ok(), "232 characters as written");
+    v["context"] = json!(format!("{long}a"));
+    assert!(rest(v).is_err(), "233 characters as written");
     assert_eq!(field_of(base(), "/version", json!("v 1")), "version");
     assert_eq!(field_of(base(), "/displayName", json!(" ")), "displayName");
     assert_eq!(

@@ -7,6 +7,7 @@ mod identity;
 mod internal;
 mod llm_templates;
 mod openapi;
+mod openapi_rules;
 mod openapi_shapes;
 mod ops;
 mod people;

@@ -34,11 +34,14 @@ fn header_map_rule(schema: &mut Map<String, Value>) {
     }
 }
 
-/// An upstream URL as `validate_url` takes it: http or https, a host name, an optional port
-/// and path, no query or fragment; or text holding a reference (`{{ secret "x" }}`), resolved
-/// on the gateway. (Hosts given as IP addresses are accepted by the API but not described here:
-/// a pattern cannot tell a valid address from an invalid one.)
-const URL_PATTERN: &str = "^(https?://[A-Za-z]([A-Za-z0-9-]*[A-Za-z])?(\\.[A-Za-z]([A-Za-z0-9-]*[A-Za-z])?)*(:[0-9]{1,4})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?|.*\\{\\{ *(secret|env) +\"[^\"{}]*\" *\\}\\}.*)$";
+/// An http(s) URL with a host name, an optional port and path, no query or fragment. (Hosts
+/// given as IP addresses are accepted by the API but not described here: a pattern cannot tell
+/// a valid address from an invalid one.)
+pub(super) const HTTP_URL_PATTERN: &str = "^https?://[A-Za-z]([A-Za-z0-9-]*[A-Za-z])?(\\.[A-Za-z]([A-Za-z0-9-]*[A-Za-z])?)*(:[0-9]{1,4})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$";
+
+/// An upstream URL as `validate_url` takes it: an http(s) URL as above, or URL text holding one
+/// reference (`{{ secret "x" }}`, `{{ env "NAME" }}`), resolved on the gateway.
+pub(super) const URL_PATTERN: &str = "^(https?://[A-Za-z]([A-Za-z0-9-]*[A-Za-z])?(\\.[A-Za-z]([A-Za-z0-9-]*[A-Za-z])?)*(:[0-9]{1,4})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?|[A-Za-z0-9._~!$&'()*+,;=:@%/-]*\\{\\{ *(secret +\"[a-z0-9][a-z0-9-]{0,39}\"|env +\"[A-Za-z_][A-Za-z0-9_]*\") *\\}\\}[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)$";
 
 /// Rules of particular schemas: upstream URLs, the two forms of an upstream (`url` or `urls`),
 /// of a proxy's providers and of an MCP proxy's servers, and tagged unions whose variants take
@@ -51,6 +54,7 @@ fn component_rules(doc: &mut Value) {
         ("Endpoint", "url"),
         ("RestEndpoint", "url"),
         ("McpUpstream", "url"),
+        ("LlmUpstream", "url"),
     ] {
         if let Some(Value::Object(url)) = schemas
             .get_mut(name)
@@ -102,11 +106,13 @@ fn component_rules(doc: &mut Value) {
 pub fn finish(doc: &mut Value) {
     optional_id_on_replace(doc);
     component_rules(doc);
+    super::openapi_rules::component_rules(doc);
     let components = doc
         .pointer("/components/schemas")
         .cloned()
         .unwrap_or_else(|| json!({}));
     walk(doc, &components);
+    super::openapi_rules::body_rules(doc);
 }
 
 /// A `PUT` takes its id from the path: a body schema that requires `id` gets a replacement
@@ -158,8 +164,10 @@ fn walk(node: &mut Value, components: &Value) {
                         display_name_rule(dn);
                     }
                 }
-                if let Some(Value::Object(headers)) = props.get_mut("headers") {
-                    header_map_rule(headers);
+                for name in ["headers", "set"] {
+                    if let Some(Value::Object(headers)) = props.get_mut(name) {
+                        header_map_rule(headers);
+                    }
                 }
             }
             for v in map.values_mut() {
@@ -239,6 +247,16 @@ fn merge_all_of(map: &Map<String, Value>, components: &Value) -> Option<Map<Stri
     let choices: Vec<&Value> = objects.iter().filter_map(|o| o.get("oneOf")).collect();
     if let [one] = choices.as_slice() {
         out.insert("oneOf".into(), (*one).clone());
+    }
+    // So does a part's rule across its fields (`if`/`then`, see `openapi_rules`).
+    let conditions: Vec<&&Map<String, Value>> =
+        objects.iter().filter(|o| o.contains_key("if")).collect();
+    if let [one] = conditions.as_slice() {
+        for key in ["if", "then"] {
+            if let Some(v) = one.get(key) {
+                out.insert(key.into(), v.clone());
+            }
+        }
     }
     Some(out)
 }

@@ -255,7 +255,8 @@ pub async fn check_provider(
             e.message
                 .push_str(&format!(" (this organization has {})", own.join(", ")));
         }
-        return Err(e.into());
+        // Like a provider or a plan a body names that does not exist: 404 naming the field.
+        return Err(crate::error::ApiError::UnknownReference(e));
     }
     Ok(())
 }

@@ -184,7 +184,7 @@ async fn templates_are_listed_and_an_organization_adds_its_own(backend: Backend)
     let mut prov = artifact_body("llm-providers", "acme-prov", "/acme");
     prov["template"] = json!("skynet");
     let (s, b) = admin.post("/api/v1/llm-providers", &prov).await.unwrap();
-    assert_eq!((s, b["field"].as_str()), (400, Some("template")), "{b}");
+    assert_eq!((s, b["field"].as_str()), (404, Some("template")), "{b}");
     let message = b["message"].as_str().unwrap();
     // Names the template and the choices: the built-ins and the organization's own.
     assert!(
