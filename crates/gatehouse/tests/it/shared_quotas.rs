@@ -1,5 +1,6 @@
 //! Quotas shared through Redis (`--rate-limit-store`, docs/quotas.md), end to end with the real
-//! binary: two gateways on one Redis spend one count (a per-key `rate-limit` and a plan quota);
+//! binary: two gateways on one Redis spend one count (a per-key `rate-limit`, a plan quota and a
+//! `token-rate-limit`);
 //! a gateway whose Redis goes away keeps serving on its own counters (or answers 503 for a
 //! `failClosed` limit), says so once in its log and in `/status` and metrics, and goes back to
 //! Redis when it returns.
@@ -93,6 +94,104 @@ async fn store_status(gw: &Gateway) -> Value {
     s["rateLimitStore"].clone()
 }
 
+/// Gateways `east` and `west` of `p`, counting in the Redis at `url`.
+async fn gateways_on(p: &gatehouse_testkit::Platform, admin: &Client, url: &str) -> Vec<Gateway> {
+    let mut gws = vec![];
+    for name in ["east", "west"] {
+        let token = gateway_token(admin, name).await;
+        let args = [
+            "--control-plane",
+            p.base.as_str(),
+            "--token",
+            token.as_str(),
+            "--rate-limit-store",
+            url,
+        ];
+        gws.push(Gateway::start(Path::new(BIN), &args).await.unwrap());
+    }
+    gws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_one_redis_spend_one_token_limit() {
+    let Some(url) = shared_redis_url() else {
+        eprintln!("skipped: GATEHOUSE_TEST_REDIS_URL is not set (.ci/run sets it)");
+        return;
+    };
+    let p = platform(Backend::Sqlite, &[]).await.unwrap();
+    let admin = p.login("default").await.unwrap();
+    let up = gatehouse_testkit::fake_llm::FakeLlm::start("tokens").await;
+    let gws = gateways_on(&p, &admin, &url).await;
+    // 30 tokens a day; each exchange below is 7 (4 prompt words, 3 in the reply).
+    let (s, b) = admin
+        .post("/api/v1/llm-providers", &json!({
+            "id": "metered-llm", "displayName": "Metered", "template": "openai",
+            "context": "/metered-llm", "upstream": {"url": up.url("/v1"), "auth": {"type": "api-key", "value": "sk-test"}},
+            "policies": [{"name": "token-rate-limit", "params": {"tokens": 30, "window": "1d"}}]
+        }))
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{b}");
+    let uuid = b["uuid"].as_str().unwrap().to_owned();
+    for gw in ["east", "west"] {
+        let (s, b) = admin
+            .post(
+                "/api/v1/llm-providers/metered-llm/deployments",
+                &json!({"gatewayId": gw}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s, 201, "{b}");
+    }
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "one two three four"}]});
+    let mut served = 0;
+    for gw in &gws {
+        let t = &gw.traffic();
+        let b = &body;
+        eventually(WAIT, "the provider to be served", || async move {
+            let (s, _) = t.post("/metered-llm/chat/completions", b).await.ok()?;
+            (s == 200).then_some(())
+        })
+        .await
+        .unwrap();
+        served += 1;
+    }
+    // Alternate between the gateways until both refuse: a request is let through while the
+    // count is under the limit and is charged when its answer is read, so 5 exchanges (35
+    // tokens) pass across both; on counters of their own they would pass 5 each.
+    let mut refused = [0; 2];
+    for _ in 0..40 {
+        for (i, gw) in gws.iter().enumerate() {
+            let (s, b) = gw
+                .traffic()
+                .post("/metered-llm/chat/completions", &body)
+                .await
+                .unwrap();
+            match s {
+                200 => {
+                    assert_eq!(b["usage"]["total_tokens"], 7, "{b}");
+                    served += 1;
+                }
+                429 => refused[i] += 1,
+                s => panic!("gateway {i}: {s} {b}"),
+            }
+        }
+        if refused.iter().all(|&n| n >= 2) {
+            break;
+        }
+    }
+    assert!(refused.iter().all(|&n| n >= 2), "{refused:?}");
+    assert_eq!(served, 5, "one token count across both gateways");
+    let spent: u64 = counts(&url)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k.contains(&uuid))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(spent, 35, "Redis holds the tokens of both gateways");
+    forget_counts(&url, &[&uuid]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_on_one_redis_spend_one_quota() {
     let Some(url) = shared_redis_url() else {
@@ -102,20 +201,7 @@ async fn two_gateways_on_one_redis_spend_one_quota() {
     let p = platform(Backend::Sqlite, &[]).await.unwrap();
     let admin = p.login("default").await.unwrap();
     let up = EchoServer::start("upstream").await;
-    let mut gws = vec![];
-    for name in ["east", "west"] {
-        let token = gateway_token(&admin, name).await;
-        let token = token.as_str();
-        let args = [
-            "--control-plane",
-            p.base.as_str(),
-            "--token",
-            token,
-            "--rate-limit-store",
-            url.as_str(),
-        ];
-        gws.push(Gateway::start(Path::new(BIN), &args).await.unwrap());
-    }
+    let gws = gateways_on(&p, &admin, &url).await;
     for gw in &gws {
         let store = store_status(gw).await;
         assert_eq!(
