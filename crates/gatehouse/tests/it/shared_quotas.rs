@@ -143,7 +143,8 @@ async fn two_gateways_on_one_redis_spend_one_token_limit() {
             .unwrap();
         assert_eq!(s, 201, "{b}");
     }
-    let body = json!({"model": "m", "messages": [{"role": "user", "content": "one two three four"}]});
+    let body =
+        json!({"model": "m", "messages": [{"role": "user", "content": "one two three four"}]});
     let mut served = 0;
     for gw in &gws {
         let t = &gw.traffic();
