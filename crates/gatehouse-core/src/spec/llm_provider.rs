@@ -8,12 +8,20 @@ use crate::llm::{self, LlmTemplate};
 use crate::policy::Policy;
 use crate::validate::FieldError;
 
+/// The kinds of credential an LLM upstream takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamAuthType {
+    /// A key sent in a header (`header`, or the template's).
+    ApiKey,
+}
+
 /// How the gateway authenticates to an LLM upstream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpstreamAuth {
     #[serde(rename = "type")]
-    pub auth_type: String,
+    pub auth_type: UpstreamAuthType,
     /// The header that carries the credential; default the template's (`Authorization` with
     /// `Bearer ` for OpenAI, `x-api-key` for Anthropic, ...). When given, `value` is sent as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,12 +132,6 @@ impl LlmProviderSpec {
         }
         validate_url("upstream.url", &self.upstream.url)?;
         if let Some(auth) = &self.upstream.auth {
-            if auth.auth_type != "api-key" {
-                return Err(FieldError::new(
-                    "upstream.auth.type",
-                    "only 'api-key' is supported",
-                ));
-            }
             if let Some(h) = &auth.header {
                 validate_header_name("upstream.auth.header", h)?;
             }

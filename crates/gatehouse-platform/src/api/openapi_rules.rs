@@ -61,7 +61,6 @@ pub fn component_rules(doc: &mut Value) {
         }
     }
     for (schema, field, rule) in [
-        ("UpstreamAuth", "type", json!({"enum": ["api-key"]})),
         ("UpstreamAuth", "value", json!({"minLength": 1})),
         ("UpstreamAuth", "header", json!({"pattern": TOKEN})),
         ("Operation", "method", json!({"enum": METHODS})),
