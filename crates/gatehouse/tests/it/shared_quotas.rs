@@ -112,6 +112,20 @@ async fn gateways_on(p: &gatehouse_testkit::Platform, admin: &Client, url: &str)
     gws
 }
 
+/// Deploys the artifact `id` of `collection` to both gateways of `gateways_on`.
+async fn deploy_to_both(admin: &Client, collection: &str, id: &str) {
+    for gw in ["east", "west"] {
+        let (s, b) = admin
+            .post(
+                &format!("/api/v1/{collection}/{id}/deployments"),
+                &json!({"gatewayId": gw}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s, 201, "{b}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_on_one_redis_spend_one_token_limit() {
     let Some(url) = shared_redis_url() else {
@@ -133,16 +147,7 @@ async fn two_gateways_on_one_redis_spend_one_token_limit() {
         .unwrap();
     assert_eq!(s, 201, "{b}");
     let uuid = b["uuid"].as_str().unwrap().to_owned();
-    for gw in ["east", "west"] {
-        let (s, b) = admin
-            .post(
-                "/api/v1/llm-providers/metered-llm/deployments",
-                &json!({"gatewayId": gw}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(s, 201, "{b}");
-    }
+    deploy_to_both(&admin, "llm-providers", "metered-llm").await;
     let body =
         json!({"model": "m", "messages": [{"role": "user", "content": "one two three four"}]});
     let mut served = 0;
@@ -234,16 +239,7 @@ async fn two_gateways_on_one_redis_spend_one_quota() {
         let (s, b) = admin.post("/api/v1/rest-apis", &body).await.unwrap();
         assert_eq!(s, 201, "{b}");
         uuids.push(b["uuid"].as_str().unwrap().to_owned());
-        for gw in ["east", "west"] {
-            let (s, b) = admin
-                .post(
-                    &format!("/api/v1/rest-apis/{id}/deployments"),
-                    &json!({"gatewayId": gw}),
-                )
-                .await
-                .unwrap();
-            assert_eq!(s, 201, "{b}");
-        }
+        deploy_to_both(&admin, "rest-apis", id).await;
     }
     let mut keys = vec![];
     for name in ["first", "second"] {
