@@ -11,8 +11,9 @@
 //! - `prompt-size-limit` names at least one bound; an MCP proxy's tool, resource and prompt
 //!   names are not blank.
 //!
-//! What remains beyond JSON Schema (a field equal to another, names distinct within a list) is
-//! written in the fields' descriptions and in docs/openapi.md.
+//! Besides, rules of single fields the annotations do not carry (paths, methods, tokens, list
+//! minimums). What remains beyond JSON Schema (names distinct within a list, a regular
+//! expression the gateway's engine compiles) is written in docs/openapi.md.
 
 use serde_json::{json, Map, Value};
 
@@ -51,16 +52,13 @@ pub fn component_rules(doc: &mut Value) {
     }
     if let Some(Value::Object(mcp)) = schemas.get_mut("McpSpec") {
         mcp_authz_needs_jwt_auth(mcp);
-        for list in ["tools", "resources", "prompts"] {
-            if let Some(Value::Object(items)) = mcp
-                .get_mut("properties")
-                .and_then(|p| p.pointer_mut(&format!("/{list}/items")))
-            {
-                items.insert("pattern".into(), json!("\\S"));
-            }
-        }
     }
+    let not_blank = json!({"type": "string", "pattern": "\\S"});
     for (schema, field, rule) in [
+        ("McpSpec", "tools", json!({"items": not_blank})),
+        ("McpSpec", "resources", json!({"items": not_blank})),
+        ("McpSpec", "prompts", json!({"items": not_blank})),
+        ("GuardrailRule", "name", json!({"pattern": "\\S"})),
         ("UpstreamAuth", "value", json!({"minLength": 1})),
         ("UpstreamAuth", "header", json!({"pattern": TOKEN})),
         ("Operation", "method", json!({"enum": METHODS})),
@@ -81,7 +79,7 @@ pub fn component_rules(doc: &mut Value) {
         (
             "ToolRule",
             "tools",
-            json!({"minItems": 1, "items": {"type": "string", "pattern": "\\S"}}),
+            json!({"minItems": 1, "items": not_blank}),
         ),
         (
             "Failover",
@@ -100,13 +98,6 @@ pub fn component_rules(doc: &mut Value) {
             if let Value::Object(rule) = rule {
                 p.extend(rule);
             }
-        }
-    }
-    if let Some(Value::Object(rule)) = schemas.get_mut("GuardrailRule") {
-        if let Some(Value::Object(name)) =
-            rule.get_mut("properties").and_then(|p| p.get_mut("name"))
-        {
-            name.insert("pattern".into(), json!("\\S"));
         }
     }
     for (name, schema) in schemas.iter_mut() {
