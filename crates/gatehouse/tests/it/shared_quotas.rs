@@ -94,48 +94,62 @@ async fn store_status(gw: &Gateway) -> Value {
     s["rateLimitStore"].clone()
 }
 
-/// Gateways `east` and `west` of `p`, counting in the Redis at `url`.
-async fn gateways_on(p: &gatehouse_testkit::Platform, admin: &Client, url: &str) -> Vec<Gateway> {
+/// A platform and its gateways `east` and `west`, both counting in the shared Redis.
+struct TwoOnRedis {
+    url: String,
+    _platform: gatehouse_testkit::Platform,
+    admin: Client,
+    gws: Vec<Gateway>,
+}
+
+/// `TwoOnRedis`, or `None` (saying so) without `GATEHOUSE_TEST_REDIS_URL`.
+async fn two_gateways_on_redis() -> Option<TwoOnRedis> {
+    let Some(url) = shared_redis_url() else {
+        eprintln!("skipped: GATEHOUSE_TEST_REDIS_URL is not set (.ci/run sets it)");
+        return None;
+    };
+    let p = platform(Backend::Sqlite, &[]).await.unwrap();
+    let admin = p.login("default").await.unwrap();
     let mut gws = vec![];
     for name in ["east", "west"] {
-        let token = gateway_token(admin, name).await;
+        let token = gateway_token(&admin, name).await;
         let args = [
             "--control-plane",
             p.base.as_str(),
             "--token",
             token.as_str(),
             "--rate-limit-store",
-            url,
+            url.as_str(),
         ];
         gws.push(Gateway::start(Path::new(BIN), &args).await.unwrap());
     }
-    gws
+    Some(TwoOnRedis {
+        url,
+        _platform: p,
+        admin,
+        gws,
+    })
 }
 
-/// Deploys the artifact `id` of `collection` to both gateways of `gateways_on`.
+/// Deploys the artifact `id` of `collection` to both gateways of `two_gateways_on_redis`.
 async fn deploy_to_both(admin: &Client, collection: &str, id: &str) {
     for gw in ["east", "west"] {
-        let (s, b) = admin
-            .post(
-                &format!("/api/v1/{collection}/{id}/deployments"),
-                &json!({"gatewayId": gw}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(s, 201, "{b}");
+        deploy(admin, collection, id, gw).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_on_one_redis_spend_one_token_limit() {
-    let Some(url) = shared_redis_url() else {
-        eprintln!("skipped: GATEHOUSE_TEST_REDIS_URL is not set (.ci/run sets it)");
+    let Some(TwoOnRedis {
+        url,
+        _platform,
+        admin,
+        gws,
+    }) = two_gateways_on_redis().await
+    else {
         return;
     };
-    let p = platform(Backend::Sqlite, &[]).await.unwrap();
-    let admin = p.login("default").await.unwrap();
     let up = gatehouse_testkit::fake_llm::FakeLlm::start("tokens").await;
-    let gws = gateways_on(&p, &admin, &url).await;
     // 30 tokens a day; each exchange below is 7 (4 prompt words, 3 in the reply).
     let (s, b) = admin
         .post("/api/v1/llm-providers", &json!({
@@ -200,14 +214,16 @@ async fn two_gateways_on_one_redis_spend_one_token_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_on_one_redis_spend_one_quota() {
-    let Some(url) = shared_redis_url() else {
-        eprintln!("skipped: GATEHOUSE_TEST_REDIS_URL is not set (.ci/run sets it)");
+    let Some(TwoOnRedis {
+        url,
+        _platform,
+        admin,
+        gws,
+    }) = two_gateways_on_redis().await
+    else {
         return;
     };
-    let p = platform(Backend::Sqlite, &[]).await.unwrap();
-    let admin = p.login("default").await.unwrap();
     let up = EchoServer::start("upstream").await;
-    let gws = gateways_on(&p, &admin, &url).await;
     for gw in &gws {
         let store = store_status(gw).await;
         assert_eq!(
