@@ -9,8 +9,10 @@ use std::time::SystemTime;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::response_head::{shared_value, PassedHeaders};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use super::h1wire::put_header as put;
+use super::request_head::RawHead;
+use super::response_head::PassedHeaders;
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
 /// Header slots parsed on the stack; a larger `--max-headers` takes them from the heap.
@@ -26,7 +28,9 @@ pub enum BodyFraming {
 
 /// A request read whole (its head; the body follows on the connection).
 pub struct RequestHead {
+    /// The method and target (its headers are in `raw`, the map left empty).
     pub request: Request<()>,
+    pub raw: RawHead,
     pub body: BodyFraming,
     /// The client wants the connection kept after the answer.
     pub keep_alive: bool,
@@ -88,6 +92,7 @@ pub fn parse_request(
         _ => return Ok(Parsed::Hyper),
     };
     let (mut length, mut chunked, mut close, mut trailers) = (None, false, false, false);
+    let mut names_others = false;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -111,6 +116,8 @@ pub fn parse_request(
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"upgrade") {
                     return Ok(Parsed::Hyper);
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
+                    names_others = true;
                 }
             }
         } else if name.eq_ignore_ascii_case(b"upgrade") || name.eq_ignore_ascii_case(b"expect") {
@@ -127,9 +134,10 @@ pub fn parse_request(
     }
     // One copy of the head, which the target and the header values share.
     let head = Bytes::copy_from_slice(&buf[..len]);
-    let built = build(&head, start, method, target, req.headers);
+    let built = build(&head, method, target);
+    let raw = RawHead::new(head, start, req.headers, names_others);
     buf.advance(len);
-    let (method, uri, headers) = match built {
+    let (method, uri) = match built {
         Ok(b) => b,
         Err(why) => return Ok(Parsed::Bad(why)),
     };
@@ -137,7 +145,6 @@ pub fn parse_request(
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
     let body = match (length, chunked) {
         (_, true) => BodyFraming::Chunked,
         (Some(0) | None, false) => BodyFraming::None,
@@ -145,35 +152,24 @@ pub fn parse_request(
     };
     Ok(Parsed::Request(Box::new(RequestHead {
         request,
+        raw,
         body,
         keep_alive: !close,
         trailers,
     })))
 }
 
-/// The method, target and headers of a request head, sharing `head` (the copy of the buffer
-/// that starts at address `start`).
+/// The method and target of a request head, the target sharing `head`.
 fn build(
     head: &Bytes,
-    start: usize,
     method: (usize, usize),
     target: (usize, usize),
-    parsed: &[httparse::Header<'_>],
-) -> Result<(Method, Uri, HeaderMap), &'static str> {
+) -> Result<(Method, Uri), &'static str> {
     let method = Method::from_bytes(&head[method.0..method.0 + method.1])
         .map_err(|_| "the request method is malformed")?;
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1))
         .map_err(|_| "the request target is malformed")?;
-    // Room for the X-Forwarded-* headers the gateway adds.
-    let mut headers = HeaderMap::with_capacity(parsed.len() + 4);
-    for h in parsed {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| "a request header name is malformed")?;
-        let value =
-            shared_value(head, start, h.value).ok_or("a request header value is malformed")?;
-        headers.append(name, value);
-    }
-    Ok((method, uri, headers))
+    Ok((method, uri))
 }
 
 thread_local! {
@@ -280,13 +276,6 @@ pub fn encode_response(
     framing
 }
 
-fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,7 +299,8 @@ mod tests {
         };
         assert_eq!(r.request.uri().path(), "/a");
         assert_eq!(r.request.uri().query(), Some("b=1"));
-        assert_eq!(r.request.headers()["x-a"], "1");
+        assert_eq!(r.raw.get(b"x-a"), Some(&b"1"[..]));
+        assert!(!r.raw.names_others);
         assert_eq!(r.body, BodyFraming::None);
         assert!(r.keep_alive && !r.trailers);
         assert_eq!(&buf[..], b"NEXT", "the head is taken off, the rest stays");
@@ -321,6 +311,13 @@ mod tests {
         let r = request("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n");
         assert_eq!(r.body, BodyFraming::Chunked);
         assert!(r.trailers);
+        let r = request("GET / HTTP/1.1\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\n");
+        assert!(
+            r.raw.names_others,
+            "a Connection naming another header is noted"
+        );
+        let r = request("GET / HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n");
+        assert!(!r.raw.names_others);
     }
 
     #[test]

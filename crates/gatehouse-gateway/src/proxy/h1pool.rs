@@ -30,7 +30,9 @@ use tokio::time::Instant;
 
 use super::deadline::Deadline;
 use super::h1wire::{self, Decoded, Framing, RequestFraming, WireError};
+use super::request_head::PassedRequest;
 use super::response_head::{self, HeadForm};
+use super::routes::Upstream;
 use super::upstream::RequestBody;
 
 /// An idle connection older than this is closed rather than used.
@@ -160,17 +162,20 @@ impl H1Pool {
         Ok(stream)
     }
 
-    /// Sends `req` (its URI's path and query) on a kept-alive connection to `authority`, or a
+    /// Sends `req` (its URI's path and query) on a kept-alive connection to `upstream`, or a
     /// new one; gives up (`TimedOut`) when the answer's head has not come by `deadline`.
-    /// `now` (a moment ago) dates the connection's idle time.
+    /// `now` (a moment ago) dates the connection's idle time. With `passed`, the head written
+    /// is the client's as it came with the gateway's headers and `upstream`'s `Host`, and the
+    /// request's header map is not used (it holds at most a `Host` for the same endpoint).
     pub async fn send(
         self: &Arc<Self>,
-        authority: &Authority,
+        upstream: &Upstream,
         req: Request<RequestBody>,
-        now: Instant,
-        deadline: Instant,
+        (now, deadline): (Instant, Instant),
         form: HeadForm,
+        passed: Option<&PassedRequest>,
     ) -> Result<Response<UpstreamBody>, ExchangeError> {
+        let authority = &upstream.authority;
         if req.headers().contains_key(header::UPGRADE) {
             let upgrade = Box::pin(self.send_upgrade(authority, req));
             return tokio::time::timeout_at(deadline, upgrade)
@@ -180,13 +185,16 @@ impl H1Pool {
         let (mut parts, mut body) = req.into_parts();
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut head = Vec::new();
-        let framing = h1wire::encode_head(
-            &mut head,
-            &parts.method,
-            pq,
-            &mut parts.headers,
-            body.is_end_stream(),
-        );
+        let framing = match passed {
+            Some(p) => p.encode(&mut head, &parts.method, pq, &upstream.host),
+            None => h1wire::encode_head(
+                &mut head,
+                &parts.method,
+                pq,
+                &mut parts.headers,
+                body.is_end_stream(),
+            ),
+        };
         let (mut conn, mut reused) = match self.checkout(authority, now) {
             Some(c) => (c, true),
             None => (

@@ -116,6 +116,7 @@ pub async fn serve(ctx: ConnContext, stream: Stream, watcher: Watcher) {
         };
         let h1head::RequestHead {
             request,
+            raw,
             body,
             keep_alive,
             trailers,
@@ -130,7 +131,7 @@ pub async fn serve(ctx: ConnContext, stream: Stream, watcher: Watcher) {
             BodyFraming::None => {
                 let req = Request::from_parts(parts, ClientBody::empty());
                 ctx.proxy
-                    .handle(&ctx.clients, req, &ctx.peer, Writer::Wire)
+                    .handle(&ctx.clients, req, Some(raw), &ctx.peer, Writer::Wire)
                     .await
             }
             framing => {
@@ -142,7 +143,7 @@ pub async fn serve(ctx: ConnContext, stream: Stream, watcher: Watcher) {
                 let req = Request::from_parts(parts, ClientBody::wire(shared.clone()));
                 let res = ctx
                     .proxy
-                    .handle(&ctx.clients, req, &ctx.peer, Writer::Wire)
+                    .handle(&ctx.clients, req, Some(raw), &ctx.peer, Writer::Wire)
                     .await;
                 match Arc::try_unwrap(shared) {
                     Ok(m) => {

@@ -9,12 +9,14 @@ pub mod h1head;
 pub mod h1pool;
 pub mod h1serve;
 pub mod h1wire;
+pub mod headers;
 pub mod hop;
 pub mod llm;
 pub mod mcp;
 pub mod metrics;
 pub mod policies;
 pub mod pool;
+pub mod request_head;
 pub mod respond;
 pub mod response_head;
 pub mod routes;
@@ -34,12 +36,14 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use client_body::ClientBody;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, StatusCode, Uri, Version};
 use http_body_util::Either;
 
 use error::ProxyError;
+use headers::{finish_headers, prepare_headers};
 use policies::RateLimit;
+use request_head::RawHead;
 use respond::{json, GatewayResponse};
 use response_head::{HeadForm, PassedHeaders};
 use routes::{Entry, Rewrite, RouteTable};
@@ -47,12 +51,8 @@ use upstream::Clients;
 
 const READY_PATH: &str = "/_gateway-health/ready";
 /// Where MCP proxies publish their protected-resource metadata (RFC 9728).
-const METADATA_PREFIX: &str = "/.well-known/oauth-protected-resource";
+pub(crate) const METADATA_PREFIX: &str = "/.well-known/oauth-protected-resource";
 const HEALTHY_PATH: &str = "/_gateway-health/healthy";
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Timeouts of upstream exchanges.
 #[derive(Debug, Clone, Copy)]
@@ -73,11 +73,13 @@ pub enum Writer {
     Wire,
 }
 
-/// How a request came: from whom, when, and who writes its answer.
+/// How a request came: from whom, when, who writes its answer, and its head as written when
+/// the gateway's own HTTP/1.1 loop read it (its headers are then there, not in the request).
 struct Arrival<'a> {
     peer: &'a Peer,
     started: Instant,
     writer: Writer,
+    raw: Option<RawHead>,
 }
 
 /// The data plane's shared state.
@@ -120,11 +122,14 @@ impl Proxy {
     }
 
     /// Answers one request, forwarding through `clients` (each serving thread has its own
-    /// pools). Every answer, forwarded or refused, is counted in the artifact's metrics.
+    /// pools). Every answer, forwarded or refused, is counted in the artifact's metrics. A
+    /// request read by the gateway's own HTTP/1.1 loop comes with its head as written (`raw`),
+    /// and its headers are there.
     pub async fn handle(
         &self,
         clients: &Clients,
         req: Request<ClientBody>,
+        raw: Option<RawHead>,
         peer: &Peer,
         writer: Writer,
     ) -> GatewayResponse {
@@ -133,7 +138,15 @@ impl Proxy {
             return self.health(path);
         }
         if let Some(resource) = path.strip_prefix(METADATA_PREFIX) {
-            return self.resource_metadata(resource, req.headers(), peer.https);
+            let map;
+            let headers = match &raw {
+                Some(raw) => {
+                    map = raw.to_map().unwrap_or_default();
+                    &map
+                }
+                None => req.headers(),
+            };
+            return self.resource_metadata(resource, headers, peer.https);
         }
         let started = Instant::now();
         // Hold the entry, not the table: a swap during the upstream call frees the old table
@@ -156,6 +169,7 @@ impl Proxy {
                     peer,
                     started,
                     writer,
+                    raw,
                 },
             )
             .await
@@ -197,7 +211,7 @@ impl Proxy {
             return ProxyError::NotFound.into_response();
         };
         let doc = serde_json::json!({
-            "resource": format!("{}{resource}", public_base(headers, https)),
+            "resource": format!("{}{resource}", headers::public_base(headers, https)),
             "authorization_servers": [jwt.issuer()],
             "scopes_supported": jwt.required_scopes(),
             "bearer_methods_supported": ["header"],
@@ -234,16 +248,19 @@ impl Proxy {
             peer,
             started,
             writer,
+            raw,
         } = arrival;
         let (mut parts, body) = req.into_parts();
         let uri = std::mem::take(&mut parts.uri);
         let rest = &uri.path()[context_len..];
-        let original_host = match parts.headers.get(header::HOST) {
-            Some(h) => Some(h.clone()),
-            None => uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+        let host = match &raw {
+            Some(raw) => raw.value(b"host"),
+            None => parts.headers.get(header::HOST).cloned(),
         };
+        let original_host = host.or_else(|| {
+            uri.authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         let sandbox = original_host
             .as_ref()
             .is_some_and(|h| h.as_bytes().starts_with(b"sandbox-"));
@@ -256,6 +273,17 @@ impl Proxy {
             entry.main.clone()
         };
         let pool = pool.ok_or(ProxyError::NotFound)?;
+        let op = entry.find_op(&parts.method, rest);
+        // The head goes upstream as the client wrote it when nothing on the way needs its
+        // headers in a map; otherwise they are put in one now.
+        let raw = match raw {
+            Some(raw) if headers::passable(entry, op, &pool, &raw) => Some(raw),
+            Some(raw) => {
+                parts.headers = raw.to_map().map_err(ProxyError::BadRequest)?;
+                None
+            }
+            None => None,
+        };
         if let Some(cors) = &entry.cors {
             if let Some(r) = cors.preflight(&parts.method, &parts.headers) {
                 return Ok(r);
@@ -266,21 +294,28 @@ impl Proxy {
                 return Err(ProxyError::AccessDenied);
             }
         }
-        let op = entry
-            .find_op(&parts.method, rest)
-            .ok_or(ProxyError::NotFound)?;
+        let op = op.ok_or(ProxyError::NotFound)?;
         let chain = &op.chain;
         let origin = parts.headers.get(header::ORIGIN).cloned();
-        let key_id = match &chain.auth {
-            Some(auth) => Some(auth.check(&mut parts.headers, &entry.keys, now_ms())?),
-            None => None,
+        let key_id = match (&chain.auth, &raw) {
+            (Some(auth), Some(raw)) => Some(auth.check_value(
+                raw.get(auth.header().as_str().as_bytes()),
+                &entry.keys,
+                now_ms(),
+            )?),
+            (Some(auth), None) => Some(auth.check(&mut parts.headers, &entry.keys, now_ms())?),
+            (None, _) => None,
         };
         let claims = match &chain.jwt {
             Some(jwt) => match Box::pin(jwt.check(&mut parts.headers)).await {
                 Ok(claims) => Some(claims),
                 Err(e) => {
                     let metadata = (entry.kind == gatehouse_core::ArtifactKind::Mcp).then(|| {
-                        metadata_url(&parts.headers, peer.https, &uri.path()[..context_len])
+                        headers::metadata_url(
+                            &parts.headers,
+                            peer.https,
+                            &uri.path()[..context_len],
+                        )
                     });
                     return Err(ProxyError::Jwt(e, metadata.map(Into::into)));
                 }
@@ -358,12 +393,21 @@ impl Proxy {
             .map_err(|_| ProxyError::BadRequest("the request path cannot be forwarded"))?;
         parts.version = Version::HTTP_11;
         let upgrade = upgrade::Upgrade::take(&mut parts);
-        prepare_headers(&mut parts.headers, peer, original_host, chain);
-        let headers = &mut parts.headers;
-        headers.insert(header::HOST, upstream.host.clone());
-        if let Some(u) = &upgrade {
-            u.restore(headers);
-        }
+        let passed = match raw {
+            Some(raw) => {
+                let taken = chain.auth.as_ref().map(|a| a.header().clone());
+                Some(headers::passed(raw, peer, original_host, taken))
+            }
+            None => {
+                prepare_headers(&mut parts.headers, peer, original_host, chain);
+                let headers = &mut parts.headers;
+                headers.insert(header::HOST, upstream.host.clone());
+                if let Some(u) = &upgrade {
+                    u.restore(headers);
+                }
+                None
+            }
+        };
 
         // MCP: POSTs read as JSON-RPC; with several servers, every request answered by the
         // gateway. A single server's GET stream and DELETE pass through below.
@@ -414,10 +458,15 @@ impl Proxy {
         let mut exceeded = None;
         let body = match entry.max_request_body {
             Some(max) => {
-                let declared = parts
-                    .headers
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
+                let declared = match &passed {
+                    Some(p) => p.raw.get(b"content-length"),
+                    None => parts
+                        .headers
+                        .get(header::CONTENT_LENGTH)
+                        .map(|v| v.as_bytes()),
+                };
+                let declared = declared
+                    .and_then(|v| std::str::from_utf8(v).ok())
                     .and_then(|v| v.parse::<u64>().ok());
                 if declared.is_some_and(|n| n > max) {
                     return Err(ProxyError::PayloadTooLarge(max));
@@ -459,7 +508,7 @@ impl Proxy {
         };
         let via = match &client {
             Some(c) => send::Via::Client(c),
-            None => send::Via::Pool(&clients.h1, form),
+            None => send::Via::Pool(&clients.h1, form, passed.as_ref()),
         };
         let cut = exceeded.as_ref().map(|(flag, max)| (&**flag, *max));
         let answer = send::AnswerBy {
@@ -499,80 +548,5 @@ impl Proxy {
         }
         finish_headers(res.headers_mut(), chain, origin.as_ref(), decision.as_ref());
         Ok(res)
-    }
-}
-
-/// `scheme://host` as the client called the gateway (`X-Forwarded-Proto` when a proxy in front
-/// says so).
-fn public_base(headers: &HeaderMap, https: bool) -> String {
-    let scheme = headers
-        .get(&X_FORWARDED_PROTO)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| matches!(*s, "http" | "https"))
-        .unwrap_or(if https { "https" } else { "http" });
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    format!("{scheme}://{host}")
-}
-
-/// The protected-resource metadata URL of the MCP proxy at `context`.
-fn metadata_url(headers: &HeaderMap, https: bool, context: &str) -> String {
-    format!(
-        "{}{METADATA_PREFIX}{context}/mcp",
-        public_base(headers, https)
-    )
-}
-
-/// Prepares a request's headers for upstream: hop-by-hop headers removed, `X-Forwarded-*`
-/// set, the chain's `set-headers` applied.
-fn prepare_headers(
-    headers: &mut HeaderMap,
-    peer: &Peer,
-    original_host: Option<HeaderValue>,
-    chain: &policies::Chain,
-) {
-    strip_hop_by_hop(headers);
-    // Append to a previous hop's X-Forwarded-For; most requests have none and reuse the
-    // connection's value without allocating.
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => {
-            HeaderValue::from_str(&format!("{prev}, {}", peer.ip.to_str().unwrap_or_default())).ok()
-        }
-        None => Some(peer.ip.clone()),
-    };
-    if let Some(v) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
-    let proto = if peer.https { "https" } else { "http" };
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if let Some(h) = original_host {
-        headers.insert(X_FORWARDED_HOST.clone(), h);
-    }
-    if let Some(sh) = &chain.set_headers {
-        sh.request.apply(headers);
-    }
-}
-
-/// Applies the chain's response headers: `set-headers`, CORS, and the state of the tightest
-/// limit.
-fn finish_headers(
-    h: &mut HeaderMap,
-    chain: &policies::Chain,
-    origin: Option<&HeaderValue>,
-    decision: Option<&policies::rate_limit::Decision>,
-) {
-    if let Some(sh) = &chain.set_headers {
-        sh.response.apply(h);
-    }
-    if let Some(cors) = &chain.cors {
-        cors.apply(origin, h);
-    }
-    if let Some(d) = decision {
-        // A token limit's state, set by the LLM path, is the tighter one when present.
-        if !h.contains_key(&policies::rate_limit::RATELIMIT_LIMIT) {
-            RateLimit::headers(d, h);
-        }
     }
 }

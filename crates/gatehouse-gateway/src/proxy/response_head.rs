@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
-use super::h1wire::{Chunked, Framing, WireError};
+use super::h1wire::{put_header as put_line, Chunked, Framing, WireError};
 use super::hop::is_hop_by_hop;
 
 /// Largest response head accepted from an upstream.
@@ -329,14 +329,6 @@ fn pass(parsed: &[httparse::Header], len: usize) -> Option<(PassedHeaders, Facts
     Some((passed, facts))
 }
 
-/// Writes `name: value\r\n`.
-fn put_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
 /// `RateLimit-Limit`, `RateLimit-Reset` or `RateLimit-Remaining`, which the gateway's own
 /// rate limits set.
 fn is_rate_limit(name: &[u8]) -> bool {
@@ -351,7 +343,7 @@ fn is_rate_limit(name: &[u8]) -> bool {
 
 /// `value` (a slice of the buffer that starts at address `start`) as a header value sharing
 /// `head`, the copy of that buffer's front.
-pub(crate) fn shared_value(head: &Bytes, start: usize, value: &[u8]) -> Option<HeaderValue> {
+fn shared_value(head: &Bytes, start: usize, value: &[u8]) -> Option<HeaderValue> {
     if value.is_empty() {
         return Some(HeaderValue::from_static(""));
     }

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::header::{self, HeaderMap};
 use http::request::Parts;
-use http::uri::Authority;
 use http::{Method, Request, Response, Uri};
+use hyper::body::Body;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,28 +16,34 @@ use tokio::time::Instant;
 use super::error::ProxyError;
 use super::h1pool::{ExchangeError, H1Pool, UpstreamBody};
 use super::pool::{Outcome, Pool};
+use super::request_head::PassedRequest;
 use super::response_head::HeadForm;
+use super::routes::Upstream;
 use super::upstream::{RequestBody, UpstreamClient};
 
 /// What carries a request upstream: this thread's HTTP/1.1 pool (plain `http://` upstreams), or
 /// a general client (TLS, HTTP/2).
 pub enum Via<'a> {
-    /// The pool, and the form in which the upstream's headers are wanted.
-    Pool(&'a Arc<H1Pool>, HeadForm),
+    /// The pool, the form in which the upstream's headers are wanted, and the client's head
+    /// when it goes upstream as written (the request's header map is then not used).
+    Pool(&'a Arc<H1Pool>, HeadForm, Option<&'a PassedRequest>),
     Client(&'a UpstreamClient),
 }
 
 impl Via<'_> {
-    /// Sends `req`; `TimedOut` when no answer came in time.
+    /// Sends `req` to `upstream`; `TimedOut` when no answer came in time.
     async fn request(
         &self,
-        authority: &Authority,
+        upstream: &Upstream,
         req: Request<RequestBody>,
         answer: AnswerBy,
     ) -> Result<Response<UpstreamBody>, ExchangeError> {
         let deadline = answer.from + answer.within;
         match self {
-            Via::Pool(p, form) => p.send(authority, req, answer.from, deadline, *form).await,
+            Via::Pool(p, form, passed) => {
+                let when = (answer.from, deadline);
+                p.send(upstream, req, when, *form, *passed).await
+            }
             Via::Client(c) => match tokio::time::timeout_at(deadline, c.request(req)).await {
                 Ok(Ok(r)) => Ok(r.map(UpstreamBody::from)),
                 Ok(Err(e)) if e.is_connect() => Err(ExchangeError::Connect(e.to_string())),
@@ -98,19 +104,18 @@ pub async fn send(
     cut: Option<(&AtomicBool, u64)>,
 ) -> Result<Response<UpstreamBody>, ProxyError> {
     // What a retry needs, kept only when one may happen.
-    let again =
-        (pool.len() > 1 && idempotent(&parts.method) && !has_body(&parts.headers)).then(|| {
-            (
-                parts.method.clone(),
-                parts.uri.clone(),
-                parts.headers.clone(),
-            )
-        });
+    let bodiless = !has_body(&parts.headers) && body.is_end_stream();
+    let again = (pool.len() > 1 && idempotent(&parts.method) && bodiless).then(|| {
+        (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.headers.clone(),
+        )
+    });
     let mut tried = vec![];
     let mut req = Request::from_parts(parts, body);
     loop {
-        let authority = &pool.upstream(idx).authority;
-        match client.request(authority, req, answer).await {
+        match client.request(pool.upstream(idx), req, answer).await {
             Ok(r) => {
                 pool.record(idx, Outcome::Answered);
                 return Ok(r);

@@ -102,7 +102,13 @@ where
         async move {
             Ok::<_, Infallible>(
                 proxy
-                    .handle(&clients, req.map(ClientBody::from), &peer, Writer::Hyper)
+                    .handle(
+                        &clients,
+                        req.map(ClientBody::from),
+                        None,
+                        &peer,
+                        Writer::Hyper,
+                    )
                     .await,
             )
         }

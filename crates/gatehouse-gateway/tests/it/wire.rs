@@ -1,8 +1,9 @@
 //! HTTP/1.1 framing on the forwarding path (`proxy/h1wire.rs`, `proxy/h1pool.rs`) against an
 //! upstream written on a bare socket, so that every framing case is what the test says it is:
 //! chunked and close-delimited answers, interim 100 answers, HEAD, large bodies, request bodies
-//! of both framings, a kept-alive connection the upstream drops, and a malformed answer; and an
-//! upstream's headers passed to an HTTP/1.1 client as written.
+//! of both framings, a kept-alive connection the upstream drops, and a malformed answer; an
+//! upstream's headers passed to an HTTP/1.1 client as written, and a client's head passed to
+//! the upstream as written.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -89,7 +90,8 @@ pub async fn bare_upstream() -> (String, Arc<AtomicUsize>) {
                         // Closes the kept-alive connection as the request arrives.
                         return;
                     }
-                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let target = head.split_whitespace().nth(1).unwrap_or("/");
+                    let path = target.split('?').next().unwrap_or("/").to_owned();
                     let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
                     match path.as_str() {
                         "/chunked" => {
@@ -136,6 +138,14 @@ pub async fn bare_upstream() -> (String, Arc<AtomicUsize>) {
                             .into_bytes();
                             out.extend_from_slice(&body);
                             s.write_all(&out).await.unwrap();
+                        }
+                        "/request-head" => {
+                            // The head as it arrived (in lower case), as the body.
+                            let out = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{head}",
+                                head.len()
+                            );
+                            s.write_all(out.as_bytes()).await.unwrap();
                         }
                         "/headers" => {
                             s.write_all(
@@ -395,4 +405,105 @@ async fn an_upstreams_headers_reach_the_client_as_written_less_hop_by_hop_ones()
     assert_eq!(r.headers().get_all("set-cookie").iter().count(), 2);
     assert!(r.headers().get("keep-alive").is_none());
     assert_eq!(r.text().await.unwrap(), "ok");
+}
+
+/// Sends `head` (a whole request head, `Connection: close`) on a new connection and reads the
+/// whole answer.
+async fn raw_request(base: &str, head: &str) -> String {
+    let mut s = TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_head_reaches_the_upstream_as_written_less_what_the_gateway_sets() {
+    let (url, _) = bare_upstream().await;
+    let gw = gateway(&["--workers", "1"]).await;
+    let ops = json!([{"method": "GET", "path": "/*"}, {"method": "POST", "path": "/*"}]);
+    create(
+        &gw.admin(),
+        "rest-apis",
+        &rest_doc("plain", "/plain", &url, ops.clone(), json!([])),
+    )
+    .await;
+    let keyed = json!([{"name": "api-key-auth"}, {"name": "rate-limit", "params": {"requests": 50, "window": "1m"}}]);
+    create(
+        &gw.admin(),
+        "rest-apis",
+        &rest_doc("keyed", "/keyed", &url, ops, keyed),
+    )
+    .await;
+    let (status, k) = gw
+        .admin()
+        .post(
+            "/api/management/v1/rest-apis/keyed/api-keys",
+            &json!({"displayName": "wire"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{k}");
+    let key = k["apiKey"].as_str().unwrap();
+    let upstream = url.trim_start_matches("http://");
+
+    // The key (in both spellings), the hop-by-hop headers and the client's own X-Forwarded-*
+    // and Host stay behind; the rest goes in order, repeated headers kept; the gateway's
+    // headers come once each.
+    let head = format!(
+        "GET /keyed/request-head?x=1 HTTP/1.1\r\nHost: gw.example\r\nAPI-Key: {key}\r\n\
+         X-Twice: 1\r\napi-key: second\r\nX-Forwarded-For: 10.0.0.1\r\n\
+         X-Forwarded-Proto: ftp\r\nX-Forwarded-Host: spoofed\r\nKeep-Alive: 5\r\n\
+         TE: trailers\r\nProxy-Authorization: Basic eA==\r\nX-Twice: 2\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let answer = raw_request(&gw.base, &head).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let seen = answer.split_once("\r\n\r\n").unwrap().1;
+    let mut lines = seen.split("\r\n");
+    assert_eq!(
+        lines.next(),
+        Some("get /request-head?x=1 http/1.1"),
+        "{seen}"
+    );
+    let mut headers: Vec<_> = lines.filter(|l| !l.is_empty()).collect();
+    headers.sort();
+    let host = format!("host: {upstream}");
+    let mut want = vec![
+        host.as_str(),
+        "x-forwarded-for: 10.0.0.1, 127.0.0.1",
+        "x-forwarded-host: gw.example",
+        "x-forwarded-proto: http",
+        "x-twice: 1",
+        "x-twice: 2",
+    ];
+    want.sort();
+    assert_eq!(headers, want, "{seen}");
+    assert!(seen.find("x-twice: 1") < seen.find("x-twice: 2"), "{seen}");
+
+    // A wrong key in the first header is refused, whatever comes after it.
+    let head = format!(
+        "GET /keyed/request-head HTTP/1.1\r\nHost: gw\r\nAPI-Key: wrong\r\nAPI-Key: {key}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let answer = raw_request(&gw.base, &head).await;
+    assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
+
+    // A body goes with its framing: a length as given, chunks as chunks.
+    let answer = raw_request(
+        &gw.base,
+        "POST /plain/echo HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\
+         Connection: close\r\n\r\nhello",
+    )
+    .await;
+    assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+    let answer = raw_request(
+        &gw.base,
+        "POST /plain/echo HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
 }

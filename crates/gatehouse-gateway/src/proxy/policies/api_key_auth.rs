@@ -62,8 +62,29 @@ impl ApiKeyAuth {
         keys: &KeySet,
         now_ms: i64,
     ) -> Result<Arc<str>, AuthError> {
-        let value = headers.remove(&self.header).ok_or(AuthError::Missing)?;
-        let text = value.to_str().map_err(|_| AuthError::Invalid)?;
+        let value = headers.remove(&self.header);
+        self.check_value(value.as_ref().map(|v| v.as_bytes()), keys, now_ms)
+    }
+
+    /// The header the key comes in.
+    pub fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// Checks a key presented as `value` (the first of the policy's header, if any), for a
+    /// request whose headers are not in a map; the caller leaves the header out upstream.
+    pub fn check_value(
+        &self,
+        value: Option<&[u8]>,
+        keys: &KeySet,
+        now_ms: i64,
+    ) -> Result<Arc<str>, AuthError> {
+        let value = value.ok_or(AuthError::Missing)?;
+        // Visible ASCII only, as a header value's text.
+        let text = std::str::from_utf8(value)
+            .ok()
+            .filter(|t| t.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)))
+            .ok_or(AuthError::Invalid)?;
         // In `Authorization` the key comes as a bearer token (as LLM SDKs send it).
         let key = if self.header == http::header::AUTHORIZATION {
             text.strip_prefix("Bearer ").unwrap_or(text)
