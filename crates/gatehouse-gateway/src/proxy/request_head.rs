@@ -147,7 +147,12 @@ impl PassedRequest {
         out.extend_from_slice(b" HTTP/1.1\r\n");
         let mut framing = RequestFraming::Empty;
         let taken = self.taken.as_ref().map(|n| n.as_str().as_bytes());
-        for (name, value) in self.raw.headers() {
+        let head = &self.raw.head[..];
+        // Kept lines that follow one another in the head, each ending in CRLF, are copied as
+        // one run.
+        let mut run: Option<(usize, usize)> = None;
+        for l in &self.raw.lines {
+            let name = self.raw.slice(l.name);
             if is_hop_by_hop(name)
                 || set_by_gateway(name)
                 || taken.is_some_and(|t| t.eq_ignore_ascii_case(name))
@@ -160,15 +165,37 @@ impl PassedRequest {
             } else if name.eq_ignore_ascii_case(b"content-length") {
                 framing = RequestFraming::Length;
             }
-            put(out, name, value);
+            let (start, end) = (l.name.0 as usize, l.value.1 as usize);
+            let line_end = (end > start && head[end..].starts_with(b"\r\n")).then_some(end + 2);
+            match (run, line_end) {
+                (Some((from, to)), Some(next)) if to == start => run = Some((from, next)),
+                (_, Some(next)) => {
+                    if let Some((from, to)) = run.replace((start, next)) {
+                        out.extend_from_slice(&head[from..to]);
+                    }
+                }
+                (_, None) => {
+                    if let Some((from, to)) = run.take() {
+                        out.extend_from_slice(&head[from..to]);
+                    }
+                    put(out, name, self.raw.slice(l.value));
+                }
+            }
         }
-        put(out, b"host", host.as_bytes());
-        put(out, b"x-forwarded-for", self.forwarded_for.as_bytes());
-        put(out, b"x-forwarded-proto", self.forwarded_proto.as_bytes());
+        if let Some((from, to)) = run {
+            out.extend_from_slice(&head[from..to]);
+        }
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\nx-forwarded-for: ");
+        out.extend_from_slice(self.forwarded_for.as_bytes());
+        out.extend_from_slice(b"\r\nx-forwarded-proto: ");
+        out.extend_from_slice(self.forwarded_proto.as_bytes());
         if let Some(h) = &self.forwarded_host {
-            put(out, b"x-forwarded-host", h.as_bytes());
+            out.extend_from_slice(b"\r\nx-forwarded-host: ");
+            out.extend_from_slice(h.as_bytes());
         }
-        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(b"\r\n\r\n");
         framing
     }
 }
@@ -232,6 +259,25 @@ mod tests {
             "POST /up/in?q HTTP/1.1\r\nContent-Length: 3\r\nX-Kept: Yes, Really\r\n\
              host: up:81\r\nx-forwarded-for: 9.9.9.9, 127.0.0.1\r\nx-forwarded-proto: http\r\n\
              x-forwarded-host: client\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn lines_are_copied_as_written_when_they_end_in_crlf_and_rewritten_otherwise() {
+        let passed = PassedRequest {
+            raw: raw("GET / HTTP/1.1\r\nA: 1\nB:  2\r\nHost: x\r\nEmpty:\r\nC: 3\r\nD:4\r\n\r\n"),
+            forwarded_for: HeaderValue::from_static("1.2.3.4"),
+            forwarded_proto: "https",
+            forwarded_host: None,
+            taken: None,
+        };
+        let mut out = Vec::new();
+        let host = HeaderValue::from_static("up");
+        passed.encode(&mut out, &Method::GET, "/", &host);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nA: 1\r\nB:  2\r\nEmpty: \r\nC: 3\r\nD:4\r\nhost: up\r\n\
+             x-forwarded-for: 1.2.3.4\r\nx-forwarded-proto: https\r\n\r\n"
         );
     }
 
