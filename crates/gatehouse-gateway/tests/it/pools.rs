@@ -1,5 +1,5 @@
 //! Upstreams of several URLs: requests balanced by weight, a dead endpoint left out and its
-//! GETs served by the others, a POST to it not replayed, the dead one used again once it is
+//! GETs served by the others, a POST or a PUT with a body to it not replayed, the dead one used again once it is
 //! back, and active health checks taking an endpoint out and back in.
 
 use std::collections::HashMap;
@@ -113,6 +113,30 @@ async fn requests_are_balanced_and_a_dead_endpoint_is_left_out_until_it_is_back(
     assert_eq!(
         s, 503,
         "the first pick is the dead one and a POST is not retried"
+    );
+    // Nor is a PUT whose HTTP/2 body has no declared length: its body went with the first try.
+    api(
+        &gw,
+        "put",
+        json!({"urls": [format!("http://{dead}"), format!("http://{a}")]}),
+    )
+    .await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let chunks: Vec<Result<&'static str, Infallible>> = vec![Ok("{\"n\":"), Ok(" 1}")];
+    let r = h2
+        .put(format!("{}/put/x", gw.base))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(
+        r.status(),
+        503,
+        "a PUT with a streamed body is not retried without it"
     );
     let seen = spread(&gw, "/pool/x", 10).await;
     assert_eq!(seen.get("a"), Some(&10));
