@@ -53,6 +53,19 @@ pub async fn create(admin: &Client, collection: &str, doc: &Value) {
     assert_eq!(s, 201, "creating {doc}: {b}");
 }
 
+/// A new API key (its value) of the REST API `api`.
+pub async fn issue_key(admin: &Client, api: &str, label: &str) -> String {
+    let (s, k) = admin
+        .post(
+            &format!("/api/management/v1/rest-apis/{api}/api-keys"),
+            &json!({"displayName": label}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{k}");
+    k["apiKey"].as_str().unwrap().to_owned()
+}
+
 pub async fn get(c: &Client, path: &str) -> (u16, Value) {
     c.get(path).await.unwrap()
 }

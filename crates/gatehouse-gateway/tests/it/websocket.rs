@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{create, gateway, rest_doc};
+use super::{create, gateway, issue_key, rest_doc};
 
 /// A WebSocket server echoing each message with `echo: ` before it; `bye` makes it close.
 async fn echo_server() -> String {
@@ -57,15 +57,8 @@ async fn websocket_messages_flow_both_ways_behind_the_apis_policies() {
         ),
     )
     .await;
-    let (s, k) = admin
-        .post(
-            "/api/management/v1/rest-apis/chat/api-keys",
-            &json!({"displayName": "ws"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, 201, "{k}");
-    let key = k["apiKey"].as_str().unwrap();
+    let key = issue_key(&admin, "chat", "ws").await;
+    let key = key.as_str();
     let url = format!("ws://{}/chat/socket", gw.addr);
 
     // The upgrade is refused like any request without a key.

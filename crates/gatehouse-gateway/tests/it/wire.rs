@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{create, gateway, rest_doc};
+use super::{create, gateway, issue_key, rest_doc};
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
@@ -437,16 +437,7 @@ async fn a_clients_head_reaches_the_upstream_as_written_less_what_the_gateway_se
         &rest_doc("keyed", "/keyed", &url, ops, keyed),
     )
     .await;
-    let (status, k) = gw
-        .admin()
-        .post(
-            "/api/management/v1/rest-apis/keyed/api-keys",
-            &json!({"displayName": "wire"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 201, "{k}");
-    let key = k["apiKey"].as_str().unwrap();
+    let key = issue_key(&gw.admin(), "keyed", "wire").await;
     let upstream = url.trim_start_matches("http://");
 
     // The key (in both spellings), the hop-by-hop headers and the client's own X-Forwarded-*
